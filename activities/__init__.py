@@ -1,0 +1,1 @@
+"""Activities: every piece of I/O a saga does (gateways, ledger, merchant callback)."""

@@ -1,0 +1,1 @@
+"""Gateway adapters: one per gateway behind one small interface; errors are classified here."""

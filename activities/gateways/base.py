@@ -1,0 +1,39 @@
+"""The interface every gateway adapter implements, and the error classification they share."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from temporalio.exceptions import ApplicationError
+
+from domain.checkout import (
+    CaptureGatewayPayment,
+    CreateGatewayPayment,
+    GatewayPayment,
+    GatewayPaymentRef,
+    GatewayRefund,
+    RefundGatewayPayment,
+    ReleaseGatewayPayment,
+)
+
+
+class PaymentGateway(Protocol):
+    async def create_payment(self, request: CreateGatewayPayment) -> GatewayPayment: ...
+
+    async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment: ...
+
+    async def capture(self, request: CaptureGatewayPayment) -> GatewayPayment: ...
+
+    async def release(self, request: ReleaseGatewayPayment) -> GatewayPayment: ...
+
+    async def refund(self, request: RefundGatewayPayment) -> GatewayRefund: ...
+
+
+def refused(kind: str, message: str) -> ApplicationError:
+    """The gateway said no for good (declined, invalid, wrong state): retrying cannot help."""
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def unavailable(kind: str, message: str) -> ApplicationError:
+    """Network, 5xx, rate limit or a lost response: retry with the same idempotency key."""
+    return ApplicationError(message, type=kind)

@@ -1,0 +1,182 @@
+"""Razorpay adapter over the official SDK: orders, payment capture and refunds.
+
+Razorpay has no idempotency key for orders or captures, so those calls look the object up first:
+an order by its receipt (our checkout id), a payment by its id. Refunds carry
+`X-Refund-Idempotency`. The SDK is synchronous and has no default timeout, so every call runs in a
+thread with an explicit one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import razorpay
+import razorpay.errors
+import requests
+from temporalio.exceptions import ApplicationError
+
+from activities.gateways.base import refused, unavailable
+from domain.checkout import (
+    CaptureGatewayPayment,
+    CreateGatewayPayment,
+    Gateway,
+    GatewayPayment,
+    GatewayPaymentRef,
+    GatewayRefund,
+    PaymentInstructions,
+    PaymentStatus,
+    RefundGatewayPayment,
+    ReleaseGatewayPayment,
+)
+
+_PAYMENT_STATUSES = {
+    "created": PaymentStatus.PROCESSING,
+    "authorized": PaymentStatus.AUTHORIZED,
+    "captured": PaymentStatus.CAPTURED,
+    "refunded": PaymentStatus.CAPTURED,  # refunds live in the refund ledger
+    "failed": PaymentStatus.FAILED,
+}
+# Which of an order's payments tells the order's story, best first.
+_PAYMENT_RANK = {"captured": 0, "refunded": 0, "authorized": 1, "created": 2, "failed": 3}
+_NOTES_LIMIT = 15  # Razorpay keeps at most 15 notes
+
+
+def classify(error: Exception) -> ApplicationError:
+    """The one place that decides which Razorpay errors are worth retrying."""
+    if isinstance(error, razorpay.errors.BadRequestError):
+        if "authentication" in str(error).lower():
+            return refused("gateway_misconfigured", f"razorpay: {error}")
+        return refused("invalid_request", f"razorpay: {error}")
+    if isinstance(error, requests.Timeout | requests.ConnectionError):
+        return unavailable("gateway_unreachable", f"razorpay: {type(error).__name__}")
+    return unavailable("gateway_error", f"razorpay: {type(error).__name__}: {error}")
+
+
+class RazorpayGateway:
+    def __init__(self, key_id: str, key_secret: str, api_base: str, timeout_seconds: float) -> None:
+        self._client = razorpay.Client(auth=(key_id, key_secret), base_url=api_base)
+        self._key_id = key_id
+        self._timeout = timeout_seconds
+
+    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(method, *args, timeout=self._timeout, **kwargs)
+        try:
+            return await asyncio.to_thread(call)
+        except (
+            razorpay.errors.BadRequestError,
+            razorpay.errors.GatewayError,
+            razorpay.errors.ServerError,
+            requests.RequestException,
+            ValueError,
+        ) as error:
+            raise classify(error) from None  # fmt: skip
+
+    async def create_payment(self, request: CreateGatewayPayment) -> GatewayPayment:
+        existing = await self._call(self._client.order.all, {"receipt": request.checkout_id})
+        orders = existing.get("items", [])
+        if orders:
+            order = orders[0]  # created by an earlier attempt whose answer was lost
+        else:
+            notes = {
+                **dict(list(request.metadata.items())[: _NOTES_LIMIT - 3]),
+                "order_id": request.order_id,
+                "checkout_id": request.checkout_id,
+                "workflow_id": request.workflow_id,
+            }
+            order = await self._call(
+                self._client.order.create,
+                {
+                    "amount": request.amount,
+                    "currency": request.currency,
+                    "receipt": request.checkout_id,
+                    "notes": notes,
+                },
+            )
+        return self._order_payment(order, None)
+
+    async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
+        order = await self._call(self._client.order.fetch, ref.gateway_payment_id)
+        if ref.gateway_charge_id:
+            payment = await self._call(self._client.payment.fetch, ref.gateway_charge_id)
+            if payment.get("order_id") != order["id"]:
+                raise refused("payment_order_mismatch", "razorpay: payment is for another order")
+            return self._order_payment(order, payment)
+        payments = await self._call(self._client.order.payments, ref.gateway_payment_id)
+        items = sorted(payments.get("items", []), key=lambda p: _PAYMENT_RANK.get(p["status"], 9))
+        return self._order_payment(order, items[0] if items else None)
+
+    async def capture(self, request: CaptureGatewayPayment) -> GatewayPayment:
+        if not request.ref.gateway_charge_id:
+            raise refused("not_authorized", "razorpay: no authorized payment to capture")
+        current = await self.fetch_payment(request.ref)
+        if current.status is PaymentStatus.CAPTURED:
+            return current  # an earlier attempt captured it and its answer was lost
+        if current.status is not PaymentStatus.AUTHORIZED:
+            raise refused("not_authorized", f"razorpay: payment is {current.status}")
+        await self._call(
+            self._client.payment.capture,
+            request.ref.gateway_charge_id,
+            request.amount,
+            {"currency": request.currency},
+        )
+        return await self.fetch_payment(request.ref)
+
+    async def release(self, request: ReleaseGatewayPayment) -> GatewayPayment:
+        # Razorpay cannot void: an authorized payment that is never captured is refunded to the
+        # customer automatically after a few days, and an unpaid order simply expires.
+        current = await self.fetch_payment(request.ref)
+        if current.status is PaymentStatus.CAPTURED:
+            raise refused("already_captured", "razorpay: captured payments can only be refunded")
+        return current
+
+    async def refund(self, request: RefundGatewayPayment) -> GatewayRefund:
+        if not request.ref.gateway_charge_id:
+            raise refused("not_captured", "razorpay: no payment to refund")
+        refund = await self._call(
+            self._client.payment.refund,
+            request.ref.gateway_charge_id,
+            {
+                "amount": request.amount,
+                "speed": "normal",
+                "receipt": request.idempotency_key[-40:],
+                "notes": {"reason": request.reason},
+            },
+            headers={"X-Refund-Idempotency": request.idempotency_key},
+        )
+        return GatewayRefund(
+            gateway_refund_id=refund["id"], status=refund["status"], amount=refund["amount"]
+        )
+
+    def _order_payment(
+        self, order: dict[str, Any], payment: dict[str, Any] | None
+    ) -> GatewayPayment:
+        instructions = PaymentInstructions(
+            razorpay_order_id=order["id"], razorpay_key_id=self._key_id
+        )
+        if payment is None:
+            return GatewayPayment(
+                ref=GatewayPaymentRef(gateway=Gateway.RAZORPAY, gateway_payment_id=order["id"]),
+                status=PaymentStatus.CREATED,
+                amount=order["amount"],
+                currency=order["currency"],
+                instructions=instructions,
+            )
+        status = _PAYMENT_STATUSES.get(payment["status"], PaymentStatus.UNKNOWN)
+        return GatewayPayment(
+            ref=GatewayPaymentRef(
+                gateway=Gateway.RAZORPAY,
+                gateway_payment_id=order["id"],
+                gateway_charge_id=payment["id"],
+            ),
+            status=status,
+            amount=payment["amount"],
+            currency=payment["currency"],
+            amount_capturable=payment["amount"] if status is PaymentStatus.AUTHORIZED else 0,
+            amount_captured=payment["amount"] if status is PaymentStatus.CAPTURED else 0,
+            instructions=instructions,
+            error_code=payment.get("error_code"),
+            error_message=payment.get("error_description"),
+        )

@@ -1,0 +1,1 @@
+"""The HTTP front: starts and steers the sagas, and turns verified gateway webhooks into signals."""

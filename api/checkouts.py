@@ -1,0 +1,253 @@
+"""`/v1/checkouts`: start a checkout saga, read, cancel or capture it, confirm Razorpay payments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import razorpay.errors
+from fastapi import APIRouter, Depends, Header, Path
+from fastapi.responses import JSONResponse
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api import idempotency
+from api.context import AppContext, app_context
+from api.ledger_view import checkout_from_ledger, find_workflow_id
+from api.models import (
+    CancelBody,
+    CaptureBody,
+    Checkout,
+    CreateCheckout,
+    RazorpayConfirmation,
+)
+from api.problems import Problem
+from domain.checkout import (
+    CancelCheckout,
+    CaptureCheckout,
+    CheckoutRequest,
+    CheckoutState,
+    Gateway,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentStatus,
+)
+from domain.money import format_amount
+from workflows.checkout import CheckoutWorkflow
+
+router = APIRouter(prefix="/v1/checkouts", tags=["checkouts"])
+
+Context = Annotated[AppContext, Depends(app_context)]
+CheckoutId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{24}$")]
+IdempotencyKey = Annotated[
+    str,
+    Header(alias="Idempotency-Key", min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$"),
+]
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such checkout"},
+    409: {"description": "the checkout's state does not allow this"},
+    422: {"description": "the request is not valid"},
+    503: {"description": "Temporal is unreachable; retry later"},
+}
+
+
+def temporal_unavailable() -> Problem:
+    return Problem(
+        503, "temporal_unavailable", "the workflow service is unreachable; retry shortly",
+        headers={"Retry-After": "2"},
+    )  # fmt: skip
+
+
+def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:
+    return (state.amount, state.currency, state.gateway, state.customer_id, state.capture_mode) == (
+        body.amount, body.currency, body.gateway, body.customer_id, body.capture_mode,
+    )  # fmt: skip
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Checkout,
+    responses={200: {"model": Checkout, "description": "the order's existing checkout"}, **PROBLEMS,
+               502: {"description": "the gateway refused to create the payment"}},
+)  # fmt: skip
+async def create_checkout(
+    body: CreateCheckout, idempotency_key: IdempotencyKey, ctx: Context
+) -> JSONResponse:
+    """Start the checkout saga (update-with-start) and answer with what the client needs to pay.
+
+    The same key and body again give the same answer; an order that already has a checkout
+    gets that checkout back (200), never a second charge."""
+    scope = "checkouts"
+    stored = await idempotency.claim(
+        ctx.pool, scope, idempotency_key, idempotency.request_hash(body.model_dump(mode="json"))
+    )
+    if stored is None:
+        try:
+            stored = await _start_checkout(ctx, body, idempotency_key)
+        except BaseException:
+            await idempotency.abandon(ctx.pool, scope, idempotency_key)
+            raise
+        await idempotency.complete(ctx.pool, scope, idempotency_key, stored)
+    return JSONResponse(stored.body, status_code=stored.status)
+
+
+async def _start_checkout(
+    ctx: AppContext, body: CreateCheckout, idempotency_key: str
+) -> idempotency.StoredResponse:
+    settings = ctx.settings
+    request = CheckoutRequest(
+        **body.model_dump(),
+        idempotency_key=idempotency_key,
+        authorization_window_seconds=settings.authorization_window_seconds,
+        manual_capture_window_seconds=settings.manual_capture_window_seconds,
+    )
+    start = WithStartWorkflowOperation(
+        CheckoutWorkflow.run,
+        request,
+        id=f"checkout-{body.order_id}",
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # One checkout per order, ever: a closed checkout is never followed by a second charge.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"Checkout {body.order_id}: {format_amount(body.amount, body.currency)}"
+        f" via {body.gateway}",
+        static_details=f"customer {body.customer_id}, capture {body.capture_mode}",
+    )
+    try:
+        state = await ctx.temporal.execute_update_with_start_workflow(
+            CheckoutWorkflow.checkout_ready, start_workflow_operation=start
+        )
+    except WorkflowAlreadyStartedError:
+        closed = await _closed_checkout_for_order(ctx, body.order_id)
+        if closed is None:
+            raise temporal_unavailable() from None
+        state = closed
+    except RPCError as error:
+        raise temporal_unavailable() from error
+    if not _same_checkout(state, body):
+        raise Problem(
+            409, "order_has_checkout",
+            f"order {body.order_id} already has checkout {state.checkout_id} with other terms",
+            checkout_id=state.checkout_id,
+        )  # fmt: skip
+    view = Checkout.from_state(state, "workflow", settings.sandbox_checkout_base)
+    if state.status is PaymentStatus.FAILED and state.gateway_payment_id is None:
+        raise Problem(
+            502, "gateway_refused", state.last_error or "the gateway refused the payment",
+            checkout_id=state.checkout_id,
+        )  # fmt: skip
+    status = 201 if state.idempotency_key == idempotency_key else 200
+    return idempotency.StoredResponse(status, view.model_dump(mode="json"))
+
+
+async def _closed_checkout_for_order(ctx: AppContext, order_id: str) -> CheckoutState | None:
+    checkout_id = await ctx.pool.fetchval(
+        "SELECT payment_id FROM payments WHERE order_id = $1", order_id
+    )
+    if checkout_id is None:
+        return None
+    return await checkout_from_ledger(ctx.pool, checkout_id=checkout_id)
+
+
+@router.get("/{checkout_id}", response_model=Checkout, responses=PROBLEMS)
+async def get_checkout(checkout_id: CheckoutId, ctx: Context) -> Checkout:
+    """The live state from the workflow while it runs; the ledger's record once it has closed."""
+    handle = await _handle(ctx, checkout_id)
+    try:
+        description = await handle.describe()
+        if description.status is WorkflowExecutionStatus.RUNNING:
+            state = await handle.query(CheckoutWorkflow.state)
+            return Checkout.from_state(state, "workflow", ctx.settings.sandbox_checkout_base)
+    except RPCError as error:
+        if error.status is not RPCStatusCode.NOT_FOUND:
+            raise temporal_unavailable() from error
+    closed = await checkout_from_ledger(ctx.pool, checkout_id=checkout_id)
+    assert closed is not None
+    return Checkout.from_state(closed, "ledger", None)
+
+
+@router.post("/{checkout_id}/cancel", response_model=Checkout, responses=PROBLEMS)
+async def cancel_checkout(
+    checkout_id: CheckoutId, ctx: Context, body: CancelBody | None = None
+) -> Checkout:
+    """Cancel before capture: the authorization (if any) is voided at the gateway."""
+    request = CancelCheckout(reason=(body or CancelBody()).reason)
+    handle = await _handle(ctx, checkout_id)
+    state = await _update(handle, CheckoutWorkflow.cancel, request)
+    return Checkout.from_state(state, "workflow", None)
+
+
+@router.post("/{checkout_id}/capture", response_model=Checkout, responses=PROBLEMS)
+async def capture_checkout(
+    checkout_id: CheckoutId, ctx: Context, body: CaptureBody | None = None
+) -> Checkout:
+    """Capture a manual-capture checkout (the whole authorization unless an amount is given)."""
+    request = CaptureCheckout(amount=(body or CaptureBody()).amount)
+    handle = await _handle(ctx, checkout_id)
+    state = await _update(handle, CheckoutWorkflow.capture, request)
+    return Checkout.from_state(state, "workflow", None)
+
+
+@router.post(
+    "/{checkout_id}/razorpay/confirm",
+    status_code=202,
+    response_model=Checkout,
+    responses={**PROBLEMS, 400: {"description": "the Razorpay signature does not verify"}},
+)
+async def confirm_razorpay_payment(
+    checkout_id: CheckoutId, body: RazorpayConfirmation, ctx: Context
+) -> Checkout:
+    """The client's proof from Razorpay Checkout that the customer paid, verified before use."""
+    state = await checkout_from_ledger(ctx.pool, checkout_id=checkout_id)
+    if state is None:
+        raise Problem(404, "not_found", f"no checkout {checkout_id}")
+    if state.gateway is not Gateway.RAZORPAY or state.gateway_payment_id != body.razorpay_order_id:
+        raise Problem(400, "order_mismatch", "this Razorpay order does not belong to the checkout")
+    try:
+        ctx.razorpay_verifier.utility.verify_payment_signature(body.model_dump())
+    except razorpay.errors.SignatureVerificationError:
+        raise Problem(400, "invalid_signature", "the Razorpay signature does not verify") from None
+    handle = await _handle(ctx, checkout_id)
+    event = PaymentEvent(
+        event_id=f"razorpay-confirm:{body.razorpay_payment_id}",
+        kind=PaymentEventKind.AUTHORIZED,
+        gateway_payment_id=body.razorpay_order_id,
+        gateway_charge_id=body.razorpay_payment_id,
+    )
+    try:
+        await handle.signal(CheckoutWorkflow.payment_event, event)
+        live = await handle.query(CheckoutWorkflow.state)
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise Problem(409, "checkout_closed", f"checkout is {state.status}") from None
+        raise temporal_unavailable() from error
+    return Checkout.from_state(live, "workflow", None)
+
+
+async def _handle(ctx: AppContext, checkout_id: str) -> WorkflowHandle[Any, Any]:
+    workflow_id = await find_workflow_id(ctx.pool, checkout_id)
+    if workflow_id is None:
+        raise Problem(404, "not_found", f"no checkout {checkout_id}")
+    return ctx.temporal.get_workflow_handle(workflow_id)
+
+
+async def _update(handle: WorkflowHandle[Any, Any], update: Any, arg: Any) -> CheckoutState:
+    try:
+        state: CheckoutState = await handle.execute_update(update, arg, result_type=CheckoutState)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "rejected"
+        raise Problem(409, code, str(getattr(cause, "message", cause))) from None
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise Problem(409, "checkout_closed", "the checkout has already finished") from None
+        raise temporal_unavailable() from error
+    return state

@@ -1,0 +1,107 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+
+from domain.checkout import (
+    CaptureMode,
+    CheckoutState,
+    CheckoutStep,
+    Gateway,
+    PaymentAttempt,
+    PaymentStatus,
+)
+from domain.money import RAZORPAY_CURRENCIES, STRIPE_CURRENCIES, Currency
+
+MAX_AMOUNT = 10**11  # minor units; far above any cart, far below an overflow
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+MetadataValue = Annotated[str, StringConstraints(max_length=250)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateCheckout(Body):
+    order_id: Identifier
+    amount: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="minor units")]
+    currency: Currency
+    gateway: Gateway
+    customer_id: Identifier
+    customer_email: Email | None = None
+    capture_mode: CaptureMode = CaptureMode.AUTOMATIC
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=12)] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _gateway_supports_currency(self) -> Self:
+        supported = STRIPE_CURRENCIES if self.gateway is Gateway.STRIPE else RAZORPAY_CURRENCIES
+        if self.currency not in supported:
+            raise ValueError(f"{self.gateway} does not settle {self.currency}")
+        return self
+
+
+class CancelBody(Body):
+    reason: Annotated[str, StringConstraints(max_length=200)] = "requested_by_customer"
+
+
+class CaptureBody(Body):
+    amount: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)] | None = None
+
+
+class RazorpayConfirmation(Body):
+    razorpay_payment_id: Identifier
+    razorpay_order_id: Identifier
+    razorpay_signature: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class PaymentDetails(BaseModel):
+    """What the client needs to pay on the gateway's own page."""
+
+    stripe_client_secret: str | None = None
+    razorpay_order_id: str | None = None
+    razorpay_key_id: str | None = None
+    sandbox_checkout_url: str | None = None
+
+
+class Checkout(BaseModel):
+    checkout_id: str
+    order_id: str
+    customer_id: str
+    gateway: Gateway
+    capture_mode: CaptureMode
+    status: PaymentStatus
+    amount: int
+    currency: str
+    amount_authorized: int
+    amount_captured: int
+    amount_refunded: int
+    gateway_payment_id: str | None
+    gateway_charge_id: str | None
+    payment: PaymentDetails
+    authorization_deadline: datetime | None
+    attempts: list[PaymentAttempt]
+    history: list[CheckoutStep]
+    last_error: str | None
+    source: str = Field(description="`workflow` while the saga runs, `ledger` once it has closed")
+
+    @classmethod
+    def from_state(cls, state: CheckoutState, source: str, sandbox_base: str | None) -> Checkout:
+        payment = PaymentDetails(**state.instructions.model_dump())
+        if sandbox_base and state.gateway_payment_id and state.status is PaymentStatus.CREATED:
+            payment.sandbox_checkout_url = (
+                f"{sandbox_base}/checkout/{state.gateway}/{state.gateway_payment_id}"
+            )
+        return cls(
+            **state.model_dump(exclude={"workflow_id", "instructions", "idempotency_key"}),
+            payment=payment,
+            source=source,
+        )

@@ -1,0 +1,1 @@
+"""The local stack: everything the product needs, started on embedded defaults."""

@@ -1,0 +1,56 @@
+"""`python -m devstack`: run the whole product locally until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from pathlib import Path
+
+from devstack.stack import ROOT, Ports, Stack
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".data")
+    parser.add_argument("--api-port", type=int, default=8000)
+    args = parser.parse_args()
+
+    stack = Stack(
+        args.data_dir,
+        Ports(api=args.api_port),
+        database_url=os.environ.get("DATABASE_URL"),
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    print("Starting Temporal, PostgreSQL, the sandbox gateways, the worker and the API...")
+    stack.start()
+    print(
+        f"""
+Payment sagas are running.
+  API docs          {stack.api_url}/docs
+  Temporal UI       {stack.temporal_ui_url}
+  Sandbox checkout  {stack.sandbox_url}/checkout/<gateway>/<payment id>  (linked from each checkout)
+  Sandbox movements {stack.sandbox_url}/sandbox/movements
+  Temporal server   {stack.temporal_address}
+  Logs              {stack.data_dir / "logs"}
+
+Press Ctrl-C to stop everything.""",
+        flush=True,
+    )
+    try:
+        while not stopping.wait(1):
+            for child in stack.children.values():
+                if child.process is not None and child.process.poll() is not None:
+                    print(f"{child.name} exited with {child.process.returncode}; stopping")
+                    stopping.set()
+    finally:
+        print("Stopping...", flush=True)
+        stack.stop()
+        print("Stopped.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Checkout contract: the request, the state a query returns, the signals and updates it accepts,
+and the gateway-neutral payment model the adapters translate to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.money import Currency
+
+
+class Gateway(StrEnum):
+    STRIPE = "stripe"
+    RAZORPAY = "razorpay"
+
+
+class CaptureMode(StrEnum):
+    """`automatic`: capture as soon as the merchant confirms; `manual`: wait for a capture call."""
+
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+
+
+class PaymentStatus(StrEnum):
+    CREATED = "created"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    UNKNOWN = "unknown"
+
+
+CLOSED_STATUSES = frozenset(
+    {
+        PaymentStatus.CAPTURED,
+        PaymentStatus.VOIDED,
+        PaymentStatus.EXPIRED,
+        PaymentStatus.CANCELED,
+        PaymentStatus.FAILED,
+        PaymentStatus.REFUNDED,
+    }
+)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=False, extra="forbid")
+
+
+class CheckoutRequest(Model):
+    """What the merchant asked for; the workflow's input."""
+
+    order_id: str
+    amount: int
+    currency: Currency
+    gateway: Gateway
+    customer_id: str
+    customer_email: str | None = None
+    capture_mode: CaptureMode = CaptureMode.AUTOMATIC
+    metadata: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str
+    """The merchant's key for the request that started this checkout."""
+    authorization_window_seconds: int
+    manual_capture_window_seconds: int
+
+
+class PaymentInstructions(Model):
+    """What the client needs to pay on the gateway's own page."""
+
+    stripe_client_secret: str | None = None
+    razorpay_order_id: str | None = None
+    razorpay_key_id: str | None = None
+
+
+class CheckoutStep(Model):
+    at: datetime
+    step: str
+    status: PaymentStatus
+    detail: str = ""
+
+
+class PaymentAttempt(Model):
+    at: datetime
+    gateway_attempt_id: str | None
+    outcome: str
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class CheckoutState(Model):
+    """The full live state of one checkout, as the `state` query returns it."""
+
+    checkout_id: str
+    workflow_id: str
+    order_id: str
+    customer_id: str
+    gateway: Gateway
+    capture_mode: CaptureMode
+    amount: int
+    currency: str
+    status: PaymentStatus
+    idempotency_key: str
+    amount_authorized: int = 0
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    gateway_payment_id: str | None = None
+    gateway_charge_id: str | None = None
+    instructions: PaymentInstructions = Field(default_factory=PaymentInstructions)
+    authorization_deadline: datetime | None = None
+    attempts: list[PaymentAttempt] = Field(default_factory=list)
+    history: list[CheckoutStep] = Field(default_factory=list)
+    last_error: str | None = None
+
+
+class PaymentEventKind(StrEnum):
+    AUTHORIZED = "authorized"
+    FAILED = "failed"
+    CAPTURED = "captured"
+    CANCELED = "canceled"
+
+
+class PaymentEvent(Model):
+    """A gateway fact about a checkout's payment, from a verified webhook or client confirmation.
+
+    Events are hints: the workflow fetches the payment from the gateway before moving money.
+    """
+
+    event_id: str
+    kind: PaymentEventKind
+    gateway_payment_id: str
+    gateway_charge_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class CancelCheckout(Model):
+    reason: str = "requested_by_customer"
+
+
+class CaptureCheckout(Model):
+    amount: int | None = None
+
+
+# Gateway-neutral activity contracts
+
+
+class CreateGatewayPayment(Model):
+    gateway: Gateway
+    checkout_id: str
+    order_id: str
+    workflow_id: str
+    amount: int
+    currency: str
+    customer_email: str | None
+    metadata: dict[str, str]
+    idempotency_key: str
+
+
+class GatewayPaymentRef(Model):
+    gateway: Gateway
+    gateway_payment_id: str
+    """Stripe PaymentIntent id or Razorpay order id."""
+    gateway_charge_id: str | None = None
+    """Razorpay payment id (the authorized attempt); unused for Stripe."""
+
+
+class GatewayPayment(Model):
+    ref: GatewayPaymentRef
+    status: PaymentStatus
+    amount: int
+    currency: str
+    amount_capturable: int = 0
+    amount_captured: int = 0
+    instructions: PaymentInstructions = Field(default_factory=PaymentInstructions)
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class CaptureGatewayPayment(Model):
+    ref: GatewayPaymentRef
+    amount: int
+    currency: str
+    idempotency_key: str
+
+
+class ReleaseGatewayPayment(Model):
+    """Void an authorization, or cancel a payment nobody paid yet."""
+
+    ref: GatewayPaymentRef
+    reason: str
+    idempotency_key: str
+
+
+class RefundGatewayPayment(Model):
+    ref: GatewayPaymentRef
+    amount: int
+    currency: str
+    reason: str
+    idempotency_key: str
+
+
+class GatewayRefund(Model):
+    gateway_refund_id: str
+    status: str
+    amount: int
+
+
+# Ledger activity contracts
+
+
+class LedgerLine(Model):
+    account: str
+    amount: int
+
+
+class CheckoutRecord(Model):
+    """One state change of a checkout, written to the ledger in one transaction."""
+
+    record_key: str
+    """Unique per change, so a retried activity writes it once."""
+    checkout_id: str
+    status: PaymentStatus
+    step: str
+    detail: str = ""
+    gateway_payment_id: str | None = None
+    gateway_charge_id: str | None = None
+    amount_captured: int | None = None
+    amount_refunded: int | None = None
+    last_error: str | None = None
+    attempt: PaymentAttempt | None = None
+    postings: list[LedgerLine] = Field(default_factory=list)
+
+
+class NewCheckout(Model):
+    checkout_id: str
+    workflow_id: str
+    request: CheckoutRequest
+
+
+class MerchantDecision(Model):
+    accepted: bool
+    reason: str = ""

@@ -1,0 +1,186 @@
+"""Test doubles for the checkout's activities, registered under the real activity names."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from domain.checkout import (
+    CaptureGatewayPayment,
+    CaptureMode,
+    CheckoutRecord,
+    CheckoutRequest,
+    CheckoutState,
+    CreateGatewayPayment,
+    Gateway,
+    GatewayPayment,
+    GatewayPaymentRef,
+    GatewayRefund,
+    MerchantDecision,
+    NewCheckout,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentInstructions,
+    PaymentStatus,
+    RefundGatewayPayment,
+    ReleaseGatewayPayment,
+)
+from workflows.checkout import CheckoutWorkflow
+
+AMOUNT = 4_999
+
+
+class FakeGateway:
+    """A gateway and ledger in memory; tests steer it and read what the saga did."""
+
+    def __init__(self, gateway: Gateway = Gateway.STRIPE) -> None:
+        self.gateway = gateway
+        self.status = PaymentStatus.CREATED
+        self.amount = AMOUNT
+        self.captured = 0
+        self.charge_id: str | None = None
+        self.captures: list[CaptureGatewayPayment] = []
+        self.releases: list[ReleaseGatewayPayment] = []
+        self.refunds: list[RefundGatewayPayment] = []
+        self.records: list[CheckoutRecord] = []
+        self.merchant = MerchantDecision(accepted=True, reason="in stock")
+        self.capture_error: ApplicationError | None = None
+        self.capture_gate: asyncio.Event | None = None
+        self.refuse_record_step: str | None = None
+
+    def customer_pays(self) -> PaymentEvent:
+        self.status = PaymentStatus.AUTHORIZED
+        self.charge_id = "ch_1"
+        return PaymentEvent(
+            event_id=f"evt_{uuid.uuid4().hex}",
+            kind=PaymentEventKind.AUTHORIZED,
+            gateway_payment_id="pi_1",
+            gateway_charge_id="ch_1",
+        )
+
+    def payment(self) -> GatewayPayment:
+        authorized = self.status is PaymentStatus.AUTHORIZED
+        return GatewayPayment(
+            ref=GatewayPaymentRef(
+                gateway=self.gateway, gateway_payment_id="pi_1", gateway_charge_id=self.charge_id
+            ),
+            status=self.status,
+            amount=self.amount,
+            currency="USD",
+            amount_capturable=self.amount if authorized else 0,
+            amount_captured=self.captured,
+            instructions=PaymentInstructions(stripe_client_secret="pi_1_secret_x"),
+        )
+
+    def steps(self) -> list[str]:
+        return [r.step for r in self.records]
+
+    def ledger_balance(self) -> dict[str, int]:
+        balance: dict[str, int] = {}
+        for record in self.records:
+            for line in record.postings:
+                balance[line.account] = balance.get(line.account, 0) + line.amount
+        return balance
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="record_new_checkout")
+        async def record_new_checkout(new: NewCheckout) -> None:
+            pass
+
+        @activity.defn(name="record_checkout_step")
+        async def record_checkout_step(record: CheckoutRecord) -> None:
+            if record.step == self.refuse_record_step:
+                raise ApplicationError("ledger refused", type="ledger_refused", non_retryable=True)
+            self.records.append(record)
+
+        @activity.defn(name="create_gateway_payment")
+        async def create_gateway_payment(request: CreateGatewayPayment) -> GatewayPayment:
+            return self.payment()
+
+        @activity.defn(name="fetch_gateway_payment")
+        async def fetch_gateway_payment(ref: GatewayPaymentRef) -> GatewayPayment:
+            return self.payment()
+
+        @activity.defn(name="capture_gateway_payment")
+        async def capture_gateway_payment(request: CaptureGatewayPayment) -> GatewayPayment:
+            self.captures.append(request)
+            if self.capture_gate is not None:
+                await self.capture_gate.wait()
+            if self.capture_error is not None:
+                raise self.capture_error
+            self.status = PaymentStatus.CAPTURED
+            self.captured = request.amount
+            return self.payment()
+
+        @activity.defn(name="release_gateway_payment")
+        async def release_gateway_payment(request: ReleaseGatewayPayment) -> GatewayPayment:
+            self.releases.append(request)
+            self.status = PaymentStatus.CANCELED
+            return self.payment()
+
+        @activity.defn(name="refund_gateway_payment")
+        async def refund_gateway_payment(request: RefundGatewayPayment) -> GatewayRefund:
+            self.refunds.append(request)
+            return GatewayRefund(gateway_refund_id="re_1", status="succeeded", amount=request.amount)
+
+        @activity.defn(name="confirm_order_with_merchant")
+        async def confirm_order_with_merchant(checkout: CheckoutState) -> MerchantDecision:
+            return self.merchant
+
+        return [
+            record_new_checkout,
+            record_checkout_step,
+            create_gateway_payment,
+            fetch_gateway_payment,
+            capture_gateway_payment,
+            release_gateway_payment,
+            refund_gateway_payment,
+            confirm_order_with_merchant,
+        ]
+
+
+def checkout_request(capture_mode: CaptureMode = CaptureMode.AUTOMATIC) -> CheckoutRequest:
+    return CheckoutRequest(
+        order_id=f"o_{uuid.uuid4().hex[:8]}",
+        amount=AMOUNT,
+        currency="USD",
+        gateway=Gateway.STRIPE,
+        customer_id="c_42",
+        capture_mode=capture_mode,
+        idempotency_key="key-00000001",
+        authorization_window_seconds=15 * 60,
+        manual_capture_window_seconds=6 * 24 * 3600,
+    )
+
+
+def worker(client: Client, fake: FakeGateway, task_queue: str) -> Worker:
+    return Worker(
+        client, task_queue=task_queue, workflows=[CheckoutWorkflow], activities=fake.activities()
+    )
+
+
+async def start(
+    client: Client, request: CheckoutRequest, task_queue: str
+) -> WorkflowHandle[CheckoutWorkflow, CheckoutState]:
+    return await client.start_workflow(
+        CheckoutWorkflow.run, request, id=f"checkout-{request.order_id}", task_queue=task_queue
+    )
+
+
+async def wait_for(
+    handle: WorkflowHandle[CheckoutWorkflow, CheckoutState],
+    predicate: Callable[[CheckoutState], bool],
+) -> CheckoutState:
+    for _ in range(200):
+        state = await handle.query(CheckoutWorkflow.state)
+        if predicate(state):
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"checkout never reached the expected state: {state}")

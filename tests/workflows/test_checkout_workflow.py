@@ -1,0 +1,243 @@
+"""Every branch of the checkout saga, with its activities replaced by doubles.
+
+Timers run on the time-skipping server; updates (cancel, capture) on the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from domain.checkout import (
+    CancelCheckout,
+    CaptureCheckout,
+    CaptureMode,
+    MerchantDecision,
+    PaymentEvent,
+    PaymentEventKind,
+    PaymentStatus,
+)
+from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for, worker
+from workflows.checkout import CheckoutWorkflow
+
+
+def queue() -> str:
+    return f"checkout-test-{uuid.uuid4().hex}"
+
+
+def payable(state: object) -> bool:
+    return getattr(state, "gateway_payment_id", None) is not None
+
+
+async def test_paid_checkout_is_confirmed_captured_and_recorded(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.CAPTURED
+    assert result.amount_captured == AMOUNT
+    assert [c.amount for c in fake.captures] == [AMOUNT]
+    assert fake.releases == [] and fake.refunds == []
+    assert fake.steps() == [
+        "checkout_created", "gateway_payment_created", "authorized", "merchant_confirmed",
+        "captured",
+    ]  # fmt: skip
+    assert fake.ledger_balance() == {"gateway:stripe": AMOUNT, "merchant:sales": -AMOUNT}
+
+
+async def test_declined_attempt_is_recorded_and_the_customer_may_pay_again(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    declined = PaymentEvent(
+        event_id="evt_declined",
+        kind=PaymentEventKind.FAILED,
+        gateway_payment_id="pi_1",
+        error_code="insufficient_funds",
+        error_message="Your card has insufficient funds.",
+    )
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, declined)
+        await handle.signal(CheckoutWorkflow.payment_event, declined)  # a duplicate webhook
+        state = await wait_for(handle, lambda s: len(s.attempts) == 1)
+        assert state.status is PaymentStatus.CREATED
+        assert state.last_error and "insufficient_funds" in state.last_error
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.CAPTURED
+    assert [a.outcome for a in result.attempts] == ["failed", "authorized"]
+    assert fake.steps().count("payment_attempt_failed") == 1
+    assert len(fake.captures) == 1
+
+
+async def test_unpaid_checkout_expires_at_the_deadline_and_is_canceled_at_the_gateway(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        result = await handle.result()  # the server skips the 15 minutes
+
+    assert result.status is PaymentStatus.EXPIRED
+    assert len(fake.releases) == 1
+    assert fake.captures == []
+    assert fake.ledger_balance() == {}
+
+
+async def test_merchant_refusal_voids_the_authorization(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    fake.merchant = MerchantDecision(accepted=False, reason="out of stock")
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.VOIDED
+    assert result.last_error == "merchant refused: out of stock"
+    assert fake.captures == [] and fake.refunds == []
+    assert len(fake.releases) == 1
+    assert fake.ledger_balance() == {}
+
+
+async def test_capture_failing_for_good_voids_the_authorization(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    fake.capture_error = ApplicationError(
+        "authorization expired", type="invalid_request", non_retryable=True
+    )
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.VOIDED
+    assert result.last_error and "invalid_request" in result.last_error
+    assert len(fake.releases) == 1 and fake.refunds == []
+
+
+async def test_failure_after_capture_refunds_the_customer(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    fake.refuse_record_step = "captured"
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.REFUNDED
+    assert [r.amount for r in fake.refunds] == [AMOUNT]
+    assert fake.releases == []
+    # the refund posting carries the capture it reverses: the gateway owes us nothing
+    assert fake.ledger_balance() == {
+        "gateway:stripe": 0, "merchant:sales": -AMOUNT, "merchant:refunds": AMOUNT,
+    }  # fmt: skip
+
+
+async def test_authorization_event_not_confirmed_by_the_gateway_is_ignored(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    forged = PaymentEvent(
+        event_id="evt_forged", kind=PaymentEventKind.AUTHORIZED, gateway_payment_id="pi_1"
+    )
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, forged)  # gateway still says created
+        await wait_for(handle, lambda s: s.history[-1].step == "event_not_confirmed")
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.CAPTURED
+    assert len(fake.captures) == 1
+
+
+async def test_cancel_before_payment_cancels_at_the_gateway(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(dev_server_env.client, fake, tq):
+        handle = await start(dev_server_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        state = await handle.execute_update(CheckoutWorkflow.cancel, CancelCheckout(reason="changed mind"))
+        result = await handle.result()
+
+    assert state.status is PaymentStatus.CANCELED
+    assert result.status is PaymentStatus.CANCELED
+    assert len(fake.releases) == 1 and fake.captures == []
+
+
+async def test_cancel_after_authorization_voids_it_in_manual_capture(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(dev_server_env.client, fake, tq):
+        handle = await start(dev_server_env.client, checkout_request(CaptureMode.MANUAL), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        await wait_for(handle, lambda s: s.status is PaymentStatus.AUTHORIZED)
+        state = await handle.execute_update(CheckoutWorkflow.cancel, CancelCheckout())
+
+    assert state.status is PaymentStatus.CANCELED
+    assert len(fake.releases) == 1 and fake.captures == []
+
+
+async def test_cancel_is_refused_once_capture_has_started(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    fake.capture_gate = asyncio.Event()
+    async with worker(dev_server_env.client, fake, tq):
+        handle = await start(dev_server_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        for _ in range(100):
+            if fake.captures:
+                break
+            await asyncio.sleep(0.05)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(CheckoutWorkflow.cancel, CancelCheckout())
+        fake.capture_gate.set()
+        result = await handle.result()
+
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == "checkout_not_cancelable"
+    assert result.status is PaymentStatus.CAPTURED
+    assert fake.releases == []
+
+
+async def test_manual_capture_takes_a_partial_amount(dev_server_env: WorkflowEnvironment) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(dev_server_env.client, fake, tq):
+        handle = await start(dev_server_env.client, checkout_request(CaptureMode.MANUAL), tq)
+        await wait_for(handle, payable)
+        with pytest.raises(WorkflowUpdateFailedError):  # not authorized yet
+            await handle.execute_update(CheckoutWorkflow.capture, CaptureCheckout())
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        await wait_for(handle, lambda s: s.status is PaymentStatus.AUTHORIZED)
+        with pytest.raises(WorkflowUpdateFailedError):  # more than authorized
+            await handle.execute_update(CheckoutWorkflow.capture, CaptureCheckout(amount=AMOUNT + 1))
+        state = await handle.execute_update(CheckoutWorkflow.capture, CaptureCheckout(amount=1000))
+
+    assert state.status is PaymentStatus.CAPTURED
+    assert state.amount_captured == 1000
+    assert [c.amount for c in fake.captures] == [1000]

@@ -1,0 +1,522 @@
+"""Checkout saga: record → create the gateway payment → wait for the customer to pay → confirm with
+the merchant → capture → record, voiding or refunding when a later step fails for good."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerActivities
+    from activities.merchant import MerchantActivities
+    from activities.payments import GatewayActivities
+    from domain.checkout import (
+        CLOSED_STATUSES,
+        CancelCheckout,
+        CaptureCheckout,
+        CaptureGatewayPayment,
+        CaptureMode,
+        CheckoutRecord,
+        CheckoutRequest,
+        CheckoutState,
+        CheckoutStep,
+        CreateGatewayPayment,
+        Gateway,
+        GatewayPayment,
+        GatewayPaymentRef,
+        LedgerLine,
+        NewCheckout,
+        PaymentAttempt,
+        PaymentEvent,
+        PaymentEventKind,
+        PaymentStatus,
+        RefundGatewayPayment,
+        ReleaseGatewayPayment,
+    )
+    from domain.money import format_amount
+
+# Gateway calls: a few quick retries for blips, then a slower cadence; declines and invalid
+# requests are non-retryable and surface at once. The same idempotency key rides every attempt.
+GATEWAY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=12,
+)
+# Ledger writes and compensations must not give up: an outage only delays them.
+PERSISTENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# The merchant may be down; after a few minutes of trying, the order is not confirmed.
+MERCHANT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=6,
+)
+GATEWAY_TIMEOUT = timedelta(seconds=30)
+LEDGER_TIMEOUT = timedelta(seconds=15)
+
+
+class CheckoutAborted(Exception):
+    """A step after authorization failed for good; the saga undoes what it did."""
+
+    def __init__(self, reason: str, status: PaymentStatus) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost failure's type and message, for last_error and the operator."""
+    cause = error.cause if isinstance(error, ActivityError) and error.cause else error
+    kind = cause.type if isinstance(cause, ApplicationError) and cause.type else ""
+    return f"{kind}: {cause.message if isinstance(cause, ApplicationError) else cause}".strip(": ")
+
+
+@workflow.defn
+class CheckoutWorkflow:
+    @workflow.init
+    def __init__(self, request: CheckoutRequest) -> None:
+        info = workflow.info()
+        self._request = request
+        self._state = CheckoutState(
+            checkout_id=f"pay_{workflow.uuid4().hex[:24]}",
+            workflow_id=info.workflow_id,
+            order_id=request.order_id,
+            customer_id=request.customer_id,
+            gateway=request.gateway,
+            capture_mode=request.capture_mode,
+            amount=request.amount,
+            currency=request.currency,
+            status=PaymentStatus.CREATED,
+            idempotency_key=request.idempotency_key,
+        )
+        self._records = 0
+        self._ready = False
+        self._inbox: deque[PaymentEvent] = deque()
+        self._seen_events: set[str] = set()
+        self._cancel: CancelCheckout | None = None
+        self._capture: CaptureCheckout | None = None
+        self._capturing = False
+        self._capture_recorded = False
+
+    # The story
+
+    @workflow.run
+    async def run(self, request: CheckoutRequest) -> CheckoutState:
+        s = self._state
+        await workflow.execute_activity_method(
+            LedgerActivities.record_new_checkout,
+            NewCheckout(checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=request),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="record the checkout in the ledger",
+        )
+        await self._record("checkout_created", PaymentStatus.CREATED, self._describe_amount())
+        payment = await self._create_gateway_payment()
+        if payment is not None:
+            authorization = await self._wait_for_authorization()
+            if authorization is not None:
+                await self._take_payment(authorization)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return s
+
+    async def _create_gateway_payment(self) -> GatewayPayment | None:
+        s = self._state
+        try:
+            payment = await workflow.execute_activity_method(
+                GatewayActivities.create_gateway_payment,
+                CreateGatewayPayment(
+                    gateway=s.gateway,
+                    checkout_id=s.checkout_id,
+                    order_id=s.order_id,
+                    workflow_id=s.workflow_id,
+                    amount=s.amount,
+                    currency=s.currency,
+                    customer_email=self._request.customer_email,
+                    metadata=self._request.metadata,
+                    idempotency_key=f"{s.workflow_id}-create",
+                ),
+                start_to_close_timeout=GATEWAY_TIMEOUT,
+                retry_policy=GATEWAY_RETRY,
+                summary=f"create the {s.gateway} payment",
+            )
+        except ActivityError as error:
+            await self._record(
+                "gateway_payment_refused", PaymentStatus.FAILED, _cause(error),
+                last_error=_cause(error),
+            )  # fmt: skip
+            return None
+        s.gateway_payment_id = payment.ref.gateway_payment_id
+        s.instructions = payment.instructions
+        s.authorization_deadline = workflow.now() + timedelta(
+            seconds=self._request.authorization_window_seconds
+        )
+        await self._record(
+            "gateway_payment_created", PaymentStatus.CREATED,
+            f"{s.gateway} {s.gateway_payment_id}; waiting for the customer to pay",
+        )  # fmt: skip
+        self._ready = True
+        return payment
+
+    async def _wait_for_authorization(self) -> GatewayPayment | None:
+        """Until the deadline: record failed attempts, honour a cancel, return the authorization."""
+        s = self._state
+        assert s.authorization_deadline is not None
+        while True:
+            remaining = (s.authorization_deadline - workflow.now()).total_seconds()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox) or self._cancel is not None,
+                    timeout=remaining,
+                    timeout_summary="authorization deadline",
+                )
+            except TimeoutError:
+                await self._release("authorization deadline passed", PaymentStatus.EXPIRED)
+                return None
+            if self._cancel is not None:
+                await self._release(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
+                return None
+            event = self._inbox.popleft()
+            if event.kind is PaymentEventKind.FAILED:
+                await self._record_failed_attempt(event)
+                continue
+            payment = await self._fetch(self._ref(event.gateway_charge_id))
+            if event.kind is PaymentEventKind.CANCELED and payment.status is PaymentStatus.CANCELED:
+                await self._record(
+                    "canceled_at_gateway", PaymentStatus.CANCELED, "the gateway canceled it"
+                )
+                return None
+            if payment.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
+                return payment
+            await self._record(
+                "event_not_confirmed", s.status,
+                f"{event.kind} event {event.event_id} but the gateway says {payment.status}",
+            )  # fmt: skip
+
+    async def _take_payment(self, payment: GatewayPayment) -> None:
+        """The saga proper: every step after the authorization, with its compensations."""
+        s = self._state
+        s.gateway_charge_id = payment.ref.gateway_charge_id
+        s.amount_authorized = payment.amount_capturable or payment.amount
+        compensations: list[Callable[[], Awaitable[None]]] = [self._void_authorization]
+        try:
+            if (payment.amount, payment.currency) != (s.amount, s.currency):
+                raise CheckoutAborted(
+                    f"amount mismatch: gateway has {payment.amount} {payment.currency}",
+                    PaymentStatus.FAILED,
+                )
+            await self._record(
+                "authorized", PaymentStatus.AUTHORIZED, self._describe_amount(),
+                gateway_charge_id=s.gateway_charge_id,
+                attempt=PaymentAttempt(
+                    at=workflow.now(), gateway_attempt_id=s.gateway_charge_id, outcome="authorized"
+                ),
+            )  # fmt: skip
+            amount = await self._await_capture_decision()
+            self._capturing = True
+            compensations.append(self._refund_capture)
+            captured = await self._capture_at_gateway(amount)
+            s.amount_captured = captured.amount_captured
+            if captured.amount_captured != amount:
+                raise CheckoutAborted(
+                    f"gateway captured {captured.amount_captured}, expected {amount}",
+                    PaymentStatus.FAILED,
+                )
+            await self._record(
+                "captured", PaymentStatus.CAPTURED, format_amount(amount, s.currency),
+                amount_captured=amount,
+                postings=[
+                    LedgerLine(account=f"gateway:{s.gateway}", amount=amount),
+                    LedgerLine(account="merchant:sales", amount=-amount),
+                ],
+            )  # fmt: skip
+            self._capture_recorded = True
+        except (CheckoutAborted, ActivityError, asyncio.CancelledError) as error:
+            reason, status = (
+                (error.reason, error.status)
+                if isinstance(error, CheckoutAborted)
+                else (_cause(error), PaymentStatus.VOIDED)
+            )
+            s.last_error = reason
+            for compensate in reversed(compensations):
+                await compensate()
+            final = PaymentStatus.REFUNDED if s.amount_captured else status
+            await self._record("compensated", final, reason, last_error=reason)
+            if isinstance(error, asyncio.CancelledError):
+                raise
+
+    async def _await_capture_decision(self) -> int:
+        """Automatic: the merchant's callback confirms. Manual: wait for the capture call."""
+        s = self._state
+        if s.capture_mode is CaptureMode.AUTOMATIC:
+            workflow.set_current_details("Waiting for the merchant to confirm the order")
+            try:
+                decision = await workflow.execute_activity_method(
+                    MerchantActivities.confirm_order_with_merchant,
+                    s,
+                    start_to_close_timeout=timedelta(seconds=15),
+                    retry_policy=MERCHANT_RETRY,
+                    summary="ask the merchant to confirm the order",
+                )
+            except ActivityError as error:
+                raise CheckoutAborted(
+                    f"merchant confirmation failed: {_cause(error)}", PaymentStatus.VOIDED
+                ) from None
+            if not decision.accepted:
+                raise CheckoutAborted(f"merchant refused: {decision.reason}", PaymentStatus.VOIDED)
+            await self._record("merchant_confirmed", PaymentStatus.AUTHORIZED, decision.reason)
+            amount = s.amount
+        else:
+            workflow.set_current_details("Authorized; waiting for the merchant's capture call")
+            try:
+                await workflow.wait_condition(
+                    lambda: self._capture is not None or self._cancel is not None,
+                    timeout=timedelta(seconds=self._request.manual_capture_window_seconds),
+                    timeout_summary="manual capture window",
+                )
+            except TimeoutError:
+                raise CheckoutAborted(
+                    "no capture before the capture window closed", PaymentStatus.EXPIRED
+                ) from None
+            requested = self._capture.amount if self._capture else None
+            amount = requested if requested is not None else s.amount_authorized
+        if self._cancel is not None:
+            raise CheckoutAborted(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
+        return amount
+
+    async def _capture_at_gateway(self, amount: int) -> GatewayPayment:
+        s = self._state
+        workflow.set_current_details(f"Capturing {format_amount(amount, s.currency)}")
+        return await workflow.execute_activity_method(
+            GatewayActivities.capture_gateway_payment,
+            CaptureGatewayPayment(
+                ref=self._ref(),
+                amount=amount,
+                currency=s.currency,
+                idempotency_key=f"{s.workflow_id}-capture",
+            ),
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=GATEWAY_RETRY,
+            summary=f"capture {format_amount(amount, s.currency)}",
+        )
+
+    # Compensations: each looks at the gateway first, so running one twice does nothing twice.
+
+    async def _void_authorization(self) -> None:
+        current = await self._fetch(self._ref(), persistent=True)
+        if current.status in (PaymentStatus.CAPTURED, PaymentStatus.CANCELED):
+            return
+        await self._release_at_gateway("void the authorization")
+
+    async def _refund_capture(self) -> None:
+        s = self._state
+        current = await self._fetch(self._ref(), persistent=True)
+        if current.status is not PaymentStatus.CAPTURED or not current.amount_captured:
+            return
+        s.amount_captured = current.amount_captured
+        s.amount_refunded = current.amount_captured
+        refund = await workflow.execute_activity_method(
+            GatewayActivities.refund_gateway_payment,
+            RefundGatewayPayment(
+                ref=self._ref(),
+                amount=current.amount_captured,
+                currency=s.currency,
+                reason="checkout_compensation",
+                idempotency_key=f"{s.workflow_id}-compensation-refund",
+            ),
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="refund the capture (compensation)",
+        )
+        amount = current.amount_captured
+        postings = [
+            LedgerLine(account="merchant:refunds", amount=amount),
+            LedgerLine(account=f"gateway:{s.gateway}", amount=-amount),
+        ]
+        if not self._capture_recorded:
+            postings += [
+                LedgerLine(account=f"gateway:{s.gateway}", amount=amount),
+                LedgerLine(account="merchant:sales", amount=-amount),
+            ]
+        await self._record(
+            "refunded", PaymentStatus.REFUNDED,
+            f"refund {refund.gateway_refund_id} {refund.status}",
+            amount_captured=amount, amount_refunded=amount, postings=postings,
+        )  # fmt: skip
+
+    async def _release(self, reason: str, status: PaymentStatus) -> None:
+        """End a checkout nobody captured: cancel at the gateway, then record why."""
+        released = await self._release_at_gateway(reason)
+        await self._record(
+            status.value, status, f"{reason}; gateway says {released.status}",
+            last_error=self._state.last_error,
+        )  # fmt: skip
+
+    async def _release_at_gateway(self, reason: str) -> GatewayPayment:
+        s = self._state
+        return await workflow.execute_activity_method(
+            GatewayActivities.release_gateway_payment,
+            ReleaseGatewayPayment(
+                ref=self._ref(), reason=reason, idempotency_key=f"{s.workflow_id}-release"
+            ),
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary=f"release at the gateway: {reason}",
+        )
+
+    # Handlers: they only validate and queue; the run loop above is the one writer.
+
+    @workflow.update
+    async def checkout_ready(self) -> CheckoutState:
+        """Answers once the client can pay (or the checkout failed), for update-with-start."""
+        await workflow.wait_condition(lambda: self._ready or self._state.status in CLOSED_STATUSES)
+        return self._state
+
+    @workflow.signal
+    def payment_event(self, event: PaymentEvent) -> None:
+        if event.event_id in self._seen_events:
+            return
+        self._seen_events.add(event.event_id)
+        self._inbox.append(event)
+
+    @workflow.update
+    async def cancel(self, request: CancelCheckout) -> CheckoutState:
+        self._cancel = request
+        await workflow.wait_condition(lambda: self._state.status in CLOSED_STATUSES)
+        return self._state
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelCheckout) -> None:
+        if self._capturing or self._state.status in CLOSED_STATUSES:
+            raise ApplicationError(
+                f"checkout is {self._state.status}; only an uncaptured checkout can be canceled",
+                type="checkout_not_cancelable",
+            )
+
+    @workflow.update
+    async def capture(self, request: CaptureCheckout) -> CheckoutState:
+        self._capture = request
+        await workflow.wait_condition(lambda: self._state.status in CLOSED_STATUSES)
+        return self._state
+
+    @capture.validator
+    def _validate_capture(self, request: CaptureCheckout) -> None:
+        s = self._state
+        if s.capture_mode is not CaptureMode.MANUAL:
+            raise ApplicationError(
+                "this checkout captures automatically", type="checkout_not_manual"
+            )
+        if s.status is not PaymentStatus.AUTHORIZED or self._capture or self._cancel:
+            raise ApplicationError(
+                f"checkout is {s.status}; only an authorized checkout can be captured",
+                type="checkout_not_capturable",
+            )
+        amount = request.amount if request.amount is not None else s.amount_authorized
+        if not 0 < amount <= s.amount_authorized:
+            raise ApplicationError(
+                f"capture amount must be between 1 and {s.amount_authorized}",
+                type="invalid_capture_amount",
+            )
+        if s.gateway is Gateway.RAZORPAY and amount != s.amount_authorized:
+            raise ApplicationError(
+                "Razorpay captures only the full authorized amount", type="invalid_capture_amount"
+            )
+
+    @workflow.query
+    def state(self) -> CheckoutState:
+        return self._state
+
+    # Plumbing
+
+    def _ref(self, charge_id: str | None = None) -> GatewayPaymentRef:
+        s = self._state
+        assert s.gateway_payment_id is not None
+        return GatewayPaymentRef(
+            gateway=s.gateway,
+            gateway_payment_id=s.gateway_payment_id,
+            gateway_charge_id=charge_id or s.gateway_charge_id,
+        )
+
+    async def _fetch(self, ref: GatewayPaymentRef, *, persistent: bool = False) -> GatewayPayment:
+        return await workflow.execute_activity_method(
+            GatewayActivities.fetch_gateway_payment,
+            ref,
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY if persistent else GATEWAY_RETRY,
+            summary="look the payment up at the gateway",
+        )
+
+    async def _record_failed_attempt(self, event: PaymentEvent) -> None:
+        s = self._state
+        attempt = PaymentAttempt(
+            at=workflow.now(),
+            gateway_attempt_id=event.gateway_charge_id,
+            outcome="failed",
+            error_code=event.error_code,
+            error_message=event.error_message,
+        )
+        s.attempts.append(attempt)
+        s.last_error = f"{event.error_code}: {event.error_message}"
+        await self._record(
+            "payment_attempt_failed", PaymentStatus.CREATED,
+            f"{s.last_error}; the customer may retry until the deadline",
+            attempt=attempt, last_error=s.last_error,
+        )  # fmt: skip
+
+    async def _record(
+        self,
+        step: str,
+        status: PaymentStatus,
+        detail: str = "",
+        *,
+        gateway_charge_id: str | None = None,
+        amount_captured: int | None = None,
+        amount_refunded: int | None = None,
+        last_error: str | None = None,
+        attempt: PaymentAttempt | None = None,
+        postings: list[LedgerLine] | None = None,
+    ) -> None:
+        """Move the checkout to `status` and write the change to the ledger, once."""
+        s = self._state
+        s.status = status
+        if attempt is not None and attempt not in s.attempts:
+            s.attempts.append(attempt)
+        s.history.append(CheckoutStep(at=workflow.now(), step=step, status=status, detail=detail))
+        workflow.set_current_details(f"**{status}** after `{step}`: {detail}")
+        self._records += 1
+        await workflow.execute_activity_method(
+            LedgerActivities.record_checkout_step,
+            CheckoutRecord(
+                record_key=f"{s.checkout_id}:{self._records}:{step}",
+                checkout_id=s.checkout_id,
+                status=status,
+                step=step,
+                detail=detail,
+                gateway_payment_id=s.gateway_payment_id,
+                gateway_charge_id=gateway_charge_id,
+                amount_captured=amount_captured,
+                amount_refunded=amount_refunded,
+                last_error=last_error,
+                attempt=attempt,
+                postings=postings or [],
+            ),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary=f"record {step}",
+        )
+
+    def _describe_amount(self) -> str:
+        s = self._state
+        return f"{format_amount(s.amount, s.currency)} via {s.gateway}"
