@@ -121,6 +121,7 @@ async def _start_checkout(
         f" via {body.gateway}",
         static_details=f"customer {body.customer_id}, capture {body.capture_mode}",
     )
+    source = "workflow"
     try:
         state = await ctx.temporal.execute_update_with_start_workflow(
             CheckoutWorkflow.checkout_ready, start_workflow_operation=start
@@ -129,7 +130,7 @@ async def _start_checkout(
         closed = await _closed_checkout_for_order(ctx, body.order_id)
         if closed is None:
             raise temporal_unavailable() from None
-        state = closed
+        state, source = closed, "ledger"
     except RPCError as error:
         raise temporal_unavailable() from error
     if not _same_checkout(state, body):
@@ -138,7 +139,7 @@ async def _start_checkout(
             f"order {body.order_id} already has checkout {state.checkout_id} with other terms",
             checkout_id=state.checkout_id,
         )  # fmt: skip
-    view = Checkout.from_state(state, "workflow", settings.sandbox_checkout_base)
+    view = Checkout.from_state(state, source, settings.sandbox_checkout_base)
     if state.status is PaymentStatus.FAILED and state.gateway_payment_id is None:
         raise Problem(
             502, "gateway_refused", state.last_error or "the gateway refused the payment",

@@ -262,4 +262,3 @@ class Stack:
         if self._postgres is not None:
             self._postgres.cleanup()  # type: ignore[attr-defined]
             self._postgres = None
-

@@ -128,7 +128,9 @@ class FakeGateway:
         @activity.defn(name="refund_gateway_payment")
         async def refund_gateway_payment(request: RefundGatewayPayment) -> GatewayRefund:
             self.refunds.append(request)
-            return GatewayRefund(gateway_refund_id="re_1", status="succeeded", amount=request.amount)
+            return GatewayRefund(
+                gateway_refund_id="re_1", status="succeeded", amount=request.amount
+            )
 
         @activity.defn(name="confirm_order_with_merchant")
         async def confirm_order_with_merchant(checkout: CheckoutState) -> MerchantDecision:

@@ -178,7 +178,9 @@ async def test_cancel_before_payment_cancels_at_the_gateway(
     async with worker(dev_server_env.client, fake, tq):
         handle = await start(dev_server_env.client, checkout_request(), tq)
         await wait_for(handle, payable)
-        state = await handle.execute_update(CheckoutWorkflow.cancel, CancelCheckout(reason="changed mind"))
+        state = await handle.execute_update(
+            CheckoutWorkflow.cancel, CancelCheckout(reason="changed mind")
+        )
         result = await handle.result()
 
     assert state.status is PaymentStatus.CANCELED
@@ -235,7 +237,9 @@ async def test_manual_capture_takes_a_partial_amount(dev_server_env: WorkflowEnv
         await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
         await wait_for(handle, lambda s: s.status is PaymentStatus.AUTHORIZED)
         with pytest.raises(WorkflowUpdateFailedError):  # more than authorized
-            await handle.execute_update(CheckoutWorkflow.capture, CaptureCheckout(amount=AMOUNT + 1))
+            await handle.execute_update(
+                CheckoutWorkflow.capture, CaptureCheckout(amount=AMOUNT + 1)
+            )
         state = await handle.execute_update(CheckoutWorkflow.capture, CaptureCheckout(amount=1000))
 
     assert state.status is PaymentStatus.CAPTURED

@@ -1,0 +1,142 @@
+"""The whole stack for end-to-end tests: Temporal dev server, PostgreSQL, sandbox, dev merchant,
+worker and API as separate processes, driven over HTTP like a merchant and a customer would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from devstack.stack import Ports, Stack
+
+TERMINAL = {"captured", "voided", "expired", "canceled", "failed", "refunded"}
+
+
+def _fresh_database_url() -> str | None:
+    """A new database on DATABASE_URL's server when one is given; else the stack embeds one."""
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        return None
+    address, _, query = base.partition("?")
+    server = address.rpartition("/")[0]
+    return f"{server}/payments_test_{uuid.uuid4().hex[:10]}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir: Path = tmp_path_factory.mktemp("stack")
+    running = Stack(
+        data_dir,
+        Ports.free(),
+        database_url=_fresh_database_url(),
+        with_ui=False,
+        extra_env={"GATEWAY_TIMEOUT_SECONDS": "3"},
+    )
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def sandbox(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def checkout_body(gateway: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "order_id": f"order-{uuid.uuid4().hex[:12]}",
+        "amount": 2_500,
+        "currency": "INR" if gateway == "razorpay" else "USD",
+        "gateway": gateway,
+        "customer_id": "c_42",
+        "customer_email": "asha@example.com",
+        "metadata": {"cart": "3 items"},
+    }
+    body.update(overrides)
+    return body
+
+
+def new_key() -> str:
+    return f"key-{uuid.uuid4().hex}"
+
+
+async def create_checkout(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await api.post("/v1/checkouts", json=body, headers={"Idempotency-Key": new_key()})
+    assert response.status_code == 201, response.text
+    checkout: dict[str, Any] = response.json()
+    return checkout
+
+
+async def wait_for_status(
+    api: httpx.AsyncClient, checkout_id: str, statuses: set[str], within: float = 30
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        response = await api.get(f"/v1/checkouts/{checkout_id}")
+        assert response.status_code == 200, response.text
+        checkout: dict[str, Any] = response.json()
+        if checkout["status"] in statuses:
+            return checkout
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"checkout stuck in {checkout['status']}: {checkout['history']}")
+        await asyncio.sleep(0.2)
+
+
+async def wait_for_source(api: httpx.AsyncClient, checkout_id: str, source: str) -> None:
+    for _ in range(150):
+        if (await api.get(f"/v1/checkouts/{checkout_id}")).json()["source"] == source:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"checkout {checkout_id} never read from the {source}")
+
+
+async def pay(sandbox: httpx.AsyncClient, checkout: dict[str, Any], *, succeed: bool = True) -> Any:
+    """What the customer does on the gateway's page."""
+    if checkout["gateway"] == "stripe":
+        pi = checkout["gateway_payment_id"]
+        response = await sandbox.post(
+            f"/sandbox/stripe/payment_intents/{pi}/pay",
+            json={
+                "client_secret": checkout["payment"]["stripe_client_secret"],
+                "payment_method": "pm_card_visa" if succeed else "pm_card_chargeDeclined",
+            },
+        )
+    else:
+        order = checkout["payment"]["razorpay_order_id"]
+        response = await sandbox.post(
+            f"/sandbox/razorpay/orders/{order}/pay",
+            json={"outcome": "success" if succeed else "failure", "method": "card"},
+        )
+    assert response.status_code == (200 if succeed else 402), response.text
+    return response.json()
+
+
+async def movements(sandbox: httpx.AsyncClient, payment: str) -> list[str]:
+    response = await sandbox.get("/sandbox/movements", params={"payment": payment})
+    assert response.status_code == 200, response.text
+    return [m["kind"] for m in response.json()]
