@@ -124,9 +124,7 @@ class StripeGateway:
             raise refused("already_captured", "stripe: captured payments can only be refunded")
         intent = await self._call(
             self._client.v1.payment_intents.cancel_async(
-                request.ref.gateway_payment_id,
-                {"cancellation_reason": "abandoned"},
-                {"idempotency_key": request.idempotency_key},
+                request.ref.gateway_payment_id, {}, {"idempotency_key": request.idempotency_key}
             )
         )
         return self._payment(intent)
@@ -151,18 +149,26 @@ class StripeGateway:
 
     @staticmethod
     def _payment(intent: stripe.PaymentIntent) -> GatewayPayment:
-        error = intent.last_payment_error
+        error = getattr(intent, "last_payment_error", None)
+        status = _STATUSES.get(intent.status, PaymentStatus.UNKNOWN)
+        # Older API versions and emulators omit these two; the status tells what they must be.
+        capturable = getattr(intent, "amount_capturable", None)
+        received = getattr(intent, "amount_received", None)
+        if capturable is None:
+            capturable = intent.amount if status is PaymentStatus.AUTHORIZED else 0
+        if received is None:
+            received = intent.amount if status is PaymentStatus.CAPTURED else 0
         return GatewayPayment(
             ref=GatewayPaymentRef(
                 gateway=Gateway.STRIPE,
                 gateway_payment_id=intent.id,
                 gateway_charge_id=_charge_id(intent),
             ),
-            status=_STATUSES.get(intent.status, PaymentStatus.UNKNOWN),
+            status=status,
             amount=intent.amount,
             currency=intent.currency.upper(),
-            amount_capturable=intent.amount_capturable,
-            amount_captured=intent.amount_received,
+            amount_capturable=capturable,
+            amount_captured=received,
             instructions=PaymentInstructions(stripe_client_secret=intent.client_secret),
             error_code=(error.decline_code or error.code) if error else None,
             error_message=error.message if error else None,
@@ -170,7 +176,7 @@ class StripeGateway:
 
 
 def _charge_id(intent: stripe.PaymentIntent) -> str | None:
-    charge = intent.latest_charge
+    charge = getattr(intent, "latest_charge", None)
     if charge is None or isinstance(charge, str):
         return charge
     return charge.id
