@@ -176,7 +176,7 @@ class StripeGateway:
 
 
 def _charge_id(intent: stripe.PaymentIntent) -> str | None:
-    charge = getattr(intent, "latest_charge", None)
+    charge: str | stripe.Charge | None = getattr(intent, "latest_charge", None)
     if charge is None or isinstance(charge, str):
         return charge
     return charge.id

@@ -68,8 +68,12 @@ async def create(gateway: StripeGateway, amount: int = 1_000) -> GatewayPayment:
 def customer_pays(localstripe_url: str, payment_intent: str) -> None:
     """What Stripe.js does in the browser: attach a card and confirm."""
     client = stripe.StripeClient(KEY, base_addresses={"api": localstripe_url})
-    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}
-    method = client.v1.payment_methods.create({"type": "card", "card": card})  # type: ignore[typeddict-item]
+    method = client.v1.payment_methods.create(
+        {
+            "type": "card",
+            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
     client.v1.payment_intents.update(payment_intent, {"payment_method": method.id})
     client.v1.payment_intents.confirm(payment_intent)
 
