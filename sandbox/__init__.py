@@ -1,0 +1,1 @@
+"""HTTP emulators of the Stripe and Razorpay APIs, answering their official SDKs."""

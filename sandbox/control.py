@@ -1,0 +1,150 @@
+"""Test controls and the customer's checkout pages (no auth).
+
+``/sandbox/faults`` arms failures, ``/sandbox/movements`` lists the money the sandbox
+moved, ``/sandbox/refunds/{id}/settle`` finishes pending refunds,
+``/sandbox/webhooks/deliveries`` lists webhook attempts, and ``/checkout/...`` serves
+a tiny page that pays through the customer-side endpoints.
+"""
+
+import json
+from importlib import resources
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field, model_validator
+
+from sandbox.razorpay_api import RazorpayApi
+from sandbox.state import JSON, OPERATIONS, Fault, FaultKind, Faults, Gateway, Store
+from sandbox.stripe_api import StripeApi
+from sandbox.webhooks import WebhookDispatcher
+
+
+class FaultRequest(BaseModel):
+    """A fault to arm for the next ``times`` calls of one gateway operation."""
+
+    gateway: Gateway
+    operation: str
+    kind: FaultKind
+    times: int = Field(default=1, ge=1)
+    delay_seconds: float = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _known_operation(self) -> "FaultRequest":
+        if self.operation not in OPERATIONS[self.gateway]:
+            known = ", ".join(sorted(OPERATIONS[self.gateway]))
+            raise ValueError(f"unknown {self.gateway} operation {self.operation!r}; one of {known}")
+        return self
+
+
+class SettleRequest(BaseModel):
+    """How a pending refund ends."""
+
+    outcome: Literal["succeeded", "failed"]
+
+
+def _checkout_page(title: str, config: JSON) -> HTMLResponse:
+    template = resources.files("sandbox").joinpath("templates/checkout.html").read_text()
+    payload = json.dumps(config).replace("<", "\\u003c")
+    return HTMLResponse(template.replace("__TITLE__", title).replace("__CONFIG__", payload))
+
+
+def create_control_router(
+    store: Store,
+    faults: Faults,
+    webhooks: WebhookDispatcher,
+    stripe: StripeApi,
+    razorpay: RazorpayApi,
+) -> APIRouter:
+    """The ``/sandbox`` control routes and the ``/checkout`` pages."""
+    router = APIRouter()
+
+    @router.post("/sandbox/faults")
+    async def add_fault(request: FaultRequest) -> JSON:
+        faults.add(Fault(**request.model_dump()))
+        return request.model_dump()
+
+    @router.delete("/sandbox/faults")
+    async def clear_faults() -> JSON:
+        faults.clear()
+        return {"cleared": True}
+
+    @router.get("/sandbox/movements")
+    async def movements(gateway: str | None = None, payment: str | None = None) -> list[JSON]:
+        return store.movements(gateway, payment)
+
+    @router.get("/sandbox/webhooks/deliveries")
+    async def deliveries() -> list[JSON]:
+        return webhooks.deliveries
+
+    @router.post("/sandbox/refunds/{refund_id}/settle")
+    async def settle(refund_id: str, request: SettleRequest) -> JSON:
+        succeeded = request.outcome == "succeeded"
+        for gateway in (stripe, razorpay):
+            if gateway.owns_refund(refund_id):
+                try:
+                    return gateway.settle_refund(refund_id, succeeded)
+                except ValueError as exc:
+                    raise HTTPException(409, str(exc)) from exc
+        raise HTTPException(404, f"no such refund: {refund_id}")
+
+    @router.get("/checkout/stripe/{intent_id}", response_class=HTMLResponse)
+    async def stripe_checkout(intent_id: str) -> HTMLResponse:
+        intent = store.table("stripe_payment_intents").get(intent_id)
+        if intent is None:
+            raise HTTPException(404, f"no such PaymentIntent: {intent_id}")
+        secret = intent["client_secret"]
+        return _checkout_page(
+            "Stripe checkout",
+            {
+                "gateway": "stripe",
+                "id": intent_id,
+                "amount": intent["amount"],
+                "currency": intent["currency"].upper(),
+                "status": intent["status"],
+                "payUrl": f"/sandbox/stripe/payment_intents/{intent_id}/pay",
+                "buttons": [
+                    {
+                        "label": "Pay (success)",
+                        "body": {"client_secret": secret, "payment_method": "pm_card_visa"},
+                    },
+                    {
+                        "label": "Pay (decline)",
+                        "body": {
+                            "client_secret": secret,
+                            "payment_method": "pm_card_chargeDeclined",
+                        },
+                    },
+                    {
+                        "label": "Pay (insufficient funds)",
+                        "body": {
+                            "client_secret": secret,
+                            "payment_method": "pm_card_chargeDeclinedInsufficientFunds",
+                        },
+                    },
+                ],
+            },
+        )
+
+    @router.get("/checkout/razorpay/{order_id}", response_class=HTMLResponse)
+    async def razorpay_checkout(order_id: str) -> HTMLResponse:
+        order = store.table("razorpay_orders").get(order_id)
+        if order is None:
+            raise HTTPException(404, f"no such order: {order_id}")
+        return _checkout_page(
+            "Razorpay checkout",
+            {
+                "gateway": "razorpay",
+                "id": order_id,
+                "amount": order["amount"],
+                "currency": order["currency"],
+                "status": order["status"],
+                "payUrl": f"/sandbox/razorpay/orders/{order_id}/pay",
+                "buttons": [
+                    {"label": "Pay (success)", "body": {"outcome": "success", "method": "card"}},
+                    {"label": "Pay (decline)", "body": {"outcome": "failure", "method": "card"}},
+                ],
+            },
+        )
+
+    return router

@@ -1,0 +1,540 @@
+"""Razorpay emulator: Orders, Payments and Refunds under ``/razorpay/v1``.
+
+Bodies are JSON, auth is HTTP basic with the key id and secret, errors carry
+Razorpay's ``{"error": {"code": ..., "description": ...}}`` shape so the ``razorpay``
+SDK raises ``BadRequestError``/``ServerError``. Refund creation honours the
+``X-Refund-Idempotency`` header. Also serves the customer's side: paying an order the
+way Razorpay Checkout would, handing back the signed payment id.
+"""
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
+
+from sandbox.config import SandboxConfig
+from sandbox.state import (
+    JSON,
+    Faults,
+    IdempotencyKeys,
+    MovementKind,
+    SavedResponse,
+    Store,
+    delay_if_slow,
+    fingerprint,
+    new_id,
+    now,
+)
+from sandbox.webhooks import WebhookDispatcher, hmac_hex
+
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{10,}")
+_DECLINED = (
+    "Your payment didn't go through as it was declined by the bank. "
+    "Try another payment method or contact your bank."
+)
+
+
+class RazorpayError(Exception):
+    """An error answer in Razorpay's ``{"error": {...}}`` shape."""
+
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        *,
+        code: str = "BAD_REQUEST_ERROR",
+        field: str | None = None,
+        source: str = "business",
+        step: str = "payment_initiation",
+        reason: str = "input_validation_failed",
+        metadata: JSON | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error: JSON = {
+            "code": code,
+            "description": description,
+            "source": source,
+            "step": step,
+            "reason": reason,
+            "metadata": metadata or {},
+        }
+        if field is not None:
+            self.error["field"] = field
+
+    def body(self) -> JSON:
+        """The JSON body Razorpay answers with."""
+        return {"error": self.error}
+
+
+def _bad(description: str, field: str | None = None) -> RazorpayError:
+    return RazorpayError(400, description, field=field)
+
+
+def _na(status: int, description: str, code: str = "BAD_REQUEST_ERROR") -> RazorpayError:
+    return RazorpayError(status, description, code=code, source="NA", step="NA", reason="NA")
+
+
+def _amount(params: JSON) -> int | None:
+    raw = params.get("amount")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not (
+        isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())
+    ):
+        raise _bad("The amount must be an integer.", "amount")
+    return int(raw)
+
+
+def _collection(items: list[JSON]) -> JSON:
+    return {"entity": "collection", "count": len(items), "items": items}
+
+
+class RazorpayPayRequest(BaseModel):
+    """The customer's choice on the sandbox checkout page."""
+
+    outcome: Literal["success", "failure"]
+    method: str = "card"
+
+
+class RazorpayApi:
+    """The Razorpay endpoints' behaviour over the shared store."""
+
+    def __init__(
+        self, config: SandboxConfig, store: Store, faults: Faults, webhooks: WebhookDispatcher
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._faults = faults
+        self._webhooks = webhooks
+        self._idempotency = IdempotencyKeys(store.table("razorpay_idempotency"))
+        self._orders = store.table("razorpay_orders")
+        self._payments = store.table("razorpay_payments")
+        self._refunds = store.table("razorpay_refunds")
+
+    async def call(
+        self,
+        request: Request,
+        operation: str,
+        action: Callable[[JSON], JSON],
+        idempotency_key: str | None = None,
+    ) -> Response:
+        """Authenticate, parse, apply faults (and refund idempotency), run ``action``."""
+        if not self._authorized(request.headers.get("authorization", "")):
+            return _json(_na(401, "Authentication failed").body(), 401)
+        if request.method == "POST":
+            raw = await request.body()
+            try:
+                params: Any = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                params = None
+            if not isinstance(params, dict):
+                return _json(_bad("The request body must be a JSON object.").body(), 400)
+        else:
+            params = dict(request.query_params)
+        fault = self._faults.take("razorpay", operation)
+        if fault is not None and fault.kind == "error_500":
+            error = _na(
+                500,
+                "The server encountered an error. The incident has been reported to admins.",
+                "SERVER_ERROR",
+            )
+            return _json(error.body(), 500)
+        if idempotency_key is None:
+            await delay_if_slow(fault)
+            status, body = self._execute(action, params)
+        else:
+            if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+                error = _bad(
+                    "The idempotency key must be at least 10 characters long and contain only "
+                    "letters, numbers, hyphens and underscores."
+                )
+                return _json(error.body(), 400)
+            scoped = f"{self._config.razorpay_key_id}:{idempotency_key}"
+            digest = fingerprint(request.url.path, params)
+            saved = self._idempotency.saved(scoped)
+            if saved is not None:
+                if saved.fingerprint != digest:
+                    error = _na(
+                        409,
+                        "Different request with the same idempotency key has already been "
+                        "processed.",
+                    )
+                    return _json(error.body(), 409)
+                return _json(self._refunds[saved.body["id"]], 200)
+            if self._idempotency.running(scoped):
+                error = _na(409, "A request with the same idempotency key is being processed.")
+                return _json(error.body(), 409)
+            with self._idempotency.hold(scoped):
+                await delay_if_slow(fault)
+                status, body = self._execute(action, params)
+                if status == 200:
+                    # A replay answers with the refund as it is now, so only its id is kept.
+                    self._idempotency.save(
+                        scoped, SavedResponse(digest, status, {"id": body["id"]})
+                    )
+        if request.method == "POST":
+            self._store.save()
+        if fault is not None and fault.kind == "applied_but_lost":
+            return PlainTextResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
+        return _json(body, status)
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return decoded == f"{self._config.razorpay_key_id}:{self._config.razorpay_key_secret}"
+
+    def _execute(self, action: Callable[[JSON], JSON], params: JSON) -> tuple[int, JSON]:
+        try:
+            status, body = 200, action(params)
+        except RazorpayError as error:
+            status, body = error.status, error.body()
+        return status, body
+
+    # Orders
+
+    def create_order(self, params: JSON) -> JSON:
+        """``POST /v1/orders``."""
+        amount = _amount(params)
+        if amount is None:
+            raise _bad("The amount field is required.", "amount")
+        if amount < 100:
+            raise _bad("Order amount less than minimum amount allowed", "amount")
+        currency = params.get("currency")
+        if not currency:
+            raise _bad("The currency field is required.", "currency")
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+            raise _bad("The selected currency is invalid.", "currency")
+        receipt = params.get("receipt")
+        if receipt is not None and (not isinstance(receipt, str) or len(receipt) > 40):
+            raise _bad("The receipt may not be greater than 40 characters.", "receipt")
+        notes = params.get("notes") or []
+        if not isinstance(notes, dict | list):
+            raise _bad("The notes must be an array.", "notes")
+        order_id = new_id("order", 14)
+        order: JSON = {
+            "id": order_id,
+            "entity": "order",
+            "amount": amount,
+            "amount_paid": 0,
+            "amount_due": amount,
+            "currency": currency.upper(),
+            "receipt": receipt,
+            "offer_id": None,
+            "status": "created",
+            "attempts": 0,
+            "notes": notes,
+            "created_at": now(),
+        }
+        self._orders[order_id] = order
+        return order
+
+    def list_orders(self, params: JSON) -> JSON:
+        """``GET /v1/orders``, newest first, filtered by ``receipt``, paged by count/skip."""
+        try:
+            count = min(int(params.get("count", 10)), 100)
+            skip = int(params.get("skip", 0))
+        except ValueError:
+            raise _bad("The count and skip must be integers.") from None
+        receipt = params.get("receipt")
+        matching = [o for o in reversed(self._orders.values()) if receipt in (None, o["receipt"])]
+        return _collection(matching[skip : skip + count])
+
+    def fetch_order(self, order_id: str) -> JSON:
+        """``GET /v1/orders/{id}``."""
+        return _find(self._orders, order_id)
+
+    def order_payments(self, order_id: str) -> JSON:
+        """``GET /v1/orders/{id}/payments``, newest first."""
+        _find(self._orders, order_id)
+        return _collection(
+            [p for p in reversed(self._payments.values()) if p["order_id"] == order_id]
+        )
+
+    # Payments
+
+    def fetch_payment(self, payment_id: str) -> JSON:
+        """``GET /v1/payments/{id}``."""
+        return _find(self._payments, payment_id)
+
+    def capture(self, payment_id: str, params: JSON) -> JSON:
+        """``POST /v1/payments/{id}/capture``: the full authorized amount, once."""
+        payment = _find(self._payments, payment_id)
+        amount = _amount(params)
+        if amount is None:
+            raise _bad("The amount field is required.", "amount")
+        currency = params.get("currency")
+        if not currency:
+            raise _bad("The currency field is required.", "currency")
+        if payment["captured"]:
+            raise _bad("This payment has already been captured")
+        if payment["status"] != "authorized":
+            raise _bad(
+                "Only payments which have been authorized and not yet captured can be captured"
+            )
+        if amount != payment["amount"]:
+            raise _bad("Capture amount must be equal to the amount authorized", "amount")
+        if str(currency).upper() != payment["currency"]:
+            raise _bad("Currency should be same as payment currency", "currency")
+        order = self._orders[payment["order_id"]]
+        if order["status"] == "paid":
+            raise _bad("Your payment has been declined as the order is already paid")
+        payment.update(status="captured", captured=True)
+        order.update(status="paid", amount_paid=amount, amount_due=order["amount"] - amount)
+        self._move("capture", payment, payment_id, amount)
+        self._webhooks.razorpay_event(order["id"], "payment.captured", {"payment": payment})
+        self._webhooks.razorpay_event(
+            order["id"], "order.paid", {"payment": payment, "order": order}
+        )
+        return payment
+
+    def refund(self, payment_id: str, params: JSON) -> JSON:
+        """``POST /v1/payments/{id}/refund``; the amount defaults to what is left."""
+        payment = _find(self._payments, payment_id)
+        amount = _amount(params)
+        speed = params.get("speed") or "normal"
+        if speed not in ("normal", "optimum"):
+            raise _bad("The selected speed is invalid.", "speed")
+        if not payment["captured"]:
+            raise _bad("Only captured payments can be refunded")
+        remaining = payment["amount"] - payment["amount_refunded"]
+        if remaining <= 0:
+            raise _bad("The payment has been fully refunded already")
+        amount = remaining if amount is None else amount
+        if amount < 1:
+            raise _bad("The refund amount must be at least 1.", "amount")
+        if amount > remaining:
+            raise _bad("The refund amount provided is greater than amount captured", "amount")
+        instant = self._config.refund_mode == "instant"
+        refund_id = new_id("rfnd", 14)
+        refund: JSON = {
+            "id": refund_id,
+            "entity": "refund",
+            "amount": amount,
+            "currency": payment["currency"],
+            "payment_id": payment_id,
+            "notes": params.get("notes") or [],
+            "receipt": params.get("receipt"),
+            "acquirer_data": {"arn": None},
+            "created_at": now(),
+            "batch_id": None,
+            "status": "processed" if instant else "pending",
+            "speed_processed": _speed_processed(speed) if instant else None,
+            "speed_requested": speed,
+        }
+        self._refunds[refund_id] = refund
+        self._set_refunded(payment, payment["amount_refunded"] + amount)
+        entities = {"refund": refund, "payment": payment}
+        self._webhooks.razorpay_event(payment["order_id"], "refund.created", entities)
+        if instant:
+            self._move("refund", payment, refund_id, amount)
+            self._webhooks.razorpay_event(payment["order_id"], "refund.processed", entities)
+        return refund
+
+    def fetch_refund(self, refund_id: str) -> JSON:
+        """``GET /v1/refunds/{id}``."""
+        return _find(self._refunds, refund_id)
+
+    def payment_refunds(self, payment_id: str) -> JSON:
+        """``GET /v1/payments/{id}/refunds``, newest first."""
+        _find(self._payments, payment_id)
+        return _collection(
+            [r for r in reversed(self._refunds.values()) if r["payment_id"] == payment_id]
+        )
+
+    def owns_refund(self, refund_id: str) -> bool:
+        """Whether a refund id belongs to this gateway."""
+        return refund_id in self._refunds
+
+    def settle_refund(self, refund_id: str, succeeded: bool) -> JSON:
+        """Finish a pending refund (sandbox control) and send its webhook."""
+        refund = self._refunds[refund_id]
+        if refund["status"] != "pending":
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
+        payment = self._payments[refund["payment_id"]]
+        if succeeded:
+            refund.update(
+                status="processed", speed_processed=_speed_processed(refund["speed_requested"])
+            )
+            self._move("refund", payment, refund_id, refund["amount"])
+        else:
+            refund["status"] = "failed"
+            self._set_refunded(payment, payment["amount_refunded"] - refund["amount"])
+        event = "refund.processed" if succeeded else "refund.failed"
+        self._webhooks.razorpay_event(
+            payment["order_id"], event, {"refund": refund, "payment": payment}
+        )
+        self._store.save()
+        return refund
+
+    def _set_refunded(self, payment: JSON, amount_refunded: int) -> None:
+        full = amount_refunded >= payment["amount"]
+        payment.update(
+            amount_refunded=amount_refunded,
+            refund_status="full" if full else "partial" if amount_refunded else None,
+            status="refunded" if full else "captured",
+        )
+
+    def _move(self, kind: MovementKind, payment: JSON, object_id: str, amount: int) -> None:
+        self._store.record_movement(
+            "razorpay",
+            kind,
+            object_id=object_id,
+            payment=payment["id"],
+            order=payment["order_id"],
+            amount=amount,
+            currency=payment["currency"],
+        )
+
+    # The customer's side
+
+    def pay(self, order_id: str, request: RazorpayPayRequest) -> Response:
+        """What Razorpay Checkout does when the customer pays an order."""
+        order = self._orders.get(order_id)
+        if order is None:
+            return _json(_bad("The id provided does not exist").body(), 404)
+        if order["status"] == "paid":
+            return _json(
+                _bad("Your payment has been declined as the order is already paid").body(), 400
+            )
+        payment_id = new_id("pay", 14)
+        success = request.outcome == "success"
+        payment: JSON = {
+            "id": payment_id,
+            "entity": "payment",
+            "amount": order["amount_due"],
+            "currency": order["currency"],
+            "status": "authorized" if success else "failed",
+            "order_id": order_id,
+            "invoice_id": None,
+            "international": False,
+            "method": request.method,
+            "amount_refunded": 0,
+            "refund_status": None,
+            "captured": False,
+            "description": None,
+            "bank": None,
+            "wallet": None,
+            "vpa": None,
+            "email": "customer@example.com",
+            "contact": "+919000090000",
+            "notes": order["notes"],
+            "fee": None,
+            "tax": None,
+            "error_code": None if success else "BAD_REQUEST_ERROR",
+            "error_description": None if success else _DECLINED,
+            "error_source": None if success else "bank",
+            "error_step": None if success else "payment_authorization",
+            "error_reason": None if success else "payment_failed",
+            "acquirer_data": {},
+            "created_at": now(),
+        }
+        self._payments[payment_id] = payment
+        order.update(status="attempted", attempts=order["attempts"] + 1)
+        if success:
+            self._move("authorization", payment, payment_id, payment["amount"])
+            self._webhooks.razorpay_event(order_id, "payment.authorized", {"payment": payment})
+        else:
+            self._webhooks.razorpay_event(order_id, "payment.failed", {"payment": payment})
+        self._store.save()
+        if not success:
+            error = RazorpayError(
+                402,
+                _DECLINED,
+                source="bank",
+                step="payment_authorization",
+                reason="payment_failed",
+                metadata={"payment_id": payment_id, "order_id": order_id},
+            )
+            return _json(error.body(), 402)
+        return _json(
+            {
+                "razorpay_payment_id": payment_id,
+                "razorpay_order_id": order_id,
+                "razorpay_signature": hmac_hex(
+                    self._config.razorpay_key_secret, f"{order_id}|{payment_id}"
+                ),
+            },
+            200,
+        )
+
+
+def _find(table: dict[str, JSON], object_id: str) -> JSON:
+    found = table.get(object_id)
+    if found is None:
+        raise _bad("The id provided does not exist", "id")
+    return found
+
+
+def _speed_processed(speed_requested: str) -> str:
+    return "instant" if speed_requested == "optimum" else "normal"
+
+
+def _json(body: JSON, status: int) -> JSONResponse:
+    return JSONResponse(body, status)
+
+
+def create_razorpay_router(api: RazorpayApi) -> APIRouter:
+    """The ``/razorpay/v1`` routes plus the customer's ``/sandbox/razorpay`` pay route."""
+    router = APIRouter()
+    base = "/razorpay/v1"
+
+    @router.post(f"{base}/orders")
+    async def create_order(request: Request) -> Response:
+        return await api.call(request, "orders.create", api.create_order)
+
+    @router.get(f"{base}/orders")
+    async def list_orders(request: Request) -> Response:
+        return await api.call(request, "orders.all", api.list_orders)
+
+    @router.get(f"{base}/orders/{{order_id}}")
+    async def fetch_order(order_id: str, request: Request) -> Response:
+        return await api.call(request, "orders.fetch", lambda _: api.fetch_order(order_id))
+
+    @router.get(f"{base}/orders/{{order_id}}/payments")
+    async def order_payments(order_id: str, request: Request) -> Response:
+        return await api.call(request, "orders.payments", lambda _: api.order_payments(order_id))
+
+    @router.get(f"{base}/payments/{{payment_id}}")
+    async def fetch_payment(payment_id: str, request: Request) -> Response:
+        return await api.call(request, "payments.fetch", lambda _: api.fetch_payment(payment_id))
+
+    @router.post(f"{base}/payments/{{payment_id}}/capture")
+    async def capture(payment_id: str, request: Request) -> Response:
+        return await api.call(request, "payments.capture", lambda p: api.capture(payment_id, p))
+
+    @router.post(f"{base}/payments/{{payment_id}}/refund")
+    async def refund(payment_id: str, request: Request) -> Response:
+        return await api.call(
+            request,
+            "payments.refund",
+            lambda p: api.refund(payment_id, p),
+            request.headers.get("x-refund-idempotency"),
+        )
+
+    @router.get(f"{base}/payments/{{payment_id}}/refunds")
+    async def payment_refunds(payment_id: str, request: Request) -> Response:
+        return await api.call(
+            request, "payments.refunds", lambda _: api.payment_refunds(payment_id)
+        )
+
+    @router.get(f"{base}/refunds/{{refund_id}}")
+    async def fetch_refund(refund_id: str, request: Request) -> Response:
+        return await api.call(request, "refunds.fetch", lambda _: api.fetch_refund(refund_id))
+
+    @router.post("/sandbox/razorpay/orders/{order_id}/pay")
+    async def pay(order_id: str, body: RazorpayPayRequest) -> Response:
+        return api.pay(order_id, body)
+
+    return router

@@ -1,0 +1,225 @@
+"""The sandbox's memory: gateway objects, idempotency records, money movements and faults.
+
+Gateway objects are kept as the JSON dicts the APIs return, so persisting them is a
+plain ``json.dump``. When a state file is configured it is rewritten atomically after
+every mutation, so a restarted sandbox still knows every object it ever created.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import string
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+JSON = dict[str, Any]
+Gateway = Literal["stripe", "razorpay"]
+MovementKind = Literal["authorization", "capture", "void", "refund"]
+FaultKind = Literal["error_500", "timeout", "applied_but_lost"]
+Table = Literal[
+    "stripe_payment_intents",
+    "stripe_payment_methods",
+    "stripe_charges",
+    "stripe_refunds",
+    "stripe_idempotency",
+    "razorpay_orders",
+    "razorpay_payments",
+    "razorpay_refunds",
+    "razorpay_idempotency",
+]
+
+OPERATIONS: dict[Gateway, frozenset[str]] = {
+    "stripe": frozenset(
+        {
+            "payment_intents.create",
+            "payment_intents.retrieve",
+            "payment_intents.confirm",
+            "payment_intents.capture",
+            "payment_intents.cancel",
+            "refunds.create",
+            "refunds.retrieve",
+        }
+    ),
+    "razorpay": frozenset(
+        {
+            "orders.create",
+            "orders.all",
+            "orders.fetch",
+            "orders.payments",
+            "payments.fetch",
+            "payments.capture",
+            "payments.refund",
+            "refunds.fetch",
+        }
+    ),
+}
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str, length: int) -> str:
+    """A random id shaped like the gateways' own, e.g. ``new_id("pay", 14)``."""
+    return f"{prefix}_" + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+
+
+def now() -> int:
+    """Unix seconds, the timestamp unit both gateways use."""
+    return int(time.time())
+
+
+def fingerprint(*parts: object) -> str:
+    """A stable digest of a request, used to tell a retry from a different request."""
+    encoded = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+class Store:
+    """Every object the sandbox created plus the log of money it moved."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._tables: dict[str, dict[str, JSON]] = {name: {} for name in get_args(Table)}
+        self._movements: list[JSON] = []
+        if path is not None and path.exists():
+            saved = json.loads(path.read_text())
+            self._tables.update(saved["tables"])
+            self._movements = saved["movements"]
+
+    def table(self, name: Table) -> dict[str, JSON]:
+        """The objects of one kind, by id (insertion ordered, oldest first)."""
+        return self._tables[name]
+
+    def record_movement(
+        self,
+        gateway: Gateway,
+        kind: MovementKind,
+        *,
+        object_id: str,
+        payment: str,
+        order: str | None,
+        amount: int,
+        currency: str,
+    ) -> None:
+        """Append one money movement to the log."""
+        self._movements.append(
+            {
+                "id": new_id("mv", 16),
+                "gateway": gateway,
+                "kind": kind,
+                "object_id": object_id,
+                "payment": payment,
+                "order": order,
+                "amount": amount,
+                "currency": currency,
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )
+
+    def movements(self, gateway: str | None, payment: str | None) -> list[JSON]:
+        """The movement log, optionally narrowed to a gateway and a payment/PI/order id."""
+        return [
+            m
+            for m in self._movements
+            if (gateway is None or m["gateway"] == gateway)
+            and (payment is None or payment in (m["payment"], m["order"]))
+        ]
+
+    def save(self) -> None:
+        """Write the whole state to the state file (if any) via an atomic rename."""
+        if self._path is None:
+            return
+        tmp = self._path.with_name(self._path.name + ".tmp")
+        tmp.write_text(json.dumps({"tables": self._tables, "movements": self._movements}))
+        os.replace(tmp, self._path)
+
+
+@dataclass
+class SavedResponse:
+    """What an idempotent request answered the first time."""
+
+    fingerprint: str
+    status: int
+    body: JSON
+
+
+class IdempotencyKeys:
+    """Remembers answers by idempotency key and notices keys whose request is still running."""
+
+    def __init__(self, table: dict[str, JSON]) -> None:
+        self._table = table
+        self._running: set[str] = set()
+
+    def saved(self, key: str) -> SavedResponse | None:
+        """The stored answer for a key, if its request has finished."""
+        record = self._table.get(key)
+        return None if record is None else SavedResponse(**record)
+
+    def running(self, key: str) -> bool:
+        """Whether a request with this key is being executed right now."""
+        return key in self._running
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """Mark a key as in progress for the duration of the block."""
+        self._running.add(key)
+        try:
+            yield
+        finally:
+            self._running.discard(key)
+
+    def save(self, key: str, saved: SavedResponse) -> None:
+        """Store the answer a key will replay from now on."""
+        self._table[key] = {
+            "fingerprint": saved.fingerprint,
+            "status": saved.status,
+            "body": saved.body,
+        }
+
+
+@dataclass
+class Fault:
+    """One injected failure waiting for the next ``times`` calls of an operation."""
+
+    gateway: Gateway
+    operation: str
+    kind: FaultKind
+    times: int
+    delay_seconds: float
+
+
+class Faults:
+    """The armed faults, consumed by matching calls in the order they were added."""
+
+    def __init__(self) -> None:
+        self._armed: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        """Arm a fault."""
+        self._armed.append(fault)
+
+    def clear(self) -> None:
+        """Disarm every fault."""
+        self._armed.clear()
+
+    def take(self, gateway: Gateway, operation: str) -> Fault | None:
+        """The fault that fires for this call, if any, counting it as used once."""
+        for fault in self._armed:
+            if fault.gateway == gateway and fault.operation == operation:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._armed.remove(fault)
+                return fault
+        return None
+
+
+async def delay_if_slow(fault: Fault | None) -> None:
+    """Sleep for a ``timeout`` fault before the operation is applied."""
+    if fault is not None and fault.kind == "timeout":
+        await asyncio.sleep(fault.delay_seconds)

@@ -1,0 +1,694 @@
+"""Stripe emulator: PaymentIntents and Refunds under ``/stripe/v1``.
+
+Requests are form encoded with bracketed nested keys, answers and errors have Stripe's
+JSON shapes and HTTP codes, so ``stripe.StripeClient`` raises its real exception
+classes. Every POST honours ``Idempotency-Key`` like Stripe does: same key and same
+request replays the first answer, a different request under a used key is an
+``idempotency_error``. Also serves the customer's side (what Stripe.js confirm does).
+"""
+
+import copy
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
+
+from sandbox.config import SandboxConfig
+from sandbox.state import (
+    JSON,
+    Faults,
+    IdempotencyKeys,
+    SavedResponse,
+    Store,
+    delay_if_slow,
+    fingerprint,
+    new_id,
+    now,
+)
+from sandbox.webhooks import WebhookDispatcher
+
+_CANCELABLE = (
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+)
+_CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+
+# Stripe's test payment methods and card numbers: token -> (brand, last4).
+_TEST_CARDS = {
+    "pm_card_visa": ("visa", "4242"),
+    "4242424242424242": ("visa", "4242"),
+    "pm_card_mastercard": ("mastercard", "4444"),
+    "5555555555554444": ("mastercard", "4444"),
+    "pm_card_chargeDeclined": ("visa", "0002"),
+    "pm_card_visa_chargeDeclined": ("visa", "0002"),
+    "4000000000000002": ("visa", "0002"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995"),
+    "pm_card_visa_chargeDeclinedInsufficientFunds": ("visa", "9995"),
+    "4000000000009995": ("visa", "9995"),
+}
+# last4 of a declining test card -> (decline_code, message).
+_DECLINES = {
+    "0002": ("generic_decline", "Your card was declined."),
+    "9995": ("insufficient_funds", "Your card has insufficient funds."),
+}
+_KEY_PART = re.compile(r"\[([^\]]*)\]")
+
+
+class StripeError(Exception):
+    """An error answer in Stripe's ``{"error": {...}}`` shape.
+
+    ``saved`` is false for errors Stripe raises before an endpoint starts executing
+    (parameter validation), whose answers are not stored under an idempotency key.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        decline_code: str | None = None,
+        extra: JSON | None = None,
+        saved: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.saved = saved
+        self.error: JSON = {"type": error_type, "message": message}
+        for key, value in (("code", code), ("param", param), ("decline_code", decline_code)):
+            if value is not None:
+                self.error[key] = value
+        if code is not None:
+            self.error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+        self.error.update(extra or {})
+
+    def body(self) -> JSON:
+        """The JSON body Stripe answers with."""
+        return {"error": self.error}
+
+
+def _invalid(message: str, *, code: str | None = None, param: str | None = None) -> StripeError:
+    return StripeError(400, "invalid_request_error", message, code=code, param=param)
+
+
+def _bad_param(message: str, param: str, code: str | None = None) -> StripeError:
+    return StripeError(400, "invalid_request_error", message, code=code, param=param, saved=False)
+
+
+def _missing(kind: str, object_id: str, param: str) -> StripeError:
+    return StripeError(
+        404,
+        "invalid_request_error",
+        f"No such {kind}: '{object_id}'",
+        code="resource_missing",
+        param=param,
+    )
+
+
+def _unexpected_state(message: str) -> StripeError:
+    return _invalid(message, code="payment_intent_unexpected_state")
+
+
+def parse_form(raw: str) -> JSON:
+    """Decode Stripe's form encoding (``metadata[k]=v``, ``types[0]=card``) into JSON."""
+    root: JSON = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True):
+        head = key.split("[", 1)[0]
+        path = [head, *_KEY_PART.findall(key[len(head) :])]
+        node = root
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return _listify(root)
+
+
+def _listify(node: JSON) -> JSON:
+    out: JSON = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            value = _listify(value)
+            if value and all(k.isdigit() for k in value):
+                value = [value[k] for k in sorted(value, key=int)]
+        out[key] = value
+    return out
+
+
+def _int(params: JSON, name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise _bad_param(f"Invalid integer: {raw}", name, "parameter_invalid_integer") from None
+
+
+def _required_int(params: JSON, name: str) -> int:
+    value = _int(params, name)
+    if value is None:
+        raise _bad_param(f"Missing required param: {name}.", name, "parameter_missing")
+    return value
+
+
+def _choice(params: JSON, name: str, choices: tuple[str, ...], default: str | None) -> Any:
+    value = params.get(name) or default
+    if value is not None and value not in choices:
+        raise _bad_param(f"Invalid {name}: must be one of {', '.join(choices)}", name)
+    return value
+
+
+def _metadata(params: JSON) -> JSON:
+    metadata = params.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _bad_param("Invalid object", "metadata")
+    return {key: value for key, value in metadata.items() if value != ""}
+
+
+class PayRequest(BaseModel):
+    """What Stripe.js sends when the customer confirms a PaymentIntent."""
+
+    client_secret: str
+    payment_method: str
+
+
+class StripeApi:
+    """The Stripe endpoints' behaviour over the shared store."""
+
+    def __init__(
+        self, config: SandboxConfig, store: Store, faults: Faults, webhooks: WebhookDispatcher
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._faults = faults
+        self._webhooks = webhooks
+        self._idempotency = IdempotencyKeys(store.table("stripe_idempotency"))
+        self._intents = store.table("stripe_payment_intents")
+        self._methods = store.table("stripe_payment_methods")
+        self._charges = store.table("stripe_charges")
+        self._refunds = store.table("stripe_refunds")
+
+    async def call(
+        self, request: Request, operation: str, action: Callable[[JSON], JSON]
+    ) -> Response:
+        """Authenticate, apply faults and idempotency, run ``action`` and answer."""
+        api_key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if api_key != self._config.stripe_secret_key:
+            shown = api_key[:8] + "*" * max(len(api_key) - 12, 0) + api_key[-4:]
+            return _json(
+                StripeError(
+                    401,
+                    "invalid_request_error",
+                    f"Invalid API Key provided: {shown}"
+                    if api_key
+                    else "You did not provide an API key.",
+                ).body(),
+                401,
+            )
+        raw = (await request.body()).decode() if request.method == "POST" else request.url.query
+        params = parse_form(raw)
+        fault = self._faults.take("stripe", operation)
+        if fault is not None and fault.kind == "error_500":
+            return _json(StripeError(500, "api_error", "An unknown error occurred").body(), 500)
+        key = request.headers.get("idempotency-key") if request.method == "POST" else None
+        if key is None:
+            await delay_if_slow(fault)
+            status, body = self._execute(action, params)
+        else:
+            scoped = f"{api_key}:{key}"
+            digest = fingerprint(request.url.path, params)
+            saved = self._idempotency.saved(scoped)
+            if saved is not None:
+                if saved.fingerprint != digest:
+                    message = (
+                        "Keys for idempotent requests can only be used with the same parameters "
+                        f"they were first used with. Try using a key other than '{key}' if you "
+                        "meant to execute a different request."
+                    )
+                    return _json(StripeError(400, "idempotency_error", message).body(), 400)
+                return _json(
+                    saved.body,
+                    saved.status,
+                    {"Idempotency-Key": key, "Idempotent-Replayed": "true"},
+                )
+            if self._idempotency.running(scoped):
+                message = (
+                    "There is currently another in-progress request using this Idempotent Key "
+                    "(that probably means you submitted twice, and the other request is still "
+                    "going through): " + key + ". Please try again later."
+                )
+                error = StripeError(
+                    409, "idempotency_error", message, code="idempotency_key_in_use"
+                )
+                return _json(error.body(), 409)
+            with self._idempotency.hold(scoped):
+                await delay_if_slow(fault)
+                status, body = self._execute(action, params, scoped, digest)
+        if request.method == "POST":
+            self._store.save()
+        if fault is not None and fault.kind == "applied_but_lost":
+            return PlainTextResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
+        return _json(body, status, {"Idempotency-Key": key} if key else {})
+
+    def _execute(
+        self,
+        action: Callable[[JSON], JSON],
+        params: JSON,
+        key: str | None = None,
+        digest: str = "",
+    ) -> tuple[int, JSON]:
+        try:
+            status, body, saved = 200, action(params), True
+        except StripeError as error:
+            status, body, saved = error.status, error.body(), error.saved
+        body = copy.deepcopy(body)
+        if key is not None and saved:
+            self._idempotency.save(key, SavedResponse(digest, status, body))
+        return status, body
+
+    # PaymentIntents
+
+    def create_payment_intent(self, params: JSON) -> JSON:
+        """``POST /v1/payment_intents``."""
+        amount = _required_int(params, "amount")
+        if amount < 1:
+            raise _bad_param("Amount must be at least 1", "amount", "amount_too_small")
+        currency = str(params.get("currency") or "").lower()
+        if not currency:
+            raise _bad_param("Missing required param: currency.", "currency", "parameter_missing")
+        if not re.fullmatch(r"[a-z]{3}", currency):
+            raise _bad_param(
+                f"Invalid currency: {currency}.", "currency", "parameter_invalid_string"
+            )
+        capture_method = _choice(
+            params, "capture_method", ("automatic", "automatic_async", "manual"), "automatic"
+        )
+        metadata = _metadata(params)
+        payment_method = (
+            self._payment_method(params["payment_method"]) if params.get("payment_method") else None
+        )
+        intent_id = new_id("pi", 24)
+        intent: JSON = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "canceled_at": None,
+            "cancellation_reason": None,
+            "capture_method": capture_method,
+            "client_secret": f"{intent_id}_secret_{new_id('', 25)[1:]}",
+            "confirmation_method": "automatic",
+            "created": now(),
+            "currency": currency,
+            "customer": None,
+            "description": params.get("description") or None,
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": metadata,
+            "next_action": None,
+            "payment_method": payment_method["id"] if payment_method else None,
+            "payment_method_types": params.get("payment_method_types") or ["card"],
+            "receipt_email": params.get("receipt_email") or None,
+            "statement_descriptor": params.get("statement_descriptor") or None,
+            "status": "requires_confirmation" if payment_method else "requires_payment_method",
+        }
+        self._intents[intent_id] = intent
+        self._webhooks.stripe_event(intent_id, "payment_intent.created", intent)
+        if params.get("confirm") == "true":
+            self._confirm(intent, None)
+        return intent
+
+    def retrieve_payment_intent(self, intent_id: str) -> JSON:
+        """``GET /v1/payment_intents/{id}``."""
+        intent = self._intents.get(intent_id)
+        if intent is None:
+            raise _missing("payment_intent", intent_id, "intent")
+        return intent
+
+    def confirm(self, intent_id: str, params: JSON) -> JSON:
+        """``POST /v1/payment_intents/{id}/confirm``."""
+        intent = self.retrieve_payment_intent(intent_id)
+        self._confirm(intent, params.get("payment_method") or None)
+        return intent
+
+    def capture(self, intent_id: str, params: JSON) -> JSON:
+        """``POST /v1/payment_intents/{id}/capture``; a partial capture releases the rest."""
+        intent = self.retrieve_payment_intent(intent_id)
+        if intent["status"] != "requires_capture":
+            raise _unexpected_state(
+                "This PaymentIntent could not be captured because it has a status of "
+                f"{intent['status']}. Only a PaymentIntent with one of the following statuses "
+                "may be captured: requires_capture."
+            )
+        capturable = intent["amount_capturable"]
+        amount = _int(params, "amount_to_capture")
+        amount = capturable if amount is None else amount
+        if amount < 1 or amount > capturable:
+            raise _bad_param(
+                "The amount to capture must be a positive integer less than or equal to the "
+                f"amount_capturable ({capturable}).",
+                "amount_to_capture",
+                "amount_too_large" if amount > capturable else "amount_too_small",
+            )
+        intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
+        charge = self._charges[intent["latest_charge"]]
+        charge.update(captured=True, amount_captured=amount)
+        self._move("capture", intent, amount)
+        if amount < capturable:
+            self._move("void", intent, capturable - amount)
+        self._webhooks.stripe_event(intent_id, "payment_intent.succeeded", intent)
+        return intent
+
+    def cancel(self, intent_id: str, params: JSON) -> JSON:
+        """``POST /v1/payment_intents/{id}/cancel``; cancelling an authorization voids it."""
+        intent = self.retrieve_payment_intent(intent_id)
+        reason = _choice(params, "cancellation_reason", _CANCELLATION_REASONS, None)
+        if intent["status"] not in _CANCELABLE:
+            raise _unexpected_state(
+                "You cannot cancel this PaymentIntent because it has a status of "
+                f"{intent['status']}. Only a PaymentIntent with one of the following statuses "
+                f"may be canceled: {', '.join(_CANCELABLE)}."
+            )
+        if intent["status"] == "requires_capture":
+            charge = self._charges[intent["latest_charge"]]
+            charge.update(refunded=True, amount_refunded=charge["amount"])
+            self._move("void", intent, intent["amount_capturable"])
+        intent.update(
+            status="canceled", amount_capturable=0, canceled_at=now(), cancellation_reason=reason
+        )
+        self._webhooks.stripe_event(intent_id, "payment_intent.canceled", intent)
+        return intent
+
+    def _payment_method(self, token: str) -> JSON:
+        """The PaymentMethod a test token/card number stands for (created on first use)."""
+        if token in self._methods:
+            return self._methods[token]
+        if token not in _TEST_CARDS:
+            raise _missing("PaymentMethod", token, "payment_method")
+        brand, last4 = _TEST_CARDS[token]
+        method: JSON = {
+            "id": new_id("pm", 24),
+            "object": "payment_method",
+            "type": "card",
+            "card": {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": 2034},
+            "billing_details": {"email": None, "name": None},
+            "created": now(),
+            "customer": None,
+            "livemode": False,
+            "metadata": {},
+        }
+        self._methods[method["id"]] = method
+        return method
+
+    def _confirm(self, intent: JSON, token: str | None) -> None:
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise _unexpected_state(
+                "You cannot confirm this PaymentIntent because it has a status of "
+                f"{intent['status']}."
+            )
+        if token is not None:
+            method = self._payment_method(token)
+        elif intent["payment_method"] is not None:
+            method = self._methods[intent["payment_method"]]
+        else:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "You cannot confirm this PaymentIntent because it's missing a payment method. "
+                "Update the PaymentIntent with a payment method and then confirm it again.",
+                code="payment_intent_unexpected_state",
+                param="payment_method",
+            )
+        decline = _DECLINES.get(method["card"]["last4"])
+        if decline is not None:
+            decline_code, message = decline
+            error = StripeError(
+                402,
+                "card_error",
+                message,
+                code="card_declined",
+                decline_code=decline_code,
+                extra={"payment_method": method},
+            )
+            intent.update(
+                status="requires_payment_method",
+                payment_method=None,
+                last_payment_error=dict(error.error),
+            )
+            error.error["payment_intent"] = copy.deepcopy(intent)
+            self._webhooks.stripe_event(intent["id"], "payment_intent.payment_failed", intent)
+            raise error
+        charge_id = new_id("ch", 24)
+        automatic = intent["capture_method"] != "manual"
+        self._charges[charge_id] = {
+            "id": charge_id,
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_captured": intent["amount"] if automatic else 0,
+            "amount_refunded": 0,
+            "captured": automatic,
+            "created": now(),
+            "currency": intent["currency"],
+            "description": intent["description"],
+            "livemode": False,
+            "metadata": intent["metadata"],
+            "paid": True,
+            "payment_intent": intent["id"],
+            "payment_method": method["id"],
+            "receipt_email": intent["receipt_email"],
+            "refunded": False,
+            "status": "succeeded",
+        }
+        intent.update(payment_method=method["id"], last_payment_error=None, latest_charge=charge_id)
+        self._move("authorization", intent, intent["amount"])
+        if automatic:
+            intent.update(status="succeeded", amount_received=intent["amount"])
+            self._move("capture", intent, intent["amount"])
+            self._webhooks.stripe_event(intent["id"], "payment_intent.succeeded", intent)
+        else:
+            intent.update(status="requires_capture", amount_capturable=intent["amount"])
+            self._webhooks.stripe_event(
+                intent["id"], "payment_intent.amount_capturable_updated", intent
+            )
+
+    def _move(
+        self, kind: Literal["authorization", "capture", "void"], intent: JSON, amount: int
+    ) -> None:
+        self._store.record_movement(
+            "stripe",
+            kind,
+            object_id=intent["id"],
+            payment=intent["id"],
+            order=None,
+            amount=amount,
+            currency=intent["currency"],
+        )
+
+    # Refunds
+
+    def create_refund(self, params: JSON) -> JSON:
+        """``POST /v1/refunds`` against a PaymentIntent or a Charge."""
+        amount = _int(params, "amount")
+        reason = _choice(params, "reason", _REFUND_REASONS, None)
+        metadata = _metadata(params)
+        if params.get("payment_intent"):
+            intent = self.retrieve_payment_intent(params["payment_intent"])
+            charge = self._charges.get(intent["latest_charge"] or "")
+            if charge is None or not charge["captured"]:
+                raise _invalid(
+                    f"This PaymentIntent ({intent['id']}) does not have a successful charge "
+                    "to refund.",
+                    param="payment_intent",
+                )
+        elif params.get("charge"):
+            charge = self._charges.get(params["charge"])
+            if charge is None:
+                raise _missing("charge", params["charge"], "charge")
+        else:
+            raise _bad_param(
+                "One of the following params should be provided for this request: "
+                "payment_intent or charge.",
+                "payment_intent",
+                "parameter_missing",
+            )
+        remaining = charge["amount_captured"] - charge["amount_refunded"]
+        if remaining <= 0:
+            raise _invalid(
+                f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded"
+            )
+        amount = remaining if amount is None else amount
+        if amount < 1 or amount > remaining:
+            raise _invalid(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                f"({remaining})",
+                code="amount_too_large",
+                param="amount",
+            )
+        refund_id = new_id("re", 24)
+        instant = self._config.refund_mode == "instant"
+        refund: JSON = {
+            "id": refund_id,
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": None,
+            "charge": charge["id"],
+            "created": now(),
+            "currency": charge["currency"],
+            "failure_reason": None,
+            "metadata": metadata,
+            "payment_intent": charge["payment_intent"],
+            "reason": reason,
+            "receipt_number": None,
+            "status": "succeeded" if instant else "pending",
+        }
+        self._refunds[refund_id] = refund
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
+        chain = charge["payment_intent"]
+        self._webhooks.stripe_event(chain, "charge.refunded", charge)
+        self._webhooks.stripe_event(chain, "refund.created", refund)
+        if instant:
+            self._move_refund(refund)
+        return refund
+
+    def retrieve_refund(self, refund_id: str) -> JSON:
+        """``GET /v1/refunds/{id}``."""
+        refund = self._refunds.get(refund_id)
+        if refund is None:
+            raise _missing("refund", refund_id, "id")
+        return refund
+
+    def list_refunds(self, params: JSON) -> JSON:
+        """``GET /v1/refunds``, newest first, optionally for one PaymentIntent or Charge."""
+        limit = _int(params, "limit") or 10
+        matching = [
+            r
+            for r in reversed(self._refunds.values())
+            if params.get("payment_intent") in (None, r["payment_intent"])
+            and params.get("charge") in (None, r["charge"])
+        ]
+        return {
+            "object": "list",
+            "data": matching[:limit],
+            "has_more": len(matching) > limit,
+            "url": "/v1/refunds",
+        }
+
+    def owns_refund(self, refund_id: str) -> bool:
+        """Whether a refund id belongs to this gateway."""
+        return refund_id in self._refunds
+
+    def settle_refund(self, refund_id: str, succeeded: bool) -> JSON:
+        """Finish a pending refund (sandbox control) and send its webhooks."""
+        refund = self._refunds[refund_id]
+        if refund["status"] != "pending":
+            raise ValueError(f"refund {refund_id} is {refund['status']}, not pending")
+        chain = refund["payment_intent"]
+        if succeeded:
+            refund["status"] = "succeeded"
+            self._move_refund(refund)
+            self._webhooks.stripe_event(chain, "refund.updated", refund)
+        else:
+            refund.update(status="failed", failure_reason="declined")
+            charge = self._charges[refund["charge"]]
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+            self._webhooks.stripe_event(chain, "refund.updated", refund)
+            self._webhooks.stripe_event(chain, "refund.failed", refund)
+        self._store.save()
+        return refund
+
+    def _move_refund(self, refund: JSON) -> None:
+        self._store.record_movement(
+            "stripe",
+            "refund",
+            object_id=refund["id"],
+            payment=refund["payment_intent"],
+            order=None,
+            amount=refund["amount"],
+            currency=refund["currency"],
+        )
+
+    # The customer's side
+
+    def pay(self, intent_id: str, request: PayRequest) -> Response:
+        """What Stripe.js ``confirmCardPayment`` does with the PaymentIntent's client secret."""
+
+        def action(_: JSON) -> JSON:
+            intent = self.retrieve_payment_intent(intent_id)
+            if request.client_secret != intent["client_secret"]:
+                raise _invalid(
+                    "The client_secret provided does not match the client_secret associated "
+                    "with the PaymentIntent.",
+                    param="client_secret",
+                )
+            self._confirm(intent, request.payment_method)
+            return intent
+
+        status, body = self._execute(action, {})
+        self._store.save()
+        return _json(body, status)
+
+
+def _json(body: JSON, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status, {"Request-Id": new_id("req", 14), **(headers or {})})
+
+
+def create_stripe_router(api: StripeApi) -> APIRouter:
+    """The ``/stripe/v1`` routes plus the customer's ``/sandbox/stripe`` pay route."""
+    router = APIRouter()
+    base = "/stripe/v1"
+
+    @router.post(f"{base}/payment_intents")
+    async def create_payment_intent(request: Request) -> Response:
+        return await api.call(request, "payment_intents.create", api.create_payment_intent)
+
+    @router.get(f"{base}/payment_intents/{{intent_id}}")
+    async def retrieve_payment_intent(intent_id: str, request: Request) -> Response:
+        return await api.call(
+            request, "payment_intents.retrieve", lambda _: api.retrieve_payment_intent(intent_id)
+        )
+
+    @router.post(f"{base}/payment_intents/{{intent_id}}/confirm")
+    async def confirm_payment_intent(intent_id: str, request: Request) -> Response:
+        return await api.call(
+            request, "payment_intents.confirm", lambda p: api.confirm(intent_id, p)
+        )
+
+    @router.post(f"{base}/payment_intents/{{intent_id}}/capture")
+    async def capture_payment_intent(intent_id: str, request: Request) -> Response:
+        return await api.call(
+            request, "payment_intents.capture", lambda p: api.capture(intent_id, p)
+        )
+
+    @router.post(f"{base}/payment_intents/{{intent_id}}/cancel")
+    async def cancel_payment_intent(intent_id: str, request: Request) -> Response:
+        return await api.call(request, "payment_intents.cancel", lambda p: api.cancel(intent_id, p))
+
+    @router.post(f"{base}/refunds")
+    async def create_refund(request: Request) -> Response:
+        return await api.call(request, "refunds.create", api.create_refund)
+
+    @router.get(f"{base}/refunds")
+    async def list_refunds(request: Request) -> Response:
+        return await api.call(request, "refunds.list", api.list_refunds)
+
+    @router.get(f"{base}/refunds/{{refund_id}}")
+    async def retrieve_refund(refund_id: str, request: Request) -> Response:
+        return await api.call(request, "refunds.retrieve", lambda _: api.retrieve_refund(refund_id))
+
+    @router.post("/sandbox/stripe/payment_intents/{intent_id}/pay")
+    async def pay(intent_id: str, body: PayRequest) -> Response:
+        return api.pay(intent_id, body)
+
+    return router

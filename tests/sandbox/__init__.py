@@ -1,0 +1,1 @@
+"""Tests of the Stripe and Razorpay sandbox, driven through the official SDKs."""
