@@ -39,10 +39,13 @@ class Settings(BaseSettings):
     stripe_api_base: str = "http://127.0.0.1:8100/stripe"
     stripe_secret_key: str = SANDBOX_STRIPE_KEY
     stripe_webhook_secret: str = SANDBOX_STRIPE_WEBHOOK_SECRET
+    """Comma-separated: several secrets are accepted at once while one is rotated."""
     razorpay_api_base: str = "http://127.0.0.1:8100/razorpay"
     razorpay_key_id: str = SANDBOX_RAZORPAY_KEY_ID
     razorpay_key_secret: str = SANDBOX_RAZORPAY_KEY_SECRET
     razorpay_webhook_secret: str = SANDBOX_RAZORPAY_WEBHOOK_SECRET
+    razorpay_webhook_max_age_seconds: int = 24 * 60 * 60
+    """Razorpay signs no timestamp: an unseen event older than this is refused as a replay."""
     gateway_timeout_seconds: float = 10.0
     sandbox_checkout_base: str | None = "http://127.0.0.1:8100"
     """Where the sandbox hosts its test checkout page; shown to clients only in development."""

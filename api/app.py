@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url, settings.database_pool_size)
         try:
             await apply_migrations(pool)
-            app.state.context = AppContext(
+            context = AppContext(
                 settings=settings,
                 pool=pool,
                 temporal=await connect_temporal(settings, lazy=True),
@@ -33,7 +34,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     auth=(settings.razorpay_key_id, settings.razorpay_key_secret)
                 ),
             )
-            yield
+            app.state.context = context
+            stop_relay = asyncio.Event()
+            relay = asyncio.create_task(webhooks.run_relay(context, stop_relay))
+            try:
+                yield
+            finally:
+                stop_relay.set()
+                await relay
         finally:
             await pool.close()
 

@@ -1,38 +1,42 @@
-"""Gateway webhooks: verify the signature on the raw body, keep the event in the inbox, signal the
-checkout it concerns, then answer 2xx. Temporal unreachable: 503, so the gateway retries."""
+"""Gateway webhooks: verify the signature on the raw body, keep the event in the inbox, deliver it
+to its workflow, then answer 2xx. Temporal unreachable: 503, and the inbox relay retries."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import razorpay.errors
 import stripe
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.context import AppContext, app_context
+from api.event_routing import JSON, Outcome, Routing, Signal, route
 from api.problems import Problem
-from domain.checkout import Gateway, PaymentEvent, PaymentEventKind
-from workflows.checkout import CheckoutWorkflow
+from domain.checkout import Gateway
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+log = logging.getLogger("api.webhooks")
+
+router = APIRouter(tags=["webhooks"])
 Context = Annotated[AppContext, Depends(app_context)]
 
 STRIPE_TOLERANCE_SECONDS = 300
+RELAY_INTERVAL_SECONDS = 5.0
+RELAY_MIN_AGE = timedelta(seconds=10)
+RELAY_BATCH = 50
 
-_STRIPE_KINDS = {
-    "payment_intent.amount_capturable_updated": PaymentEventKind.AUTHORIZED,
-    "payment_intent.succeeded": PaymentEventKind.CAPTURED,
-    "payment_intent.payment_failed": PaymentEventKind.FAILED,
-    "payment_intent.canceled": PaymentEventKind.CANCELED,
-}
-_RAZORPAY_KINDS = {
-    "payment.authorized": PaymentEventKind.AUTHORIZED,
-    "payment.captured": PaymentEventKind.CAPTURED,
-    "payment.failed": PaymentEventKind.FAILED,
+SIGNATURE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the signature does not verify, or the event is malformed or stale"},
+    503: {"description": "the event is kept but could not be delivered yet; redeliver"},
 }
 
 
@@ -41,155 +45,348 @@ class Verified:
     gateway: Gateway
     event_id: str
     event_type: str
-    payload: dict[str, Any]
+    payload: JSON
 
 
-@dataclass(frozen=True)
-class Route:
-    workflow_id: str | None
-    event: PaymentEvent | None
+class WebhookAck(BaseModel):
+    status: Literal["delivered", "duplicate", "no_action", "gateway_health", "workflow_closed"]
 
 
-@router.post("/stripe", responses={400: {"description": "bad signature"}, 503: {}})
-async def stripe_webhook(request: Request, ctx: Context) -> dict[str, str]:
-    raw = await request.body()
+def _secrets(configured: str) -> list[str]:
+    """Several comma-separated secrets may be valid at once while one is rotated."""
+    return [s.strip() for s in configured.split(",") if s.strip()]
+
+
+def _refuse(detail: str) -> Problem:
+    return Problem(400, "invalid_signature", detail)
+
+
+@router.post("/v1/webhooks/stripe", response_model=WebhookAck, responses=SIGNATURE_PROBLEMS)
+async def stripe_webhook(request: Request, ctx: Context) -> WebhookAck:
+    """Stripe events, authenticated by `Stripe-Signature` (300 s tolerance) alone."""
+    raw = (await request.body()).decode("utf-8", errors="replace")
     header = request.headers.get("Stripe-Signature")
+    if not header:
+        raise _refuse("Stripe-Signature is missing")
+    for secret in _secrets(ctx.settings.stripe_webhook_secret):
+        try:
+            stripe.WebhookSignature.verify_header(raw, header, secret, STRIPE_TOLERANCE_SECONDS)
+            break
+        except stripe.SignatureVerificationError:
+            continue
+    else:
+        raise _refuse("Stripe-Signature does not verify, or its timestamp is outside 300 s")
     try:
-        stripe.WebhookSignature.verify_header(
-            raw.decode(), header, ctx.settings.stripe_webhook_secret, STRIPE_TOLERANCE_SECONDS
-        )
         payload = json.loads(raw)
-        verified = Verified(Gateway.STRIPE, payload["id"], payload["type"], payload)
-    except (stripe.SignatureVerificationError, ValueError, KeyError, TypeError):
-        raise Problem(400, "invalid_signature", "the Stripe-Signature does not verify") from None
-    return await _process(ctx, verified, _route_stripe)
+        event = Verified(Gateway.STRIPE, str(payload["id"]), str(payload["type"]), payload)
+    except (ValueError, KeyError, TypeError):
+        raise Problem(400, "malformed_event", "the event is not a Stripe event") from None
+    return await process(ctx, event)
 
 
-@router.post("/razorpay", responses={400: {"description": "bad signature"}, 503: {}})
-async def razorpay_webhook(request: Request, ctx: Context) -> dict[str, str]:
-    raw = await request.body()
+@router.post("/v1/webhooks/razorpay", response_model=WebhookAck, responses=SIGNATURE_PROBLEMS)
+async def razorpay_webhook(request: Request, ctx: Context) -> WebhookAck:
+    """Razorpay events, authenticated by `X-Razorpay-Signature` alone; deduplicated on
+    `X-Razorpay-Event-Id`. Razorpay signs no timestamp, so old unseen events are refused."""
+    raw = (await request.body()).decode("utf-8", errors="replace")
     signature = request.headers.get("X-Razorpay-Signature", "")
+    utility = ctx.razorpay_verifier.utility
+    for secret in _secrets(ctx.settings.razorpay_webhook_secret):
+        try:
+            utility.verify_webhook_signature(raw, signature, secret)
+            break
+        except razorpay.errors.SignatureVerificationError:
+            continue
+    else:
+        raise _refuse("X-Razorpay-Signature does not verify")
     event_id = request.headers.get("X-Razorpay-Event-Id", "")
+    if not 1 <= len(event_id) <= 100:
+        raise Problem(400, "malformed_event", "X-Razorpay-Event-Id is missing")
     try:
-        ctx.razorpay_verifier.utility.verify_webhook_signature(
-            raw.decode(), signature, ctx.settings.razorpay_webhook_secret
-        )
         payload = json.loads(raw)
-        verified = Verified(Gateway.RAZORPAY, event_id, payload["event"], payload)
-    except (razorpay.errors.SignatureVerificationError, ValueError, KeyError, TypeError):
-        raise Problem(
-            400, "invalid_signature", "the X-Razorpay-Signature does not verify"
-        ) from None
-    if not event_id:
-        raise Problem(400, "missing_event_id", "X-Razorpay-Event-Id is required")
-    return await _process(ctx, verified, _route_razorpay)
+        event = Verified(Gateway.RAZORPAY, event_id, str(payload["event"]), payload)
+        created_at = int(payload.get("created_at", 0))
+    except (ValueError, KeyError, TypeError):
+        raise Problem(400, "malformed_event", "the event is not a Razorpay event") from None
+    too_old = time.time() - created_at > ctx.settings.razorpay_webhook_max_age_seconds
+    if too_old and not await _seen(ctx.pool, event):
+        raise Problem(400, "stale_event", "the event is older than the accepted window")
+    return await process(ctx, event)
 
 
-async def _process(ctx: AppContext, event: Verified, route_of: Any) -> dict[str, str]:
-    pool = ctx.pool
-    delivered = await _receive(pool, event)
-    if delivered:
-        return {"status": "duplicate"}
-    route: Route = await route_of(pool, event)
-    if route.workflow_id is None or route.event is None:
-        await _settle(pool, event, "no_action", None, "no checkout is waiting for this event")
-        return {"status": "no_action"}
-    handle = ctx.temporal.get_workflow_handle(route.workflow_id)
+async def process(ctx: AppContext, event: Verified) -> WebhookAck:
+    """Keep the event, then deliver it; a duplicate already delivered is acknowledged only."""
+    if await _receive(ctx.pool, event):
+        return WebhookAck(status="duplicate")
+    return WebhookAck(status=await deliver(ctx, event))
+
+
+async def deliver(
+    ctx: AppContext, event: Verified
+) -> Literal["delivered", "no_action", "gateway_health", "workflow_closed"]:
+    routing = await route(ctx.pool, event.gateway, event.event_id, event.payload)
+    if routing.outcome is Outcome.GATEWAY_HEALTH:
+        assert routing.downtime is not None
+        await _record_downtime(ctx.pool, routing)
+        await _settle(ctx.pool, event, "gateway_health", None, routing.reason)
+        return "gateway_health"
+    if routing.signal is None:
+        await _settle(ctx.pool, event, "no_action", None, routing.reason)
+        return "no_action"
+    signal = routing.signal
     try:
-        await handle.signal(CheckoutWorkflow.payment_event, route.event)
+        await _send(ctx, signal)
     except RPCError as error:
-        if error.status is not RPCStatusCode.NOT_FOUND:
-            await _settle(pool, event, "delivery_failed", route.workflow_id, str(error.status))
-            raise Problem(
-                503, "temporal_unavailable", "could not deliver the event; retry",
-                headers={"Retry-After": "5"},
-            ) from error  # fmt: skip
-        await _settle(pool, event, "workflow_closed", route.workflow_id, "checkout has finished")
-        return {"status": "workflow_closed"}
-    await _settle(pool, event, "delivered", route.workflow_id, "")
-    return {"status": "delivered"}
+        if error.status is RPCStatusCode.NOT_FOUND:
+            await _settle(ctx.pool, event, "workflow_closed", signal.workflow_id, routing.reason)
+            return "workflow_closed"
+        await _failed(ctx.pool, event, signal.workflow_id, f"temporal: {error.status}")
+        raise _unavailable() from error
+    except RuntimeError as error:  # the lazy client could not connect at all
+        await _failed(ctx.pool, event, signal.workflow_id, f"temporal: {error}")
+        raise _unavailable() from error
+    await _settle(ctx.pool, event, "delivered", signal.workflow_id, routing.reason)
+    return "delivered"
+
+
+def _unavailable() -> Problem:
+    return Problem(
+        503, "temporal_unavailable", "the event is kept; it will be delivered on redelivery",
+        headers={"Retry-After": "5"},
+    )  # fmt: skip
+
+
+async def _send(ctx: AppContext, signal: Signal) -> None:
+    if signal.start is None:
+        await ctx.temporal.get_workflow_handle(signal.workflow_id).signal(signal.name, signal.arg)
+        return
+    await ctx.temporal.start_workflow(
+        signal.start.workflow,
+        signal.start.arg,
+        id=signal.workflow_id,
+        task_queue=ctx.settings.task_queue,
+        start_signal=signal.name,
+        start_signal_args=[signal.arg],
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=signal.start.summary,
+    )
+
+
+async def _seen(pool: asyncpg.Pool, event: Verified) -> bool:
+    found = await pool.fetchval(
+        "SELECT true FROM webhook_inbox WHERE gateway = $1 AND event_id = $2",
+        event.gateway.value,
+        event.event_id,
+    )
+    return bool(found)
 
 
 async def _receive(pool: asyncpg.Pool, event: Verified) -> bool:
     """Store the event once; True when it was already delivered (a duplicate to drop)."""
-    await pool.execute(
-        "INSERT INTO webhook_inbox (gateway, event_id, event_type, payload)"
-        " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (gateway, event_id) DO NOTHING",
+    delivered_at = await pool.fetchval(
+        """
+        INSERT INTO webhook_inbox (gateway, event_id, event_type, payload)
+        VALUES ($1, $2, $3, $4::jsonb)
+        ON CONFLICT (gateway, event_id) DO UPDATE SET gateway = EXCLUDED.gateway
+        RETURNING delivered_at
+        """,
         event.gateway.value, event.event_id, event.event_type, json.dumps(event.payload),
     )  # fmt: skip
-    delivered_at = await pool.fetchval(
-        "SELECT delivered_at FROM webhook_inbox WHERE gateway = $1 AND event_id = $2",
-        event.gateway.value,
-        event.event_id,
-    )
     return delivered_at is not None
 
 
 async def _settle(
     pool: asyncpg.Pool, event: Verified, outcome: str, workflow_id: str | None, detail: str
 ) -> None:
-    delivered = outcome != "delivery_failed"
     await pool.execute(
-        "UPDATE webhook_inbox SET outcome = $3, workflow_id = $4, detail = $5,"
-        " delivered_at = CASE WHEN $6 THEN now() END WHERE gateway = $1 AND event_id = $2",
-        event.gateway.value, event.event_id, outcome, workflow_id, detail, delivered,
+        """
+        UPDATE webhook_inbox SET outcome = $3, workflow_id = $4, detail = $5, delivered_at = now(),
+            delivery_attempts = delivery_attempts + 1, last_attempt_at = now()
+        WHERE gateway = $1 AND event_id = $2
+        """,
+        event.gateway.value, event.event_id, outcome, workflow_id, detail,
     )  # fmt: skip
 
 
-async def _workflow_for(
-    pool: asyncpg.Pool, gateway: Gateway, gateway_payment_id: str, notes: dict[str, Any]
-) -> str | None:
-    """The checkout's workflow: from the ledger, else from the metadata the checkout wrote."""
-    workflow_id: str | None = await pool.fetchval(
-        "SELECT workflow_id FROM payments WHERE gateway = $1 AND gateway_payment_id = $2",
-        gateway.value,
-        gateway_payment_id,
-    )
-    if workflow_id is None:
-        candidate = notes.get("workflow_id")
-        if isinstance(candidate, str) and candidate.startswith("checkout-"):
-            workflow_id = candidate
-    return workflow_id
+async def _failed(pool: asyncpg.Pool, event: Verified, workflow_id: str, detail: str) -> None:
+    await pool.execute(
+        """
+        UPDATE webhook_inbox SET outcome = 'delivery_failed', workflow_id = $3, detail = $4,
+            delivery_attempts = delivery_attempts + 1, last_attempt_at = now()
+        WHERE gateway = $1 AND event_id = $2
+        """,
+        event.gateway.value, event.event_id, workflow_id, detail,
+    )  # fmt: skip
 
 
-async def _route_stripe(pool: asyncpg.Pool, event: Verified) -> Route:
-    kind = _STRIPE_KINDS.get(event.event_type)
-    intent = event.payload.get("data", {}).get("object", {})
-    if kind is None or intent.get("object") != "payment_intent":
-        return Route(None, None)
-    error = intent.get("last_payment_error") or {}
-    workflow_id = await _workflow_for(
-        pool, Gateway.STRIPE, intent["id"], intent.get("metadata") or {}
+async def _record_downtime(pool: asyncpg.Pool, routing: Routing) -> None:
+    d = routing.downtime
+    assert d is not None
+    await pool.execute(
+        """
+        INSERT INTO gateway_downtimes
+            (gateway, downtime_id, method, status, severity, began_at, ends_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (gateway, downtime_id) DO UPDATE SET method = EXCLUDED.method,
+            status = EXCLUDED.status, severity = EXCLUDED.severity, began_at = EXCLUDED.began_at,
+            ends_at = EXCLUDED.ends_at, updated_at = now()
+        """,
+        d.gateway.value, d.downtime_id, d.method, d.status, d.severity, d.began_at, d.ends_at,
+    )  # fmt: skip
+
+
+async def relay_undelivered(ctx: AppContext) -> int:
+    """Deliver what a failed attempt left in the inbox. Each row is claimed for a while, so
+    replicas share the work; a rare double delivery is harmless (workflows deduplicate)."""
+    rows = await ctx.pool.fetch(
+        """
+        UPDATE webhook_inbox SET last_attempt_at = now()
+        WHERE (gateway, event_id) IN (
+            SELECT gateway, event_id FROM webhook_inbox
+            WHERE delivered_at IS NULL AND received_at < now() - $1::interval
+              AND (last_attempt_at IS NULL OR last_attempt_at < now() - $1::interval)
+            ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+        RETURNING gateway, event_id, event_type, payload
+        """,
+        RELAY_MIN_AGE,
+        RELAY_BATCH,
     )
-    return Route(
-        workflow_id,
-        PaymentEvent(
-            event_id=event.event_id,
-            kind=kind,
-            gateway_payment_id=intent["id"],
-            gateway_charge_id=intent.get("latest_charge"),
-            error_code=error.get("decline_code") or error.get("code"),
-            error_message=error.get("message"),
-        ),
+    delivered = 0
+    for row in rows:
+        event = Verified(
+            Gateway(row["gateway"]), row["event_id"], row["event_type"], json.loads(row["payload"])
+        )
+        try:
+            await deliver(ctx, event)
+        except Problem:
+            break  # Temporal is still away; the next round tries again
+        delivered += 1
+    return delivered
+
+
+async def run_relay(ctx: AppContext, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            count = await relay_undelivered(ctx)
+            if count:
+                log.info("inbox relay delivered %d events", count)
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("inbox relay: %s", type(error).__name__)
+        try:
+            await asyncio.wait_for(stop.wait(), RELAY_INTERVAL_SECONDS)
+        except TimeoutError:
+            pass
+
+
+# Reading the inbox
+
+
+class InboxEvent(BaseModel):
+    gateway: Gateway
+    event_id: str
+    event_type: str
+    outcome: str
+    workflow_id: str | None
+    detail: str
+    delivery_attempts: int
+    received_at: str
+    delivered_at: str | None
+
+
+class TypeCount(BaseModel):
+    gateway: Gateway
+    event_type: str
+    received: int
+    delivered: int
+    failed: int
+
+
+class InboxPage(BaseModel):
+    events: list[InboxEvent]
+    counts: list[TypeCount]
+
+
+@router.get("/v1/webhooks/events", response_model=InboxPage, tags=["operations"])
+async def list_events(
+    ctx: Context,
+    gateway: Gateway | None = None,
+    event_type: Annotated[str | None, Query(alias="type", max_length=100)] = None,
+    delivered: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> InboxPage:
+    """The webhook inbox, newest first, and per-type counts: "did the gateway tell us?"."""
+    where = """($1::text IS NULL OR gateway = $1) AND ($2::text IS NULL OR event_type = $2)"""
+    rows = await ctx.pool.fetch(
+        f"""
+        SELECT * FROM webhook_inbox WHERE {where}
+          AND ($3::boolean IS NULL OR (delivered_at IS NOT NULL) = $3)
+        ORDER BY received_at DESC LIMIT $4
+        """,
+        gateway and gateway.value, event_type, delivered, limit,
+    )  # fmt: skip
+    counts = await ctx.pool.fetch(
+        f"""
+        SELECT gateway, event_type, count(*) AS received,
+               count(delivered_at) AS delivered,
+               count(*) FILTER (WHERE delivered_at IS NULL AND delivery_attempts > 0) AS failed
+        FROM webhook_inbox WHERE {where} GROUP BY gateway, event_type ORDER BY gateway, event_type
+        """,
+        gateway and gateway.value, event_type,
+    )  # fmt: skip
+    return InboxPage(
+        events=[
+            InboxEvent(
+                **{k: r[k] for k in ("gateway", "event_id", "event_type", "outcome")},
+                workflow_id=r["workflow_id"],
+                detail=r["detail"],
+                delivery_attempts=r["delivery_attempts"],
+                received_at=r["received_at"].isoformat(),
+                delivered_at=r["delivered_at"].isoformat() if r["delivered_at"] else None,
+            )
+            for r in rows
+        ],
+        counts=[TypeCount(**dict(r)) for r in counts],
     )
 
 
-async def _route_razorpay(pool: asyncpg.Pool, event: Verified) -> Route:
-    kind = _RAZORPAY_KINDS.get(event.event_type)
-    payment = event.payload.get("payload", {}).get("payment", {}).get("entity", {})
-    if kind is None or not payment.get("order_id"):
-        return Route(None, None)
-    workflow_id = await _workflow_for(
-        pool, Gateway.RAZORPAY, payment["order_id"], payment.get("notes") or {}
+class DowntimeView(BaseModel):
+    downtime_id: str
+    method: str
+    status: str
+    severity: str
+    began_at: str | None
+    ends_at: str | None
+
+
+class GatewayHealth(BaseModel):
+    gateway: Gateway
+    healthy: bool
+    open_downtimes: list[DowntimeView]
+
+
+@router.get("/v1/gateways/health", response_model=list[GatewayHealth], tags=["operations"])
+async def gateways_health(ctx: Context) -> list[GatewayHealth]:
+    """Downtimes the gateways announced (Razorpay `payment.downtime.*`) and not yet resolved."""
+    rows = await ctx.pool.fetch(
+        "SELECT * FROM gateway_downtimes WHERE status <> 'resolved' ORDER BY began_at"
     )
-    return Route(
-        workflow_id,
-        PaymentEvent(
-            event_id=event.event_id,
-            kind=kind,
-            gateway_payment_id=payment["order_id"],
-            gateway_charge_id=payment["id"],
-            error_code=payment.get("error_code"),
-            error_message=payment.get("error_description"),
-        ),
-    )
+    health = []
+    for gateway in Gateway:
+        open_downtimes = [
+            DowntimeView(
+                downtime_id=r["downtime_id"],
+                method=r["method"],
+                status=r["status"],
+                severity=r["severity"],
+                began_at=r["began_at"].isoformat() if r["began_at"] else None,
+                ends_at=r["ends_at"].isoformat() if r["ends_at"] else None,
+            )
+            for r in rows
+            if r["gateway"] == gateway.value
+        ]
+        health.append(
+            GatewayHealth(
+                gateway=gateway, healthy=not open_downtimes, open_downtimes=open_downtimes
+            )
+        )
+    return health

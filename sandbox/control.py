@@ -2,8 +2,9 @@
 
 ``/sandbox/faults`` arms failures, ``/sandbox/movements`` lists the money the sandbox
 moved, ``/sandbox/refunds/{id}/settle`` finishes pending refunds,
-``/sandbox/webhooks/deliveries`` lists webhook attempts, and ``/checkout/...`` serves
-a tiny page that pays through the customer-side endpoints.
+``/sandbox/webhooks/deliveries`` lists webhook attempts, ``/sandbox/webhooks/hold``,
+``/release`` and ``/{id}/redeliver`` send them late, reordered or twice, and
+``/checkout/...`` serves a tiny page that pays through the customer-side endpoints.
 """
 
 import json
@@ -35,6 +36,13 @@ class FaultRequest(BaseModel):
             known = ", ".join(sorted(OPERATIONS[self.gateway]))
             raise ValueError(f"unknown {self.gateway} operation {self.operation!r}; one of {known}")
         return self
+
+
+class ReleaseRequest(BaseModel):
+    """How to send the held webhooks: reordered (newest first) and/or each twice."""
+
+    reverse: bool = False
+    duplicate: bool = False
 
 
 class SettleRequest(BaseModel):
@@ -76,6 +84,21 @@ def create_control_router(
     @router.get("/sandbox/webhooks/deliveries")
     async def deliveries() -> list[JSON]:
         return webhooks.deliveries
+
+    @router.post("/sandbox/webhooks/hold")
+    async def hold_webhooks() -> JSON:
+        webhooks.hold()
+        return {"holding": True}
+
+    @router.post("/sandbox/webhooks/release")
+    async def release_webhooks(request: ReleaseRequest) -> JSON:
+        return {"sending": webhooks.release(request.reverse, request.duplicate)}
+
+    @router.post("/sandbox/webhooks/{event_id}/redeliver")
+    async def redeliver_webhook(event_id: str) -> JSON:
+        if not webhooks.redeliver(event_id):
+            raise HTTPException(404, f"no webhook {event_id} was sent")
+        return {"redelivering": event_id}
 
     @router.post("/sandbox/refunds/{refund_id}/settle")
     async def settle(refund_id: str, request: SettleRequest) -> JSON:

@@ -11,8 +11,10 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -33,6 +35,18 @@ def hmac_hex(secret: str, message: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One event, ready to (re)send: the body is fixed, the headers are signed at send time."""
+
+    gateway: Gateway
+    url: str
+    event_id: str
+    event_type: str
+    body: str
+    headers: Callable[[], dict[str, str]]
+
+
 class WebhookDispatcher:
     """Creates, signs and delivers webhook events; keeps a log of every attempt."""
 
@@ -41,6 +55,8 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._chains: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sent: dict[str, Delivery] = {}
+        self._held: list[Delivery] | None = None
         self.deliveries: list[JSON] = []
 
     async def start(self) -> None:
@@ -113,40 +129,68 @@ class WebhookDispatcher:
         body: str,
         headers: Callable[[], dict[str, str]],
     ) -> None:
+        delivery = Delivery(gateway, url, event_id, event_type, body, headers)
+        self._sent[event_id] = delivery
+        if self._held is not None:
+            self._held.append(delivery)
+            return
         previous = self._chains.get(chain)
 
         async def run() -> None:
             if previous is not None:
                 await asyncio.wait([previous])
-            await self._deliver(gateway, url, event_id, event_type, body, headers)
+            await self._deliver(delivery)
 
-        task = asyncio.get_running_loop().create_task(run())
+        task = self._spawn(run())
         self._chains[chain] = task
-        self._tasks.add(task)
 
-        def finished(done: asyncio.Task[None]) -> None:
-            self._tasks.discard(done)
+        def forget_chain(done: asyncio.Task[None]) -> None:
             if self._chains.get(chain) is done:
                 del self._chains[chain]
 
-        task.add_done_callback(finished)
+        task.add_done_callback(forget_chain)
 
-    async def _deliver(
-        self,
-        gateway: Gateway,
-        url: str,
-        event_id: str,
-        event_type: str,
-        body: str,
-        headers: Callable[[], dict[str, str]],
-    ) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def hold(self) -> None:
+        """Keep every new event back until ``release``, to send them reordered or twice."""
+        if self._held is None:
+            self._held = []
+
+    def release(self, reverse: bool, duplicate: bool) -> list[str]:
+        """Send the held events one after another, newest first if ``reverse``, each twice if
+        ``duplicate``; later events are sent as they happen again."""
+        held, self._held = self._held or [], None
+        ordered = list(reversed(held)) if reverse else held
+        sequence = [d for d in ordered for _ in range(2 if duplicate else 1)]
+
+        async def run() -> None:
+            for delivery in sequence:
+                await self._deliver(delivery)
+
+        self._spawn(run())
+        return [d.event_id for d in sequence]
+
+    def redeliver(self, event_id: str) -> bool:
+        """Send an already sent event again, with the same id, as a gateway's retry would."""
+        delivery = self._sent.get(event_id)
+        if delivery is None:
+            return False
+        self._spawn(self._deliver(delivery))
+        return True
+
+    async def _deliver(self, delivery: Delivery) -> None:
         assert self._client is not None, "dispatcher not started"
         backoff = self._config.webhook_initial_backoff_seconds
         for attempt in range(1, self._config.webhook_max_attempts + 1):
             record: JSON = {
-                "gateway": gateway,
-                "event_id": event_id,
-                "type": event_type,
+                "gateway": delivery.gateway,
+                "event_id": delivery.event_id,
+                "type": delivery.event_type,
                 "attempt": attempt,
                 "status": None,
                 "error": None,
@@ -155,9 +199,9 @@ class WebhookDispatcher:
             self.deliveries.append(record)
             try:
                 response = await self._client.post(
-                    url,
-                    content=body.encode(),
-                    headers={"Content-Type": "application/json", **headers()},
+                    delivery.url,
+                    content=delivery.body.encode(),
+                    headers={"Content-Type": "application/json", **delivery.headers()},
                 )
             except httpx.HTTPError as exc:
                 record["error"] = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,253 @@
+"""Which workflow each gateway event concerns, and with which signal: every event type the
+gateways send is either routed or recorded as needing no action, never an error."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+
+from domain.checkout import Gateway, PaymentEvent, PaymentEventKind
+
+JSON = dict[str, Any]
+
+
+class Outcome(StrEnum):
+    ROUTED = "routed"
+    NO_ACTION = "no_action"
+    GATEWAY_HEALTH = "gateway_health"
+
+
+@dataclass(frozen=True)
+class WorkflowStart:
+    """For signal-with-start: the workflow to start when none runs under the id yet."""
+
+    workflow: str
+    arg: BaseModel
+    summary: str
+
+
+@dataclass(frozen=True)
+class Signal:
+    workflow_id: str
+    name: str
+    arg: BaseModel
+    start: WorkflowStart | None = None
+
+
+@dataclass(frozen=True)
+class Downtime:
+    gateway: Gateway
+    downtime_id: str
+    method: str
+    status: str
+    severity: str
+    began_at: datetime | None
+    ends_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Routing:
+    outcome: Outcome
+    reason: str
+    signal: Signal | None = None
+    downtime: Downtime | None = None
+
+
+def no_action(reason: str) -> Routing:
+    return Routing(Outcome.NO_ACTION, reason)
+
+
+Router = Callable[[asyncpg.Pool, str, JSON], Awaitable[Routing]]
+
+# Stripe
+
+
+_PAYMENT_INTENT_KINDS = {
+    "payment_intent.amount_capturable_updated": PaymentEventKind.AUTHORIZED,
+    "payment_intent.succeeded": PaymentEventKind.CAPTURED,
+    "payment_intent.payment_failed": PaymentEventKind.FAILED,
+    "payment_intent.canceled": PaymentEventKind.CANCELED,
+}
+
+
+async def _stripe_payment_intent(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    kind = _PAYMENT_INTENT_KINDS.get(event["type"])
+    if kind is None:
+        return no_action("this payment intent change needs no action from the checkout")
+    intent = event.get("data", {}).get("object", {})
+    workflow_id = await checkout_workflow_for(
+        pool, Gateway.STRIPE, intent.get("id", ""), intent.get("metadata") or {}
+    )
+    if workflow_id is None:
+        return no_action("no checkout of ours created this payment intent")
+    error = intent.get("last_payment_error") or {}
+    return Routing(
+        Outcome.ROUTED,
+        f"checkout {kind}",
+        Signal(
+            workflow_id,
+            "payment_event",
+            PaymentEvent(
+                event_id=event_id,
+                kind=kind,
+                gateway_payment_id=intent["id"],
+                gateway_charge_id=_id_of(intent.get("latest_charge")),
+                error_code=error.get("decline_code") or error.get("code"),
+                error_message=error.get("message"),
+            ),
+        ),
+    )
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return str(value.get("id")) if value.get("id") else None
+    return value if isinstance(value, str) else None
+
+
+async def _stripe_unhandled(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    family = event["type"].rsplit(".", 1)[0]
+    reasons = {
+        "charge": "charge events mirror their payment intent's, which drive the checkout",
+        "charge.refund": "refunds are recorded by the refund saga, not yet in this service",
+        "refund": "refunds are recorded by the refund saga, not yet in this service",
+        "charge.dispute": "disputes are recorded by the dispute saga, not yet in this service",
+    }
+    return no_action(reasons.get(family, f"{event['type']} needs no action"))
+
+
+def stripe_router(event_type: str) -> Router:
+    if event_type.startswith("payment_intent."):
+        return _stripe_payment_intent
+    return _stripe_unhandled
+
+
+# Razorpay
+
+_RAZORPAY_PAYMENT_KINDS = {
+    "payment.authorized": PaymentEventKind.AUTHORIZED,
+    "payment.captured": PaymentEventKind.CAPTURED,
+    "payment.failed": PaymentEventKind.FAILED,
+}
+
+
+def _entity(event: JSON, name: str) -> JSON:
+    entity: JSON = event.get("payload", {}).get(name, {}).get("entity", {}) or {}
+    return entity
+
+
+async def _razorpay_payment(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    kind = _RAZORPAY_PAYMENT_KINDS[event["event"]]
+    payment = _entity(event, "payment")
+    order_id = payment.get("order_id")
+    if not order_id:
+        return no_action("payment without an order: not made through a checkout of ours")
+    notes = payment.get("notes") if isinstance(payment.get("notes"), dict) else {}
+    workflow_id = await checkout_workflow_for(pool, Gateway.RAZORPAY, order_id, notes or {})
+    if workflow_id is None:
+        return no_action("no checkout of ours created this order")
+    return Routing(
+        Outcome.ROUTED,
+        f"checkout {kind}",
+        Signal(
+            workflow_id,
+            "payment_event",
+            PaymentEvent(
+                event_id=event_id,
+                kind=kind,
+                gateway_payment_id=order_id,
+                gateway_charge_id=payment.get("id"),
+                error_code=payment.get("error_code"),
+                error_message=payment.get("error_description"),
+            ),
+        ),
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
+
+
+async def _razorpay_downtime(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    downtime = _entity(event, "payment.downtime")
+    if not downtime.get("id"):
+        return no_action("downtime event without a downtime entity")
+    return Routing(
+        Outcome.GATEWAY_HEALTH,
+        f"downtime {downtime.get('status', '?')} for {downtime.get('method', '?')}",
+        downtime=Downtime(
+            gateway=Gateway.RAZORPAY,
+            downtime_id=downtime["id"],
+            method=str(downtime.get("method", "unknown")),
+            status=str(downtime.get("status", event["event"].rsplit(".", 1)[1])),
+            severity=str(downtime.get("severity", "unknown")),
+            began_at=_timestamp(downtime.get("begin")),
+            ends_at=_timestamp(downtime.get("end")),
+        ),
+    )
+
+
+_RAZORPAY_NO_ACTION = {
+    "order.paid": "the payment.captured event of the same payment drives the checkout",
+    "order.notification.delivered": "Razorpay's own customer notification",
+    "order.notification.failed": "Razorpay's own customer notification",
+    "invoice.paid": "invoices are not issued by this service",
+    "invoice.partially_paid": "invoices are not issued by this service",
+    "invoice.expired": "invoices are not issued by this service",
+    "fund_account.validation.completed": "payouts are not made by this service",
+    "fund_account.validation.failed": "payouts are not made by this service",
+    "account.instantly_activated": "account lifecycle: nothing to do for payments",
+    "account.activated_kyc_pending": "account lifecycle: nothing to do for payments",
+    "payment_link.paid": "payment links are not created by this service",
+    "payment_link.partially_paid": "payment links are not created by this service",
+    "payment_link.expired": "payment links are not created by this service",
+    "payment_link.cancelled": "payment links are not created by this service",
+    "refund.created": "refunds are recorded by the refund saga, not yet in this service",
+    "refund.processed": "refunds are recorded by the refund saga, not yet in this service",
+    "refund.failed": "refunds are recorded by the refund saga, not yet in this service",
+    "refund.speed_changed": "refunds are recorded by the refund saga, not yet in this service",
+}
+
+
+def razorpay_router(event_type: str) -> Router:
+    if event_type in _RAZORPAY_PAYMENT_KINDS:
+        return _razorpay_payment
+    if event_type.startswith("payment.downtime."):
+        return _razorpay_downtime
+
+    async def _no_action(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+        family = event_type.split(".")[0]
+        reason = _RAZORPAY_NO_ACTION.get(event_type)
+        if reason is None and event_type.startswith("payment.dispute."):
+            reason = "disputes are recorded by the dispute saga, not yet in this service"
+        return no_action(reason or f"{family} events need no action")
+
+    return _no_action
+
+
+async def route(pool: asyncpg.Pool, gateway: Gateway, event_id: str, event: JSON) -> Routing:
+    if gateway is Gateway.STRIPE:
+        return await stripe_router(event["type"])(pool, event_id, event)
+    return await razorpay_router(event["event"])(pool, event_id, event)
+
+
+async def checkout_workflow_for(
+    pool: asyncpg.Pool, gateway: Gateway, gateway_payment_id: str, notes: JSON
+) -> str | None:
+    """The checkout's workflow: from the ledger, else from the metadata the checkout wrote."""
+    workflow_id: str | None = await pool.fetchval(
+        "SELECT workflow_id FROM payments WHERE gateway = $1 AND gateway_payment_id = $2",
+        gateway.value,
+        gateway_payment_id,
+    )
+    if workflow_id is None:
+        candidate = notes.get("workflow_id")
+        if isinstance(candidate, str) and candidate.startswith("checkout-"):
+            workflow_id = candidate
+    return workflow_id
