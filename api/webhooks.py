@@ -57,6 +57,11 @@ def _secrets(configured: str) -> list[str]:
     return [s.strip() for s in configured.split(",") if s.strip()]
 
 
+def _signed_at(stripe_signature: str) -> int:
+    fields = dict(part.split("=", 1) for part in stripe_signature.split(",") if "=" in part)
+    return int(fields["t"])  # verify_header already parsed it, so it is there
+
+
 def _refuse(detail: str) -> Problem:
     return Problem(400, "invalid_signature", detail)
 
@@ -76,6 +81,8 @@ async def stripe_webhook(request: Request, ctx: Context) -> WebhookAck:
             continue
     else:
         raise _refuse("Stripe-Signature does not verify, or its timestamp is outside 300 s")
+    if _signed_at(header) > time.time() + STRIPE_TOLERANCE_SECONDS:
+        raise _refuse("Stripe-Signature is dated in the future")  # the SDK checks only the past
     try:
         payload = json.loads(raw)
         event = Verified(Gateway.STRIPE, str(payload["id"]), str(payload["type"]), payload)

@@ -15,7 +15,11 @@ import httpx
 import pytest
 
 from devstack.stack import Ports, Stack
+from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET
 
+NEXT_STRIPE_SECRET = "whsec_rotated_in"
+NEXT_RAZORPAY_SECRET = "rzp_webhook_rotated_in"
+RAZORPAY_MAX_AGE = 3600
 TERMINAL = {"captured", "voided", "expired", "canceled", "failed", "refunded"}
 
 
@@ -37,7 +41,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         Ports.free(),
         database_url=_fresh_database_url(),
         with_ui=False,
-        extra_env={"GATEWAY_TIMEOUT_SECONDS": "3"},
+        extra_env={
+            "GATEWAY_TIMEOUT_SECONDS": "3",
+            # a second secret of each gateway, as during a rotation
+            "STRIPE_WEBHOOK_SECRET": f"{SANDBOX_STRIPE_WEBHOOK_SECRET},{NEXT_STRIPE_SECRET}",
+            "RAZORPAY_WEBHOOK_SECRET": f"{SANDBOX_RAZORPAY_WEBHOOK_SECRET},{NEXT_RAZORPAY_SECRET}",
+            "RAZORPAY_WEBHOOK_MAX_AGE_SECONDS": str(RAZORPAY_MAX_AGE),
+        },
     )
     running.start()
     try:
