@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"
@@ -14,6 +14,8 @@ SANDBOX_RAZORPAY_KEY_SECRET = "rzp_test_secret_sandbox"
 SANDBOX_STRIPE_WEBHOOK_SECRET = "whsec_sandbox"
 SANDBOX_RAZORPAY_WEBHOOK_SECRET = "rzp_webhook_sandbox"
 SANDBOX_MERCHANT_SECRET = "merchant_secret_sandbox"
+SANDBOX_JWT_SECRET = "dev-only-jwt-secret-0123456789abcdef0123456789"
+ACCEPTED_JWT_ALGORITHMS = frozenset({"HS256", "RS256", "ES256"})
 
 REAL_STRIPE_API = "https://api.stripe.com"
 REAL_RAZORPAY_API = "https://api.razorpay.com"
@@ -37,13 +39,13 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
 
     stripe_api_base: str = "http://127.0.0.1:8100/stripe"
-    stripe_secret_key: str = SANDBOX_STRIPE_KEY
-    stripe_webhook_secret: str = SANDBOX_STRIPE_WEBHOOK_SECRET
+    stripe_secret_key: SecretStr = SecretStr(SANDBOX_STRIPE_KEY)
+    stripe_webhook_secret: SecretStr = SecretStr(SANDBOX_STRIPE_WEBHOOK_SECRET)
     """Comma-separated: several secrets are accepted at once while one is rotated."""
     razorpay_api_base: str = "http://127.0.0.1:8100/razorpay"
     razorpay_key_id: str = SANDBOX_RAZORPAY_KEY_ID
-    razorpay_key_secret: str = SANDBOX_RAZORPAY_KEY_SECRET
-    razorpay_webhook_secret: str = SANDBOX_RAZORPAY_WEBHOOK_SECRET
+    razorpay_key_secret: SecretStr = SecretStr(SANDBOX_RAZORPAY_KEY_SECRET)
+    razorpay_webhook_secret: SecretStr = SecretStr(SANDBOX_RAZORPAY_WEBHOOK_SECRET)
     razorpay_webhook_max_age_seconds: int = 24 * 60 * 60
     """Razorpay signs no timestamp: an unseen event older than this is refused as a replay."""
     gateway_timeout_seconds: float = 10.0
@@ -52,14 +54,53 @@ class Settings(BaseSettings):
 
     merchant_confirmation_url: str | None = None
     """Signed callback asked to confirm each authorized order before capture; none = accept."""
-    merchant_callback_secret: str = SANDBOX_MERCHANT_SECRET
+    merchant_callback_secret: SecretStr = SecretStr(SANDBOX_MERCHANT_SECRET)
+
+    jwt_issuer: str = "payment-sagas-dev"
+    jwt_audience: str = "payment-sagas"
+    jwt_algorithms: str = "HS256"
+    """Comma-separated allow-list; HS256 for local use, RS256/ES256 with public keys otherwise."""
+    jwt_secret: SecretStr = SecretStr(SANDBOX_JWT_SECRET)
+    jwt_public_keys: str = ""
+    """PEM public keys (several may be concatenated, e.g. during key rotation)."""
+
+    rate_limit_storage: str = "async+memory://"
+    """`async+memory://` for one replica; `async+redis://host:6379` to share limits."""
+    rate_limit_read: str = "600/minute"
+    rate_limit_write: str = "120/minute"
+    rate_limit_refund: str = "20/minute"
+    rate_limit_evidence: str = "20/minute"
+    max_amount_minor: int = 10**10
+    """The largest amount, in minor units, a single checkout or refund may ask for."""
+    max_body_bytes: int = 64 * 1024
+    cors_origins: str = ""
+    """Comma-separated origins allowed to call the API from a browser."""
+    idempotency_retention_hours: int = 48
 
     authorization_window_seconds: int = 15 * 60
     manual_capture_window_seconds: int = 6 * 24 * 60 * 60
     """How long a manual-capture checkout waits for its capture call; below Stripe's 7 days."""
+    refund_poll_interval_seconds: int = 60 * 60
+    """How long a pending refund waits for a webhook before it asks the gateway (and again)."""
+
+    @property
+    def jwt_algorithm_list(self) -> list[str]:
+        return [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
+
+    @property
+    def jwt_public_key_list(self) -> list[str]:
+        marker = "-----END PUBLIC KEY-----"
+        return [k.strip() + marker for k in self.jwt_public_keys.split(marker) if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @model_validator(mode="after")
-    def _refuse_sandbox_in_production(self) -> Settings:
+    def _refuse_unsafe_settings(self) -> Settings:
+        unknown = set(self.jwt_algorithm_list) - ACCEPTED_JWT_ALGORITHMS
+        if unknown or not self.jwt_algorithm_list:
+            raise ValueError(f"JWT_ALGORITHMS must be among {sorted(ACCEPTED_JWT_ALGORITHMS)}")
         if self.environment is Environment.PRODUCTION:
             problems = production_problems(self)
             if problems:
@@ -72,20 +113,30 @@ def production_problems(settings: Settings) -> list[str]:
     problems = []
     if settings.stripe_api_base != REAL_STRIPE_API:
         problems.append(f"STRIPE_API_BASE must be {REAL_STRIPE_API}")
-    if not settings.stripe_secret_key.startswith(("sk_live_", "rk_live_")):
+    if not settings.stripe_secret_key.get_secret_value().startswith(("sk_live_", "rk_live_")):
         problems.append("STRIPE_SECRET_KEY must be a live key")
-    if settings.stripe_webhook_secret in ("", SANDBOX_STRIPE_WEBHOOK_SECRET):
+    if settings.stripe_webhook_secret.get_secret_value() in ("", SANDBOX_STRIPE_WEBHOOK_SECRET):
         problems.append("STRIPE_WEBHOOK_SECRET must be set to the endpoint's secret")
     if settings.razorpay_api_base != REAL_RAZORPAY_API:
         problems.append(f"RAZORPAY_API_BASE must be {REAL_RAZORPAY_API}")
     if not settings.razorpay_key_id.startswith("rzp_live_"):
         problems.append("RAZORPAY_KEY_ID must be a live key")
-    if settings.razorpay_key_secret in ("", SANDBOX_RAZORPAY_KEY_SECRET):
+    if settings.razorpay_key_secret.get_secret_value() in ("", SANDBOX_RAZORPAY_KEY_SECRET):
         problems.append("RAZORPAY_KEY_SECRET must be set")
-    if settings.razorpay_webhook_secret in ("", SANDBOX_RAZORPAY_WEBHOOK_SECRET):
+    if settings.razorpay_webhook_secret.get_secret_value() in (
+        "",
+        SANDBOX_RAZORPAY_WEBHOOK_SECRET,
+    ):
         problems.append("RAZORPAY_WEBHOOK_SECRET must be set")
-    if settings.merchant_callback_secret == SANDBOX_MERCHANT_SECRET:
+    if settings.merchant_callback_secret.get_secret_value() == SANDBOX_MERCHANT_SECRET:
         problems.append("MERCHANT_CALLBACK_SECRET must not be the sandbox default")
+    hmac_tokens = any(a.startswith("HS") for a in settings.jwt_algorithm_list)
+    if hmac_tokens and settings.jwt_secret.get_secret_value() == SANDBOX_JWT_SECRET:
+        problems.append("JWT_SECRET must not be the development default")
+    if hmac_tokens and len(settings.jwt_secret.get_secret_value()) < 32:
+        problems.append("JWT_SECRET must be at least 32 characters")
+    if not hmac_tokens and not settings.jwt_public_key_list:
+        problems.append("JWT_PUBLIC_KEYS must hold the token issuer's public keys")
     if settings.sandbox_checkout_base:
         problems.append("SANDBOX_CHECKOUT_BASE must be empty")
     return problems

@@ -20,12 +20,14 @@ from activities.gateways.stripe_gateway import StripeGateway
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities
+from activities.refund_ledger import RefundLedgerActivities
 from db.pool import apply_migrations, create_pool, ensure_database
 from domain.checkout import Gateway
 from settings import Settings, get_settings
 from workflows.checkout import CheckoutWorkflow
+from workflows.refund import RefundWorkflow
 
-WORKFLOWS: Sequence[type] = [CheckoutWorkflow]
+WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow]
 
 
 async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
@@ -41,11 +43,11 @@ def build_gateways(settings: Settings) -> dict[Gateway, PaymentGateway]:
     timeout = settings.gateway_timeout_seconds
     return {
         Gateway.STRIPE: StripeGateway(
-            settings.stripe_secret_key, settings.stripe_api_base, timeout
+            settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base, timeout
         ),
         Gateway.RAZORPAY: RazorpayGateway(
             settings.razorpay_key_id,
-            settings.razorpay_key_secret,
+            settings.razorpay_key_secret.get_secret_value(),
             settings.razorpay_api_base,
             timeout,
         ),
@@ -54,18 +56,24 @@ def build_gateways(settings: Settings) -> dict[Gateway, PaymentGateway]:
 
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
     ledger = LedgerActivities(pool)
+    refund_ledger = RefundLedgerActivities(pool)
     gateways = GatewayActivities(build_gateways(settings))
     merchant = MerchantActivities(
-        http, settings.merchant_confirmation_url, settings.merchant_callback_secret
+        http,
+        settings.merchant_confirmation_url,
+        settings.merchant_callback_secret.get_secret_value(),
     )
     return [
         ledger.record_new_checkout,
         ledger.record_checkout_step,
+        refund_ledger.reserve_refund,
+        refund_ledger.record_refund_step,
         gateways.create_gateway_payment,
         gateways.fetch_gateway_payment,
         gateways.capture_gateway_payment,
         gateways.release_gateway_payment,
         gateways.refund_gateway_payment,
+        gateways.fetch_gateway_refund,
         merchant.confirm_order_with_merchant,
     ]
 

@@ -13,10 +13,9 @@ from domain.checkout import (
     Gateway,
     GatewayPayment,
     GatewayPaymentRef,
-    GatewayRefund,
-    RefundGatewayPayment,
     ReleaseGatewayPayment,
 )
+from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef
 
 
 class GatewayActivities:
@@ -40,5 +39,9 @@ class GatewayActivities:
         return await self._gateways[request.ref.gateway].release(request)
 
     @activity.defn
-    async def refund_gateway_payment(self, request: RefundGatewayPayment) -> GatewayRefund:
+    async def refund_gateway_payment(self, request: CreateGatewayRefund) -> GatewayRefund:
         return await self._gateways[request.ref.gateway].refund(request)
+
+    @activity.defn
+    async def fetch_gateway_refund(self, ref: GatewayRefundRef) -> GatewayRefund:
+        return await self._gateways[ref.gateway].fetch_refund(ref)

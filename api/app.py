@@ -7,10 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import razorpay
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from api import checkouts, webhooks
+from api import checkouts, idempotency, refunds, webhooks
+from api.auth import RateLimits
 from api.context import AppContext
+from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
 from db.pool import apply_migrations, create_pool, ensure_database
 from settings import Settings, get_settings
@@ -31,17 +35,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pool=pool,
                 temporal=await connect_temporal(settings, lazy=True),
                 razorpay_verifier=razorpay.Client(
-                    auth=(settings.razorpay_key_id, settings.razorpay_key_secret)
+                    auth=(settings.razorpay_key_id, settings.razorpay_key_secret.get_secret_value())
                 ),
             )
             app.state.context = context
-            stop_relay = asyncio.Event()
-            relay = asyncio.create_task(webhooks.run_relay(context, stop_relay))
+            stop = asyncio.Event()
+            background = [
+                asyncio.create_task(webhooks.run_relay(context, stop)),
+                asyncio.create_task(idempotency.run_purge(context.pool, settings, stop)),
+            ]
             try:
                 yield
             finally:
-                stop_relay.set()
-                await relay
+                stop.set()
+                await asyncio.gather(*background)
         finally:
             await pool.close()
 
@@ -51,8 +58,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Checkouts, refunds and disputes on Stripe and Razorpay as Temporal sagas.",
         lifespan=lifespan,
     )
+    app.state.rate_limits = RateLimits(settings)
     install_problem_handlers(app)
+    # The last added runs first: request ids, then CORS, then the size limit and headers.
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.include_router(checkouts.router)
+    app.include_router(refunds.router)
     app.include_router(webhooks.router)
 
     @app.get("/health/live", tags=["health"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import razorpay.errors
-from fastapi import APIRouter, Depends, Header, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -18,8 +18,10 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import idempotency
+from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
-from api.ledger_view import checkout_from_ledger, find_workflow_id
+from api.idempotency import IdempotencyKey
+from api.ledger_view import checkout_from_ledger, find_checkout
 from api.models import (
     CancelBody,
     CaptureBody,
@@ -41,17 +43,16 @@ from domain.checkout import (
 from domain.money import format_amount
 from workflows.checkout import CheckoutWorkflow
 
-router = APIRouter(prefix="/v1/checkouts", tags=["checkouts"])
+router = APIRouter(prefix="/v1/checkouts", tags=["checkouts"], responses=AUTH_PROBLEMS)
 
 Context = Annotated[AppContext, Depends(app_context)]
 CheckoutId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{24}$")]
-IdempotencyKey = Annotated[
-    str,
-    Header(alias="Idempotency-Key", min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$"),
-]
+Merchant = Annotated[Caller, Depends(access(Role.MERCHANT, Role.ADMIN, policy=Policy.WRITE))]
+Reader = Annotated[Caller, Depends(access(*STAFF, Role.CUSTOMER))]
+Payer = Annotated[Caller, Depends(access(*STAFF, Role.CUSTOMER, policy=Policy.WRITE))]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "no such checkout"},
+    404: {"description": "no such checkout (or not the caller's)"},
     409: {"description": "the checkout's state does not allow this"},
     422: {"description": "the request is not valid"},
     503: {"description": "Temporal is unreachable; retry later"},
@@ -76,26 +77,22 @@ def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:
     status_code=201,
     response_model=Checkout,
     responses={200: {"model": Checkout, "description": "the order's existing checkout"}, **PROBLEMS,
-               502: {"description": "the gateway refused to create the payment"}},
+               422: {"description": "invalid request, or the gateway refused the payment"}},
 )  # fmt: skip
 async def create_checkout(
-    body: CreateCheckout, idempotency_key: IdempotencyKey, ctx: Context
+    body: CreateCheckout, idempotency_key: IdempotencyKey, ctx: Context, caller: Merchant
 ) -> JSONResponse:
     """Start the checkout saga (update-with-start) and answer with what the client needs to pay.
 
     The same key and body again give the same answer; an order that already has a checkout
     gets that checkout back (200), never a second charge."""
-    scope = "checkouts"
-    stored = await idempotency.claim(
-        ctx.pool, scope, idempotency_key, idempotency.request_hash(body.model_dump(mode="json"))
+    stored = await idempotency.once(
+        ctx.pool,
+        f"checkouts:{caller.subject}",
+        idempotency_key,
+        body.model_dump(mode="json"),
+        lambda: _start_checkout(ctx, body, idempotency_key),
     )
-    if stored is None:
-        try:
-            stored = await _start_checkout(ctx, body, idempotency_key)
-        except BaseException:
-            await idempotency.abandon(ctx.pool, scope, idempotency_key)
-            raise
-        await idempotency.complete(ctx.pool, scope, idempotency_key, stored)
     return JSONResponse(stored.body, status_code=stored.status)
 
 
@@ -141,8 +138,9 @@ async def _start_checkout(
         )  # fmt: skip
     view = Checkout.from_state(state, source, settings.sandbox_checkout_base)
     if state.status is PaymentStatus.FAILED and state.gateway_payment_id is None:
+        # e.g. an amount under the gateway's minimum: the request, not the service, is at fault
         raise Problem(
-            502, "gateway_refused", state.last_error or "the gateway refused the payment",
+            422, "gateway_refused", state.last_error or "the gateway refused the payment",
             checkout_id=state.checkout_id,
         )  # fmt: skip
     status = 201 if state.idempotency_key == idempotency_key else 200
@@ -159,9 +157,9 @@ async def _closed_checkout_for_order(ctx: AppContext, order_id: str) -> Checkout
 
 
 @router.get("/{checkout_id}", response_model=Checkout, responses=PROBLEMS)
-async def get_checkout(checkout_id: CheckoutId, ctx: Context) -> Checkout:
+async def get_checkout(checkout_id: CheckoutId, ctx: Context, caller: Reader) -> Checkout:
     """The live state from the workflow while it runs; the ledger's record once it has closed."""
-    handle = await _handle(ctx, checkout_id)
+    handle = await _handle(ctx, caller, checkout_id)
     try:
         description = await handle.describe()
         if description.status is WorkflowExecutionStatus.RUNNING:
@@ -177,24 +175,40 @@ async def get_checkout(checkout_id: CheckoutId, ctx: Context) -> Checkout:
 
 @router.post("/{checkout_id}/cancel", response_model=Checkout, responses=PROBLEMS)
 async def cancel_checkout(
-    checkout_id: CheckoutId, ctx: Context, body: CancelBody | None = None
+    checkout_id: CheckoutId, ctx: Context, caller: Payer, body: CancelBody | None = None
 ) -> Checkout:
     """Cancel before capture: the authorization (if any) is voided at the gateway."""
     request = CancelCheckout(reason=(body or CancelBody()).reason)
-    handle = await _handle(ctx, checkout_id)
+    handle = await _handle(ctx, caller, checkout_id)
     state = await _update(handle, CheckoutWorkflow.cancel, request)
     return Checkout.from_state(state, "workflow", None)
 
 
 @router.post("/{checkout_id}/capture", response_model=Checkout, responses=PROBLEMS)
 async def capture_checkout(
-    checkout_id: CheckoutId, ctx: Context, body: CaptureBody | None = None
-) -> Checkout:
+    checkout_id: CheckoutId,
+    idempotency_key: IdempotencyKey,
+    ctx: Context,
+    caller: Merchant,
+    body: CaptureBody | None = None,
+) -> JSONResponse:
     """Capture a manual-capture checkout (the whole authorization unless an amount is given)."""
     request = CaptureCheckout(amount=(body or CaptureBody()).amount)
-    handle = await _handle(ctx, checkout_id)
-    state = await _update(handle, CheckoutWorkflow.capture, request)
-    return Checkout.from_state(state, "workflow", None)
+    handle = await _handle(ctx, caller, checkout_id)
+
+    async def capture() -> idempotency.StoredResponse:
+        state = await _update(handle, CheckoutWorkflow.capture, request)
+        view = Checkout.from_state(state, "workflow", None)
+        return idempotency.StoredResponse(200, view.model_dump(mode="json"))
+
+    stored = await idempotency.once(
+        ctx.pool,
+        f"capture:{caller.subject}:{checkout_id}",
+        idempotency_key,
+        request.model_dump(mode="json"),
+        capture,
+    )
+    return JSONResponse(stored.body, status_code=stored.status)
 
 
 @router.post(
@@ -204,11 +218,11 @@ async def capture_checkout(
     responses={**PROBLEMS, 400: {"description": "the Razorpay signature does not verify"}},
 )
 async def confirm_razorpay_payment(
-    checkout_id: CheckoutId, body: RazorpayConfirmation, ctx: Context
+    checkout_id: CheckoutId, body: RazorpayConfirmation, ctx: Context, caller: Payer
 ) -> Checkout:
     """The client's proof from Razorpay Checkout that the customer paid, verified before use."""
     state = await checkout_from_ledger(ctx.pool, checkout_id=checkout_id)
-    if state is None:
+    if state is None or not caller.may_see(state.customer_id):
         raise Problem(404, "not_found", f"no checkout {checkout_id}")
     if state.gateway is not Gateway.RAZORPAY or state.gateway_payment_id != body.razorpay_order_id:
         raise Problem(400, "order_mismatch", "this Razorpay order does not belong to the checkout")
@@ -216,7 +230,7 @@ async def confirm_razorpay_payment(
         ctx.razorpay_verifier.utility.verify_payment_signature(body.model_dump())
     except razorpay.errors.SignatureVerificationError:
         raise Problem(400, "invalid_signature", "the Razorpay signature does not verify") from None
-    handle = await _handle(ctx, checkout_id)
+    handle = ctx.temporal.get_workflow_handle(state.workflow_id)
     event = PaymentEvent(
         event_id=f"razorpay-confirm:{body.razorpay_payment_id}",
         kind=PaymentEventKind.AUTHORIZED,
@@ -233,11 +247,12 @@ async def confirm_razorpay_payment(
     return Checkout.from_state(live, "workflow", None)
 
 
-async def _handle(ctx: AppContext, checkout_id: str) -> WorkflowHandle[Any, Any]:
-    workflow_id = await find_workflow_id(ctx.pool, checkout_id)
-    if workflow_id is None:
+async def _handle(ctx: AppContext, caller: Caller, checkout_id: str) -> WorkflowHandle[Any, Any]:
+    """The checkout's workflow, if it exists and the caller may see it (else 404, alike)."""
+    found = await find_checkout(ctx.pool, checkout_id)
+    if found is None or not caller.may_see(found.customer_id):
         raise Problem(404, "not_found", f"no checkout {checkout_id}")
-    return ctx.temporal.get_workflow_handle(workflow_id)
+    return ctx.temporal.get_workflow_handle(found.workflow_id)
 
 
 async def _update(handle: WorkflowHandle[Any, Any], update: Any, arg: Any) -> CheckoutState:

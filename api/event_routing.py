@@ -13,6 +13,8 @@ import asyncpg
 from pydantic import BaseModel
 
 from domain.checkout import Gateway, PaymentEvent, PaymentEventKind
+from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest, refund_workflow_id
+from settings import get_settings
 
 JSON = dict[str, Any]
 
@@ -115,16 +117,28 @@ async def _stripe_unhandled(pool: asyncpg.Pool, event_id: str, event: JSON) -> R
     family = event["type"].rsplit(".", 1)[0]
     reasons = {
         "charge": "charge events mirror their payment intent's, which drive the checkout",
-        "charge.refund": "refunds are recorded by the refund saga, not yet in this service",
-        "refund": "refunds are recorded by the refund saga, not yet in this service",
         "charge.dispute": "disputes are recorded by the dispute saga, not yet in this service",
     }
+    if event["type"] == "charge.refunded":
+        return no_action("the refund.* events of the same refund drive the refund saga")
     return no_action(reasons.get(family, f"{event['type']} needs no action"))
+
+
+async def _stripe_refund(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    refund = event.get("data", {}).get("object", {})
+    if refund.get("object") != "refund" or not refund.get("id"):
+        return no_action("refund event without a refund object")
+    return await _route_refund(
+        pool, Gateway.STRIPE, event_id, event["type"], refund,
+        payment_of_refund=_id_of(refund.get("payment_intent")),
+    )  # fmt: skip
 
 
 def stripe_router(event_type: str) -> Router:
     if event_type.startswith("payment_intent."):
         return _stripe_payment_intent
+    if event_type.startswith("refund.") or event_type == "charge.refund.updated":
+        return _stripe_refund
     return _stripe_unhandled
 
 
@@ -208,11 +222,22 @@ _RAZORPAY_NO_ACTION = {
     "payment_link.partially_paid": "payment links are not created by this service",
     "payment_link.expired": "payment links are not created by this service",
     "payment_link.cancelled": "payment links are not created by this service",
-    "refund.created": "refunds are recorded by the refund saga, not yet in this service",
-    "refund.processed": "refunds are recorded by the refund saga, not yet in this service",
-    "refund.failed": "refunds are recorded by the refund saga, not yet in this service",
-    "refund.speed_changed": "refunds are recorded by the refund saga, not yet in this service",
 }
+
+
+async def _razorpay_refund(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    refund, payment = _entity(event, "refund"), _entity(event, "payment")
+    if not refund.get("id"):
+        return no_action("refund event without a refund entity")
+    if payment.get("captured") is False:
+        return no_action(
+            "Razorpay's auto-refund of an authorization that was never captured: no captured"
+            " money moved, so the ledger has nothing to record"
+        )
+    return await _route_refund(
+        pool, Gateway.RAZORPAY, event_id, event["event"], refund,
+        payment_of_refund=refund.get("payment_id"),
+    )  # fmt: skip
 
 
 def razorpay_router(event_type: str) -> Router:
@@ -220,6 +245,8 @@ def razorpay_router(event_type: str) -> Router:
         return _razorpay_payment
     if event_type.startswith("payment.downtime."):
         return _razorpay_downtime
+    if event_type.startswith("refund."):
+        return _razorpay_refund
 
     async def _no_action(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
         family = event_type.split(".")[0]
@@ -235,6 +262,73 @@ async def route(pool: asyncpg.Pool, gateway: Gateway, event_id: str, event: JSON
     if gateway is Gateway.STRIPE:
         return await stripe_router(event["type"])(pool, event_id, event)
     return await razorpay_router(event["event"])(pool, event_id, event)
+
+
+async def _route_refund(
+    pool: asyncpg.Pool,
+    gateway: Gateway,
+    event_id: str,
+    event_type: str,
+    refund: JSON,
+    *,
+    payment_of_refund: str | None,
+) -> Routing:
+    """Our refund's workflow (named in the refund's metadata/notes, or by the ledger), else a new
+    observed-mode refund workflow for a refund made outside the service (signal-with-start)."""
+    refund_id = str(refund["id"])
+    signal = RefundEvent(
+        event_id=event_id,
+        event_type=event_type,
+        gateway_refund_id=refund_id,
+        gateway_status=str(refund.get("status") or "unknown"),
+    )
+    notes = refund.get("metadata") or refund.get("notes")
+    candidate = notes.get("workflow_id") if isinstance(notes, dict) else None
+    workflow_id: str | None = (
+        candidate if isinstance(candidate, str) and candidate.startswith("refund-") else None
+    )
+    if workflow_id is None:
+        workflow_id = await pool.fetchval(
+            "SELECT workflow_id FROM refunds WHERE gateway = $1 AND gateway_refund_id = $2",
+            gateway.value,
+            refund_id,
+        )
+    if workflow_id is not None:
+        return Routing(
+            Outcome.ROUTED, f"refund {signal.gateway_status}",
+            Signal(workflow_id, "refund_event", signal),
+        )  # fmt: skip
+    column = "gateway_payment_id" if gateway is Gateway.STRIPE else "gateway_charge_id"
+    payment_id: str | None = await pool.fetchval(
+        f"SELECT payment_id FROM payments WHERE gateway = $1 AND {column} = $2",
+        gateway.value,
+        payment_of_refund,
+    )
+    if payment_id is None:
+        return no_action("a refund of a payment this service did not take")
+    reason = refund.get("reason")
+    start = RefundRequest(
+        payment_id=payment_id,
+        reason=RefundReason(reason) if reason in set(RefundReason) else RefundReason.OTHER,
+        note=f"made outside the service; first seen in {event_type}",
+        mode=RefundMode.OBSERVED,
+        idempotency_key=refund_id,
+        poll_interval_seconds=get_settings().refund_poll_interval_seconds,
+        gateway=gateway,
+        gateway_refund_id=refund_id,
+    )
+    return Routing(
+        Outcome.ROUTED,
+        "refund made outside the service: recorded as observed",
+        Signal(
+            refund_workflow_id(payment_id, refund_id),
+            "refund_event",
+            signal,
+            start=WorkflowStart(
+                "RefundWorkflow", start, f"Observed {gateway} refund {refund_id} of {payment_id}"
+            ),
+        ),
+    )
 
 
 async def checkout_workflow_for(

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from fastapi import Header
 
 from api.problems import Problem
+from settings import Settings
+
+log = logging.getLogger("api.idempotency")
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Unique per intended operation; a retry with the same key and body gets the"
+        " same answer, the same key with another body a 422.",
+    ),
+]
 
 # A claim whose request died without an answer may be taken over after this long.
 STALE_CLAIM_SECONDS = 60
@@ -71,6 +90,26 @@ async def complete(pool: asyncpg.Pool, scope: str, key: str, response: StoredRes
     )  # fmt: skip
 
 
+async def once(
+    pool: asyncpg.Pool,
+    scope: str,
+    key: str,
+    payload: Any,
+    produce: Callable[[], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    """Run `produce` once per (scope, key); replay its answer to every retry with that key."""
+    stored = await claim(pool, scope, key, request_hash(payload))
+    if stored is not None:
+        return stored
+    try:
+        stored = await produce()
+    except BaseException:
+        await abandon(pool, scope, key)
+        raise
+    await complete(pool, scope, key, stored)
+    return stored
+
+
 async def abandon(pool: asyncpg.Pool, scope: str, key: str) -> None:
     """Forget an unanswered claim, so that a retry after a transient failure can go through."""
     await pool.execute(
@@ -78,3 +117,20 @@ async def abandon(pool: asyncpg.Pool, scope: str, key: str) -> None:
         scope,
         key,
     )
+
+
+async def run_purge(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
+    """Forget answers older than the retention (at least the gateways' own 24 h), hourly."""
+    while not stop.is_set():
+        try:
+            await pool.execute(
+                "DELETE FROM idempotency_records"
+                " WHERE created_at < now() - make_interval(hours => $1)",
+                settings.idempotency_retention_hours,
+            )
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("idempotency purge: %s", type(error).__name__)
+        try:
+            await asyncio.wait_for(stop.wait(), 3600)
+        except TimeoutError:
+            pass

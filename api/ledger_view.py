@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -15,11 +15,17 @@ from domain.checkout import (
 )
 
 
-async def find_workflow_id(pool: asyncpg.Pool, checkout_id: str) -> str | None:
-    workflow_id: str | None = await pool.fetchval(
-        "SELECT workflow_id FROM payments WHERE payment_id = $1", checkout_id
+@dataclass(frozen=True)
+class CheckoutOwner:
+    workflow_id: str
+    customer_id: str
+
+
+async def find_checkout(pool: asyncpg.Pool, checkout_id: str) -> CheckoutOwner | None:
+    row = await pool.fetchrow(
+        "SELECT workflow_id, customer_id FROM payments WHERE payment_id = $1", checkout_id
     )
-    return workflow_id
+    return CheckoutOwner(row["workflow_id"], row["customer_id"]) if row else None
 
 
 async def checkout_from_ledger(pool: asyncpg.Pool, *, checkout_id: str) -> CheckoutState | None:
@@ -70,8 +76,3 @@ async def checkout_from_ledger(pool: asyncpg.Pool, *, checkout_id: str) -> Check
         history=history,
         last_error=row["last_error"],
     )
-
-
-def metadata_of(row: asyncpg.Record) -> dict[str, str]:
-    metadata: dict[str, str] = json.loads(row["metadata"])
-    return metadata

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from domain.checkout import (
     CaptureMode,
@@ -16,12 +26,53 @@ from domain.checkout import (
     PaymentStatus,
 )
 from domain.money import RAZORPAY_CURRENCIES, STRIPE_CURRENCIES, Currency
-
-MAX_AMOUNT = 10**11  # minor units; far above any cart, far below an overflow
+from settings import get_settings
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
 MetadataValue = Annotated[str, StringConstraints(max_length=250)]
+MAX_METADATA_BYTES = 2048
+_CARD_DATA_KEY = re.compile(
+    r"^(pan|card_?(number|no|num)|cc_?(number|num)|cvv2?|cvc2?|security_?code|card_?exp\w*)$", re.I
+)
+_DIGIT_RUN = re.compile(r"(?:\d[ -]?){13,19}")
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        n = int(d) * (2 if i % 2 else 1)
+        total += n - 9 if n > 9 else n
+    return total % 10 == 0
+
+
+def _refuse_card_data(metadata: dict[str, str]) -> dict[str, str]:
+    """Card numbers and CVVs must never reach our systems (PCI DSS): refuse what looks like them."""
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is limited to {MAX_METADATA_BYTES} bytes")
+    for key, value in metadata.items():
+        if _CARD_DATA_KEY.search(key):
+            raise ValueError(f"metadata key {key!r} looks like card data, which is not accepted")
+        for run in _DIGIT_RUN.findall(value):
+            digits = re.sub(r"\D", "", run)
+            if 13 <= len(digits) <= 19 and _luhn_valid(digits):
+                raise ValueError(f"metadata {key!r} looks like a card number")
+    return metadata
+
+
+def _within_limit(amount: int) -> int:
+    maximum = get_settings().max_amount_minor
+    if amount > maximum:
+        raise ValueError(f"amount must be at most {maximum} minor units")
+    return amount
+
+
+Amount = Annotated[
+    StrictInt, Field(gt=0, description="minor units (cents, paise)"), AfterValidator(_within_limit)
+]
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue], Field(max_length=20), AfterValidator(_refuse_card_data)
+]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")]
 
 
@@ -31,15 +82,13 @@ class Body(BaseModel):
 
 class CreateCheckout(Body):
     order_id: Identifier
-    amount: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="minor units")]
+    amount: Amount
     currency: Currency
     gateway: Gateway
     customer_id: Identifier
     customer_email: Email | None = None
     capture_mode: CaptureMode = CaptureMode.AUTOMATIC
-    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=12)] = Field(
-        default_factory=dict
-    )
+    metadata: Metadata = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _gateway_supports_currency(self) -> Self:
@@ -54,7 +103,7 @@ class CancelBody(Body):
 
 
 class CaptureBody(Body):
-    amount: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT)] | None = None
+    amount: Amount | None = None
 
 
 class RazorpayConfirmation(Body):

@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+from asgi_correlation_id import correlation_id as request_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -63,12 +64,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
         return problem_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
-        correlation_id = uuid.uuid4().hex
+        correlation_id = request_id.get() or uuid.uuid4().hex
         log.exception("internal error %s", correlation_id, exc_info=exc)
         return problem_response(
             500, "internal_error", "something went wrong on our side",

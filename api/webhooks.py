@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.context import AppContext, app_context
 from api.event_routing import JSON, Outcome, Routing, Signal, route
 from api.problems import Problem
@@ -73,7 +74,7 @@ async def stripe_webhook(request: Request, ctx: Context) -> WebhookAck:
     header = request.headers.get("Stripe-Signature")
     if not header:
         raise _refuse("Stripe-Signature is missing")
-    for secret in _secrets(ctx.settings.stripe_webhook_secret):
+    for secret in _secrets(ctx.settings.stripe_webhook_secret.get_secret_value()):
         try:
             stripe.WebhookSignature.verify_header(raw, header, secret, STRIPE_TOLERANCE_SECONDS)
             break
@@ -98,7 +99,7 @@ async def razorpay_webhook(request: Request, ctx: Context) -> WebhookAck:
     raw = (await request.body()).decode("utf-8", errors="replace")
     signature = request.headers.get("X-Razorpay-Signature", "")
     utility = ctx.razorpay_verifier.utility
-    for secret in _secrets(ctx.settings.razorpay_webhook_secret):
+    for secret in _secrets(ctx.settings.razorpay_webhook_secret.get_secret_value()):
         try:
             utility.verify_webhook_signature(raw, signature, secret)
             break
@@ -313,9 +314,15 @@ class InboxPage(BaseModel):
     counts: list[TypeCount]
 
 
-@router.get("/v1/webhooks/events", response_model=InboxPage, tags=["operations"])
+Operator = Annotated[Caller, Depends(access(Role.OPERATOR, Role.ADMIN))]
+
+
+@router.get(
+    "/v1/webhooks/events", response_model=InboxPage, tags=["operations"], responses=AUTH_PROBLEMS
+)
 async def list_events(
     ctx: Context,
+    caller: Operator,
     gateway: Gateway | None = None,
     event_type: Annotated[str | None, Query(alias="type", max_length=100)] = None,
     delivered: bool | None = None,
@@ -371,8 +378,13 @@ class GatewayHealth(BaseModel):
     open_downtimes: list[DowntimeView]
 
 
-@router.get("/v1/gateways/health", response_model=list[GatewayHealth], tags=["operations"])
-async def gateways_health(ctx: Context) -> list[GatewayHealth]:
+@router.get(
+    "/v1/gateways/health",
+    response_model=list[GatewayHealth],
+    tags=["operations"],
+    responses=AUTH_PROBLEMS,
+)
+async def gateways_health(ctx: Context, caller: Operator) -> list[GatewayHealth]:
     """Downtimes the gateways announced (Razorpay `payment.downtime.*`) and not yet resolved."""
     rows = await ctx.pool.fetch(
         "SELECT * FROM gateway_downtimes WHERE status <> 'resolved' ORDER BY began_at"

@@ -8,7 +8,26 @@ import signal
 import threading
 from pathlib import Path
 
+from api.auth import Role, mint_token
 from devstack.stack import ROOT, Ports, Stack
+from settings import Settings
+
+TOKEN_DAYS = 30
+
+
+def dev_tokens() -> str:
+    """A ready-to-use bearer token per role, signed with the development secret."""
+    settings = Settings()
+    ttl = TOKEN_DAYS * 24 * 3600
+    lines = [
+        f"  {role.value:<9} {mint_token(settings, f'dev-{role.value}', [role], ttl_seconds=ttl)}"
+        for role in (Role.MERCHANT, Role.OPERATOR, Role.ADMIN)
+    ]
+    customer = mint_token(
+        settings, "dev-customer-c_42", [Role.CUSTOMER], customer_id="c_42", ttl_seconds=ttl
+    )
+    lines.append(f"  customer  {customer}  (customer c_42)")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -36,6 +55,9 @@ Payment sagas are running.
   Sandbox movements {stack.sandbox_url}/sandbox/movements
   Temporal server   {stack.temporal_address}
   Logs              {stack.data_dir / "logs"}
+
+Bearer tokens for the API ({TOKEN_DAYS} days, development secret):
+{dev_tokens()}
 
 Press Ctrl-C to stop everything.""",
         flush=True,

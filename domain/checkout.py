@@ -33,6 +33,7 @@ class PaymentStatus(StrEnum):
     EXPIRED = "expired"
     CANCELED = "canceled"
     FAILED = "failed"
+    PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
     UNKNOWN = "unknown"
 
@@ -44,6 +45,7 @@ CLOSED_STATUSES = frozenset(
         PaymentStatus.EXPIRED,
         PaymentStatus.CANCELED,
         PaymentStatus.FAILED,
+        PaymentStatus.PARTIALLY_REFUNDED,
         PaymentStatus.REFUNDED,
     }
 )
@@ -195,20 +197,6 @@ class ReleaseGatewayPayment(Model):
     ref: GatewayPaymentRef
     reason: str
     idempotency_key: str
-
-
-class RefundGatewayPayment(Model):
-    ref: GatewayPaymentRef
-    amount: int
-    currency: str
-    reason: str
-    idempotency_key: str
-
-
-class GatewayRefund(Model):
-    gateway_refund_id: str
-    status: str
-    amount: int
 
 
 # Ledger activity contracts

@@ -32,7 +32,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
     app = FastAPI(title="Payment gateway sandbox", lifespan=lifespan)
     app.include_router(create_stripe_router(stripe))
     app.include_router(create_razorpay_router(razorpay))
-    app.include_router(create_control_router(store, faults, webhooks, stripe, razorpay))
+    app.include_router(create_control_router(config, store, faults, webhooks, stripe, razorpay))
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Test controls and the customer's checkout pages (no auth).
 
 ``/sandbox/faults`` arms failures, ``/sandbox/movements`` lists the money the sandbox
-moved, ``/sandbox/refunds/{id}/settle`` finishes pending refunds,
+moved, ``/sandbox/refunds/mode`` switches new refunds between instant and pending,
+``/sandbox/refunds/{id}/settle`` finishes pending refunds,
 ``/sandbox/webhooks/deliveries`` lists webhook attempts, ``/sandbox/webhooks/hold``,
 ``/release`` and ``/{id}/redeliver`` send them late, reordered or twice, and
 ``/checkout/...`` serves a tiny page that pays through the customer-side endpoints.
@@ -15,6 +16,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
+from sandbox.config import SandboxConfig
 from sandbox.razorpay_api import RazorpayApi
 from sandbox.state import JSON, OPERATIONS, Fault, FaultKind, Faults, Gateway, Store
 from sandbox.stripe_api import StripeApi
@@ -45,6 +47,12 @@ class ReleaseRequest(BaseModel):
     duplicate: bool = False
 
 
+class RefundModeRequest(BaseModel):
+    """How refunds created from now on behave: settled at once, or pending until settled."""
+
+    mode: Literal["instant", "pending"]
+
+
 class SettleRequest(BaseModel):
     """How a pending refund ends."""
 
@@ -58,6 +66,7 @@ def _checkout_page(title: str, config: JSON) -> HTMLResponse:
 
 
 def create_control_router(
+    config: SandboxConfig,
     store: Store,
     faults: Faults,
     webhooks: WebhookDispatcher,
@@ -99,6 +108,15 @@ def create_control_router(
         if not webhooks.redeliver(event_id):
             raise HTTPException(404, f"no webhook {event_id} was sent")
         return {"redelivering": event_id}
+
+    @router.get("/sandbox/refunds/mode")
+    async def refund_mode() -> JSON:
+        return {"mode": config.refund_mode}
+
+    @router.post("/sandbox/refunds/mode")
+    async def set_refund_mode(request: RefundModeRequest) -> JSON:
+        config.refund_mode = request.mode
+        return {"mode": config.refund_mode}
 
     @router.post("/sandbox/refunds/{refund_id}/settle")
     async def settle(refund_id: str, request: SettleRequest) -> JSON:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
@@ -36,10 +37,17 @@ with workflow.unsafe.imports_passed_through():
         PaymentEvent,
         PaymentEventKind,
         PaymentStatus,
-        RefundGatewayPayment,
         ReleaseGatewayPayment,
     )
     from domain.money import format_amount
+    from domain.refund import (
+        RefundMode,
+        RefundReason,
+        RefundRequest,
+        RefundState,
+        RefundStatus,
+        refund_workflow_id,
+    )
 
 # Gateway calls: a few quick retries for blips, then a slower cadence; declines and invalid
 # requests are non-retryable and surface at once. The same idempotency key rides every attempt.
@@ -252,7 +260,13 @@ class CheckoutWorkflow:
             s.last_error = reason
             for compensate in reversed(compensations):
                 await compensate()
-            final = PaymentStatus.REFUNDED if s.amount_captured else status
+            final = (
+                PaymentStatus.REFUNDED
+                if s.amount_refunded
+                else PaymentStatus.CAPTURED
+                if s.amount_captured
+                else status
+            )
             await self._record("compensated", final, reason, last_error=reason)
             if isinstance(error, asyncio.CancelledError):
                 raise
@@ -321,40 +335,44 @@ class CheckoutWorkflow:
         await self._release_at_gateway("void the authorization")
 
     async def _refund_capture(self) -> None:
+        """A child RefundWorkflow refunds the capture and settles the ledger (recording the capture
+        first when this saga could not); the checkout only notes the outcome."""
         s = self._state
         current = await self._fetch(self._ref(), persistent=True)
         if current.status is not PaymentStatus.CAPTURED or not current.amount_captured:
             return
-        s.amount_captured = current.amount_captured
-        s.amount_refunded = current.amount_captured
-        refund = await workflow.execute_activity_method(
-            GatewayActivities.refund_gateway_payment,
-            RefundGatewayPayment(
-                ref=self._ref(),
-                amount=current.amount_captured,
-                currency=s.currency,
-                reason="checkout_compensation",
-                idempotency_key=f"{s.workflow_id}-compensation-refund",
+        amount = s.amount_captured = current.amount_captured
+        refund: RefundState = await workflow.execute_child_workflow(
+            "RefundWorkflow",
+            RefundRequest(
+                payment_id=s.checkout_id,
+                amount=amount,
+                reason=RefundReason.OTHER,
+                note=f"checkout compensation: {s.last_error}",
+                mode=RefundMode.COMPENSATION,
+                idempotency_key=f"{s.workflow_id}-compensation",
+                capture_to_record=0 if self._capture_recorded else amount,
             ),
-            start_to_close_timeout=GATEWAY_TIMEOUT,
-            retry_policy=PERSISTENT_RETRY,
-            summary="refund the capture (compensation)",
+            id=refund_workflow_id(s.checkout_id, "compensation"),
+            result_type=RefundState,
+            # The refund outlives a terminated checkout: money already moving must be recorded.
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"Refund {format_amount(amount, s.currency)} of {s.checkout_id}"
+            f" (checkout {s.order_id} compensation)",
         )
-        amount = current.amount_captured
-        postings = [
-            LedgerLine(account="merchant:refunds", amount=amount),
-            LedgerLine(account=f"gateway:{s.gateway}", amount=-amount),
-        ]
-        if not self._capture_recorded:
-            postings += [
-                LedgerLine(account=f"gateway:{s.gateway}", amount=amount),
-                LedgerLine(account="merchant:sales", amount=-amount),
-            ]
-        await self._record(
-            "refunded", PaymentStatus.REFUNDED,
-            f"refund {refund.gateway_refund_id} {refund.status}",
-            amount_captured=amount, amount_refunded=amount, postings=postings,
-        )  # fmt: skip
+        if refund.status is RefundStatus.SUCCEEDED:
+            s.amount_refunded = amount
+            await self._record(
+                "refunded", PaymentStatus.REFUNDED,
+                f"refund {refund.refund_id} ({refund.gateway_refund_id}) {refund.status}",
+            )  # fmt: skip
+        else:
+            s.last_error = (
+                f"compensation refund {refund.refund_id} {refund.status}: {refund.failure_reason}"
+            )
+            await self._record(
+                "refund_failed", PaymentStatus.CAPTURED, s.last_error, last_error=s.last_error
+            )
 
     async def _release(self, reason: str, status: PaymentStatus) -> None:
         """End a checkout nobody captured: cancel at the gateway, then record why."""

@@ -11,10 +11,9 @@ from domain.checkout import (
     CreateGatewayPayment,
     GatewayPayment,
     GatewayPaymentRef,
-    GatewayRefund,
-    RefundGatewayPayment,
     ReleaseGatewayPayment,
 )
+from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef
 
 
 class PaymentGateway(Protocol):
@@ -26,7 +25,11 @@ class PaymentGateway(Protocol):
 
     async def release(self, request: ReleaseGatewayPayment) -> GatewayPayment: ...
 
-    async def refund(self, request: RefundGatewayPayment) -> GatewayRefund: ...
+    async def refund(self, request: CreateGatewayRefund) -> GatewayRefund:
+        """Create the refund, or return the one an earlier attempt created (same refund id)."""
+        ...
+
+    async def fetch_refund(self, ref: GatewayRefundRef) -> GatewayRefund: ...
 
 
 def refused(kind: str, message: str) -> ApplicationError:

@@ -2,8 +2,8 @@
 
 Razorpay has no idempotency key for orders or captures, so those calls look the object up first:
 an order by its receipt (our checkout id), a payment by its id. Refunds carry
-`X-Refund-Idempotency`. The SDK is synchronous and has no default timeout, so every call runs in a
-thread with an explicit one.
+`X-Refund-Idempotency` and are also looked up by their receipt (our refund id) first. The SDK
+is synchronous and has no default timeout, so every call runs in a thread with an explicit one.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from domain.checkout import (
     Gateway,
     GatewayPayment,
     GatewayPaymentRef,
-    GatewayRefund,
     PaymentInstructions,
     PaymentStatus,
-    RefundGatewayPayment,
     ReleaseGatewayPayment,
 )
+from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef, RefundStatus
 
 _PAYMENT_STATUSES = {
     "created": PaymentStatus.PROCESSING,
@@ -42,6 +41,11 @@ _PAYMENT_STATUSES = {
 # Which of an order's payments tells the order's story, best first.
 _PAYMENT_RANK = {"captured": 0, "refunded": 0, "authorized": 1, "created": 2, "failed": 3}
 _NOTES_LIMIT = 15  # Razorpay keeps at most 15 notes
+_REFUND_STATUSES = {
+    "pending": RefundStatus.PENDING,
+    "processed": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+}
 
 
 def classify(error: Exception) -> ApplicationError:
@@ -132,23 +136,40 @@ class RazorpayGateway:
             raise refused("already_captured", "razorpay: captured payments can only be refunded")
         return current
 
-    async def refund(self, request: RefundGatewayPayment) -> GatewayRefund:
-        if not request.ref.gateway_charge_id:
+    async def refund(self, request: CreateGatewayRefund) -> GatewayRefund:
+        payment_id = request.ref.gateway_charge_id
+        if not payment_id:
             raise refused("not_captured", "razorpay: no payment to refund")
-        refund = await self._call(
-            self._client.payment.refund,
-            request.ref.gateway_charge_id,
-            {
-                "amount": request.amount,
-                "speed": "normal",
-                "receipt": request.idempotency_key[-40:],
-                "notes": {"reason": request.reason},
+        existing = await self._call(
+            self._client.payment.fetch_multiple_refund, payment_id, {"count": 100}
+        )
+        for refund in existing.get("items", []):
+            if refund.get("receipt") == request.refund_id:
+                return _refund(refund)  # made by an earlier attempt whose answer was lost
+        body = {
+            "amount": request.amount,
+            "speed": "normal",
+            "receipt": request.refund_id,
+            "notes": {
+                "refund_id": request.refund_id,
+                "workflow_id": request.workflow_id,
+                "payment_id": request.payment_id,
+                "reason": request.reason.value,
             },
-            headers={"X-Refund-Idempotency": request.idempotency_key},
-        )
-        return GatewayRefund(
-            gateway_refund_id=refund["id"], status=refund["status"], amount=refund["amount"]
-        )
+        }
+        headers = {"X-Refund-Idempotency": request.refund_id}
+        try:
+            refund = await self._call(
+                self._client.payment.refund, payment_id, body, headers=headers
+            )
+        except ApplicationError as error:
+            if "being processed" in error.message.lower():  # our earlier attempt, still running
+                raise unavailable("refund_in_progress", error.message) from None
+            raise
+        return _refund(refund)
+
+    async def fetch_refund(self, ref: GatewayRefundRef) -> GatewayRefund:
+        return _refund(await self._call(self._client.refund.fetch, ref.gateway_refund_id))
 
     def _order_payment(
         self, order: dict[str, Any], payment: dict[str, Any] | None
@@ -180,3 +201,16 @@ class RazorpayGateway:
             error_code=payment.get("error_code"),
             error_message=payment.get("error_description"),
         )
+
+
+def _refund(refund: dict[str, Any]) -> GatewayRefund:
+    return GatewayRefund(
+        gateway=Gateway.RAZORPAY,
+        gateway_refund_id=refund["id"],
+        gateway_payment_id=refund["payment_id"],
+        status=_REFUND_STATUSES.get(refund["status"], RefundStatus.PENDING),
+        amount=refund["amount"],
+        currency=refund["currency"],
+        failure_reason="the bank refused the refund" if refund["status"] == "failed" else None,
+        speed=refund.get("speed_processed") or refund.get("speed_requested"),
+    )

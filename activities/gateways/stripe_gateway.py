@@ -15,12 +15,11 @@ from domain.checkout import (
     Gateway,
     GatewayPayment,
     GatewayPaymentRef,
-    GatewayRefund,
     PaymentInstructions,
     PaymentStatus,
-    RefundGatewayPayment,
     ReleaseGatewayPayment,
 )
+from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef, RefundStatus
 
 T = TypeVar("T")
 
@@ -34,6 +33,13 @@ _STATUSES = {
     "canceled": PaymentStatus.CANCELED,
 }
 _REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+_REFUND_STATUSES = {
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.REQUIRES_ACTION,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELED,
+}
 
 
 def classify(error: stripe.StripeError) -> ApplicationError:
@@ -129,23 +135,33 @@ class StripeGateway:
         )
         return self._payment(intent)
 
-    async def refund(self, request: RefundGatewayPayment) -> GatewayRefund:
+    async def refund(self, request: CreateGatewayRefund) -> GatewayRefund:
+        """Our refund id is the idempotency key, so a retry after a lost answer gets the same
+        refund; the metadata lets webhook routing find the workflow before the ledger knows the
+        gateway's refund id."""
         params: dict[str, Any] = {
             "payment_intent": request.ref.gateway_payment_id,
             "amount": request.amount,
-            "metadata": {"reason": request.reason},
+            "metadata": {
+                "refund_id": request.refund_id,
+                "workflow_id": request.workflow_id,
+                "payment_id": request.payment_id,
+                "reason": request.reason.value,
+            },
         }
-        if request.reason in _REFUND_REASONS:
-            params["reason"] = request.reason
+        if request.reason.value in _REFUND_REASONS:
+            params["reason"] = request.reason.value
         refund = await self._call(
             self._client.v1.refunds.create_async(
                 params,  # type: ignore[arg-type]
-                {"idempotency_key": request.idempotency_key},
+                {"idempotency_key": request.refund_id},
             )
         )
-        return GatewayRefund(
-            gateway_refund_id=refund.id, status=refund.status or "pending", amount=refund.amount
-        )
+        return _refund(refund, request.ref.gateway_payment_id, request.currency)
+
+    async def fetch_refund(self, ref: GatewayRefundRef) -> GatewayRefund:
+        refund = await self._call(self._client.v1.refunds.retrieve_async(ref.gateway_refund_id))
+        return _refund(refund, None, None)
 
     @staticmethod
     def _payment(intent: stripe.PaymentIntent) -> GatewayPayment:
@@ -180,3 +196,19 @@ def _charge_id(intent: stripe.PaymentIntent) -> str | None:
     if charge is None or isinstance(charge, str):
         return charge
     return charge.id
+
+
+def _refund(refund: stripe.Refund, intent_id: str | None, currency: str | None) -> GatewayRefund:
+    # Emulators omit some fields; what we sent stands in for them.
+    intent: str | stripe.PaymentIntent | None = getattr(refund, "payment_intent", None)
+    return GatewayRefund(
+        gateway=Gateway.STRIPE,
+        gateway_refund_id=refund.id,
+        gateway_payment_id=(intent if isinstance(intent, str) else intent.id if intent else None)
+        or intent_id
+        or "",
+        status=_REFUND_STATUSES.get(refund.status or "pending", RefundStatus.PENDING),
+        amount=refund.amount,
+        currency=(getattr(refund, "currency", None) or currency or "").upper(),
+        failure_reason=getattr(refund, "failure_reason", None),
+    )

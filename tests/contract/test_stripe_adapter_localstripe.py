@@ -20,9 +20,9 @@ from domain.checkout import (
     Gateway,
     GatewayPayment,
     PaymentStatus,
-    RefundGatewayPayment,
     ReleaseGatewayPayment,
 )
+from domain.refund import CreateGatewayRefund, GatewayRefundRef, RefundReason
 
 KEY = "sk_test_localstripe"
 
@@ -106,16 +106,22 @@ async def test_authorized_payment_is_captured_once_and_refunded(
 
     assert captured.status is again.status is PaymentStatus.CAPTURED
     assert again.amount_captured == 1_000
-    refund = await gateway.refund(
-        RefundGatewayPayment(
-            ref=authorized.ref,
-            amount=400,
-            currency="EUR",
-            reason="checkout_compensation",
-            idempotency_key="ref-" + uuid.uuid4().hex,
-        )
+    request = CreateGatewayRefund(
+        ref=authorized.ref,
+        refund_id="rfd_" + uuid.uuid4().hex[:24],
+        workflow_id="refund-pay_x-key",
+        payment_id="pay_x",
+        amount=400,
+        currency="EUR",
+        reason=RefundReason.OTHER,  # localstripe knows no `reason`; `other` sends none
     )
+    refund = await gateway.refund(request)
+
     assert refund.amount == 400 and refund.gateway_refund_id.startswith("re_")
+    fetched = await gateway.fetch_refund(
+        GatewayRefundRef(gateway=Gateway.STRIPE, gateway_refund_id=refund.gateway_refund_id)
+    )
+    assert fetched.amount == 400 and fetched.status is refund.status
 
 
 async def test_release_cancels_an_unpaid_payment_and_is_safe_to_repeat(

@@ -14,12 +14,15 @@ import asyncpg
 import httpx
 import pytest
 
+from api.auth import Role, mint_token
 from devstack.stack import Ports, Stack
-from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET
+from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET, Settings
 
 NEXT_STRIPE_SECRET = "whsec_rotated_in"
 NEXT_RAZORPAY_SECRET = "rzp_webhook_rotated_in"
 RAZORPAY_MAX_AGE = 3600
+READ_LIMIT = 300  # per caller per 5 seconds; polling tests stay far below it
+CORS_ORIGIN = "https://shop.example"
 TERMINAL = {"captured", "voided", "expired", "canceled", "failed", "refunded"}
 
 
@@ -47,6 +50,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "STRIPE_WEBHOOK_SECRET": f"{SANDBOX_STRIPE_WEBHOOK_SECRET},{NEXT_STRIPE_SECRET}",
             "RAZORPAY_WEBHOOK_SECRET": f"{SANDBOX_RAZORPAY_WEBHOOK_SECRET},{NEXT_RAZORPAY_SECRET}",
             "RAZORPAY_WEBHOOK_MAX_AGE_SECONDS": str(RAZORPAY_MAX_AGE),
+            "RATE_LIMIT_READ": f"{READ_LIMIT}/5 seconds",
+            "CORS_ORIGINS": CORS_ORIGIN,
+            # pending refunds whose webhook is lost are looked up at the gateway this often
+            "REFUND_POLL_INTERVAL_SECONDS": "2",
         },
     )
     running.start()
@@ -56,9 +63,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.stop()
 
 
+def token(*roles: Role, subject: str = "e2e-admin", customer_id: str | None = None) -> str:
+    return mint_token(Settings(), subject, list(roles), customer_id=customer_id)
+
+
+def bearer(
+    *roles: Role, subject: str = "e2e-admin", customer_id: str | None = None
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(*roles, subject=subject, customer_id=customer_id)}"}
+
+
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
+    """The API as an admin (every role's rights); role tests pass their own Authorization."""
+    async with httpx.AsyncClient(
+        base_url=stack.api_url, timeout=30, headers=bearer(Role.ADMIN)
+    ) as client:
         yield client
 
 

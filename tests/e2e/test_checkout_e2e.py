@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import httpx
 
@@ -116,6 +118,7 @@ async def test_declined_card_is_recorded_and_a_second_card_pays(
         attempts = (await api.get(f"/v1/checkouts/{checkout['checkout_id']}")).json()["attempts"]
         if attempts:
             break
+        await asyncio.sleep(0.1)
     assert attempts[0]["outcome"] == "failed"
     await pay(sandbox, checkout)
     captured = await wait_for_status(api, checkout["checkout_id"], TERMINAL)

@@ -22,17 +22,18 @@ from domain.checkout import (
     Gateway,
     GatewayPayment,
     GatewayPaymentRef,
-    GatewayRefund,
     MerchantDecision,
     NewCheckout,
     PaymentEvent,
     PaymentEventKind,
     PaymentInstructions,
     PaymentStatus,
-    RefundGatewayPayment,
     ReleaseGatewayPayment,
 )
+from domain.refund import CreateGatewayRefund
+from tests.workflows.refund_doubles import FakeRefunds
 from workflows.checkout import CheckoutWorkflow
+from workflows.refund import RefundWorkflow
 
 AMOUNT = 4_999
 
@@ -48,7 +49,8 @@ class FakeGateway:
         self.charge_id: str | None = None
         self.captures: list[CaptureGatewayPayment] = []
         self.releases: list[ReleaseGatewayPayment] = []
-        self.refunds: list[RefundGatewayPayment] = []
+        self.refund_desk = FakeRefunds(gateway, captured=0)
+        """The refund workflow's gateway and ledger, for the compensation's child."""
         self.records: list[CheckoutRecord] = []
         self.merchant = MerchantDecision(accepted=True, reason="in stock")
         self.capture_error: ApplicationError | None = None
@@ -82,11 +84,15 @@ class FakeGateway:
     def steps(self) -> list[str]:
         return [r.step for r in self.records]
 
+    @property
+    def refunds(self) -> list[CreateGatewayRefund]:
+        return self.refund_desk.created
+
     def ledger_balance(self) -> dict[str, int]:
         balance: dict[str, int] = {}
-        for record in self.records:
-            for line in record.postings:
-                balance[line.account] = balance.get(line.account, 0) + line.amount
+        lines = [line for record in self.records for line in record.postings]
+        for line in lines + self.refund_desk.postings:
+            balance[line.account] = balance.get(line.account, 0) + line.amount
         return balance
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -99,6 +105,8 @@ class FakeGateway:
             if record.step == self.refuse_record_step:
                 raise ApplicationError("ledger refused", type="ledger_refused", non_retryable=True)
             self.records.append(record)
+            if record.amount_captured is not None:
+                self.refund_desk.captured = record.amount_captured
 
         @activity.defn(name="create_gateway_payment")
         async def create_gateway_payment(request: CreateGatewayPayment) -> GatewayPayment:
@@ -125,13 +133,6 @@ class FakeGateway:
             self.status = PaymentStatus.CANCELED
             return self.payment()
 
-        @activity.defn(name="refund_gateway_payment")
-        async def refund_gateway_payment(request: RefundGatewayPayment) -> GatewayRefund:
-            self.refunds.append(request)
-            return GatewayRefund(
-                gateway_refund_id="re_1", status="succeeded", amount=request.amount
-            )
-
         @activity.defn(name="confirm_order_with_merchant")
         async def confirm_order_with_merchant(checkout: CheckoutState) -> MerchantDecision:
             return self.merchant
@@ -143,8 +144,8 @@ class FakeGateway:
             fetch_gateway_payment,
             capture_gateway_payment,
             release_gateway_payment,
-            refund_gateway_payment,
             confirm_order_with_merchant,
+            *self.refund_desk.activities(),
         ]
 
 
@@ -164,7 +165,10 @@ def checkout_request(capture_mode: CaptureMode = CaptureMode.AUTOMATIC) -> Check
 
 def worker(client: Client, fake: FakeGateway, task_queue: str) -> Worker:
     return Worker(
-        client, task_queue=task_queue, workflows=[CheckoutWorkflow], activities=fake.activities()
+        client,
+        task_queue=task_queue,
+        workflows=[CheckoutWorkflow, RefundWorkflow],
+        activities=fake.activities(),
     )
 
 

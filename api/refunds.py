@@ -1,0 +1,269 @@
+"""Refunds: ask for one on a captured payment (a RefundWorkflow per request), read them back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api import idempotency
+from api.context import AppContext, app_context
+from api.idempotency import IdempotencyKey
+from api.models import Amount, Body
+from api.problems import Problem
+from domain.checkout import Gateway, PaymentStatus
+from domain.money import format_amount
+from domain.refund import (
+    RefundMode,
+    RefundReason,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+    RefundStep,
+    refund_id_for,
+    refund_workflow_id,
+)
+from workflows.refund import RefundWorkflow
+
+# The one place where the refund routes get their callers checked: creating a refund needs
+# operator/admin credentials and the stricter refund rate limit, reading needs staff credentials.
+# API authentication is another issue; it adds its dependencies to these two lists.
+CREATE_ACCESS: list[Any] = []
+READ_ACCESS: list[Any] = []
+
+router = APIRouter(tags=["refunds"])
+
+Context = Annotated[AppContext, Depends(app_context)]
+PaymentId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{24}$")]
+RefundId = Annotated[str, Path(pattern=r"^rfd_[0-9a-f]{24}$")]
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such payment or refund"},
+    409: {
+        "description": "`payment_not_refundable` (nothing captured) or `refund_exceeds_available`"
+        " (more than captured - refunded - pending)"
+    },
+    422: {"description": "the request is not valid, or the Idempotency-Key was used for another"},
+    503: {"description": "Temporal is unreachable; retry later"},
+}
+
+# How each refusal of the ledger's reservation reads at the API.
+REFUSAL_STATUS = {
+    "invalid_refund_amount": 422,
+    "payment_not_refundable": 409,
+    "refund_exceeds_available": 409,
+    "unknown_payment": 404,
+}
+
+
+class CreateRefund(Body):
+    amount: Amount | None = Field(
+        default=None, description="minor units; omitted = all that is left to refund"
+    )
+    reason: RefundReason
+    note: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class Refund(BaseModel):
+    refund_id: str
+    payment_id: str
+    status: RefundStatus
+    mode: RefundMode
+    reason: RefundReason
+    note: str | None
+    amount: int = Field(description="minor units; 0 until the ledger has reserved it")
+    currency: str | None
+    gateway: Gateway | None
+    gateway_refund_id: str | None
+    failure_reason: str | None
+    payment_status: PaymentStatus | None = Field(
+        description="the payment's status (`partially_refunded`, `refunded`, …)"
+    )
+    timeline: list[RefundStep]
+
+    @classmethod
+    def from_state(cls, state: RefundState) -> Refund:
+        return cls(
+            **state.model_dump(
+                include={
+                    "refund_id", "payment_id", "status", "mode", "reason", "note", "amount",
+                    "currency", "gateway", "gateway_refund_id", "failure_reason",
+                    "payment_status",
+                }
+            ),
+            timeline=state.history,
+        )  # fmt: skip
+
+
+def temporal_unavailable() -> Problem:
+    return Problem(
+        503, "temporal_unavailable", "the workflow service is unreachable; retry shortly",
+        headers={"Retry-After": "2"},
+    )  # fmt: skip
+
+
+@router.post(
+    "/v1/payments/{payment_id}/refunds",
+    status_code=202,
+    response_model=Refund,
+    responses=PROBLEMS,
+    dependencies=CREATE_ACCESS,
+)
+async def create_refund(
+    payment_id: PaymentId, body: CreateRefund, idempotency_key: IdempotencyKey, ctx: Context
+) -> JSONResponse:
+    """Refund a captured payment, in part or (amount omitted) all that is left. Answers 202 once
+    the ledger has reserved the amount; the gateway's answer arrives later (GET the refund).
+
+    The same key and body give the same refund; the same key with another body is a 422."""
+    stored = await idempotency.once(
+        ctx.pool,
+        f"refunds:{payment_id}",
+        idempotency_key,
+        body.model_dump(mode="json"),
+        lambda: _start_refund(ctx, payment_id, body, idempotency_key),
+    )
+    if stored.status >= 400:
+        refusal = stored.body
+        raise Problem(stored.status, refusal["code"], refusal["detail"], **refusal["extra"])
+    return JSONResponse(stored.body, status_code=stored.status)
+
+
+async def _start_refund(
+    ctx: AppContext, payment_id: str, body: CreateRefund, key: str
+) -> idempotency.StoredResponse:
+    payment = await ctx.pool.fetchrow(
+        "SELECT currency FROM payments WHERE payment_id = $1", payment_id
+    )
+    if payment is None:
+        raise Problem(404, "not_found", f"no payment {payment_id}")
+    amount = format_amount(body.amount, payment["currency"]) if body.amount else "the rest"
+    workflow_id = refund_workflow_id(payment_id, key)
+    start = WithStartWorkflowOperation(
+        RefundWorkflow.run,
+        RefundRequest(
+            payment_id=payment_id,
+            amount=body.amount,
+            reason=body.reason,
+            note=body.note,
+            mode=RefundMode.OWN,
+            idempotency_key=key,
+            poll_interval_seconds=ctx.settings.refund_poll_interval_seconds,
+        ),
+        id=workflow_id,
+        task_queue=ctx.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # One refund per key, ever: a closed refund is never followed by a second one.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=f"Refund {amount} of {payment_id} ({body.reason})",
+        static_details=f"Idempotency-Key {key}",
+    )
+    try:
+        state = await ctx.temporal.execute_update_with_start_workflow(
+            RefundWorkflow.reservation, start_workflow_operation=start
+        )
+    except WorkflowAlreadyStartedError:
+        state = await _closed_refund(ctx, workflow_id)
+    except RPCError as error:
+        raise temporal_unavailable() from error
+    if state.status is RefundStatus.REFUSED:
+        code = state.refusal_code or "refund_refused"
+        return idempotency.StoredResponse(
+            REFUSAL_STATUS.get(code, 409),
+            {
+                "code": code,
+                "detail": state.failure_reason or code,
+                "extra": {"payment_id": payment_id},
+            },
+        )
+    return idempotency.StoredResponse(202, Refund.from_state(state).model_dump(mode="json"))
+
+
+async def _closed_refund(ctx: AppContext, workflow_id: str) -> RefundState:
+    """The key's workflow has closed: its refund from the ledger, else (refused, so never in the
+    ledger) the workflow's result."""
+    recorded = await refund_from_ledger(ctx.pool, refund_id_for(workflow_id))
+    if recorded is not None:
+        return recorded
+    try:
+        handle = ctx.temporal.get_workflow_handle(workflow_id, result_type=RefundState)
+        result: RefundState = await handle.result()
+    except RPCError as error:
+        raise temporal_unavailable() from error
+    return result
+
+
+@router.get(
+    "/v1/payments/{payment_id}/refunds",
+    response_model=list[Refund],
+    responses=PROBLEMS,
+    dependencies=READ_ACCESS,
+)
+async def list_refunds(payment_id: PaymentId, ctx: Context) -> list[Refund]:
+    """Every refund of the payment, oldest first: ours, compensations and observed ones."""
+    if not await ctx.pool.fetchval("SELECT true FROM payments WHERE payment_id = $1", payment_id):
+        raise Problem(404, "not_found", f"no payment {payment_id}")
+    ids = await ctx.pool.fetch(
+        "SELECT refund_id FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_id",
+        payment_id,
+    )
+    refunds = [await refund_from_ledger(ctx.pool, row["refund_id"]) for row in ids]
+    return [Refund.from_state(r) for r in refunds if r is not None]
+
+
+@router.get(
+    "/v1/refunds/{refund_id}", response_model=Refund, responses=PROBLEMS, dependencies=READ_ACCESS
+)
+async def get_refund(refund_id: RefundId, ctx: Context) -> Refund:
+    """Status, amounts, the gateway's refund id and the timeline of every step."""
+    refund = await refund_from_ledger(ctx.pool, refund_id)
+    if refund is None:
+        raise Problem(404, "not_found", f"no refund {refund_id}")
+    return Refund.from_state(refund)
+
+
+async def refund_from_ledger(pool: asyncpg.Pool, refund_id: str) -> RefundState | None:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT r.*, p.status AS payment_status FROM refunds r JOIN payments p USING"
+            " (payment_id) WHERE refund_id = $1",
+            refund_id,
+        )
+        if row is None:
+            return None
+        steps = await conn.fetch(
+            "SELECT at, step, refund_status, detail FROM audit_log WHERE refund_id = $1"
+            " ORDER BY id",
+            refund_id,
+        )
+    return RefundState(
+        refund_id=row["refund_id"],
+        workflow_id=row["workflow_id"],
+        payment_id=row["payment_id"],
+        mode=RefundMode(row["mode"]),
+        status=RefundStatus(row["status"]),
+        reason=RefundReason(row["reason"]),
+        note=row["note"],
+        amount=row["amount"],
+        currency=row["currency"],
+        gateway=Gateway(row["gateway"]),
+        gateway_refund_id=row["gateway_refund_id"],
+        failure_reason=row["failure_reason"],
+        payment_status=PaymentStatus(row["payment_status"]),
+        history=[
+            RefundStep(
+                at=s["at"],
+                step=s["step"],
+                status=RefundStatus(s["refund_status"]),
+                detail=s["detail"],
+            )
+            for s in steps
+        ],
+    )

@@ -1,0 +1,215 @@
+"""Refund contract: the request, the state a query returns, the gateway events it accepts, and the
+gateway-neutral refund model the adapters translate to."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from domain.checkout import Gateway, GatewayPaymentRef, Model, PaymentStatus
+
+DEFAULT_POLL_INTERVAL_SECONDS = 60 * 60
+
+
+class RefundReason(StrEnum):
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    OTHER = "other"
+
+
+class RefundMode(StrEnum):
+    """`own`: asked for through our API; `observed`: made elsewhere (a gateway dashboard) and
+    recorded from its webhook, without calling the gateway; `compensation`: a checkout undoing
+    its capture."""
+
+    OWN = "own"
+    OBSERVED = "observed"
+    COMPENSATION = "compensation"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REFUSED = "refused"
+    """Never sent to the gateway: the ledger had no room for it, or nothing was captured."""
+
+
+FINAL_REFUND_STATUSES = frozenset(
+    {RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED, RefundStatus.REFUSED}
+)
+
+
+def refund_workflow_id(payment_id: str, key: str) -> str:
+    """`refund-<payment_id>-<key>`: the merchant's Idempotency-Key, a gateway refund id for an
+    observed refund, or `compensation` for a checkout's own."""
+    return f"refund-{payment_id}-{key}"
+
+
+def refund_id_for(workflow_id: str) -> str:
+    """Our refund id, derived from the workflow id so every retry and replay names the same refund.
+    It is also the gateway idempotency key and the Razorpay receipt (letters, digits, `_`)."""
+    return "rfd_" + hashlib.sha256(workflow_id.encode()).hexdigest()[:24]
+
+
+class RefundRequest(Model):
+    """The refund workflow's input."""
+
+    payment_id: str
+    amount: int | None = None
+    """Minor units; None = whatever is left to refund."""
+    reason: RefundReason = RefundReason.REQUESTED_BY_CUSTOMER
+    note: str | None = None
+    mode: RefundMode = RefundMode.OWN
+    idempotency_key: str
+    poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_SECONDS
+    """How long to wait for a webhook before asking the gateway (the polling fallback)."""
+    gateway: Gateway | None = None
+    gateway_refund_id: str | None = None
+    """Observed mode: the gateway and its refund, as the webhook named them."""
+    capture_to_record: int = 0
+    """Compensation mode: what the gateway captured, in case the ledger has not recorded it."""
+    carried: RefundState | None = None
+    """Set on continue-as-new: the state so far."""
+
+
+class RefundStep(Model):
+    at: datetime
+    step: str
+    status: RefundStatus
+    detail: str = ""
+
+
+class RefundState(Model):
+    """The full live state of one refund, as the `state` query returns it."""
+
+    refund_id: str
+    workflow_id: str
+    payment_id: str
+    mode: RefundMode
+    status: RefundStatus
+    reason: RefundReason
+    note: str | None = None
+    amount: int = 0
+    currency: str | None = None
+    gateway: Gateway | None = None
+    gateway_payment_id: str | None = None
+    gateway_charge_id: str | None = None
+    gateway_refund_id: str | None = None
+    speed: str | None = None
+    refusal_code: str | None = None
+    failure_reason: str | None = None
+    payment_status: PaymentStatus | None = None
+    """The payment's status once this refund was settled (or released)."""
+    history: list[RefundStep] = Field(default_factory=list)
+    seen_events: list[str] = Field(default_factory=list)
+    polls: int = 0
+
+
+class RefundEvent(Model):
+    """A gateway fact about a refund, from a verified webhook. A hint: the workflow fetches the
+    refund from the gateway before it settles anything."""
+
+    event_id: str
+    event_type: str
+    gateway_refund_id: str
+    gateway_status: str
+
+
+# Gateway-neutral activity contracts
+
+
+class CreateGatewayRefund(Model):
+    ref: GatewayPaymentRef
+    refund_id: str
+    """Our id: the idempotency key (Stripe `Idempotency-Key`, Razorpay `X-Refund-Idempotency`)
+    and the Razorpay receipt that finds the refund again after an unknown outcome."""
+    workflow_id: str
+    payment_id: str
+    amount: int
+    currency: str
+    reason: RefundReason
+
+
+class GatewayRefundRef(Model):
+    gateway: Gateway
+    gateway_refund_id: str
+
+
+class GatewayRefund(Model):
+    gateway: Gateway
+    gateway_refund_id: str
+    gateway_payment_id: str
+    """Stripe PaymentIntent id or Razorpay payment id."""
+    status: RefundStatus
+    amount: int
+    currency: str
+    failure_reason: str | None = None
+    speed: str | None = None
+    """Razorpay: how the refund is (being) processed, `normal` or `instant`."""
+
+
+# Ledger activity contracts
+
+
+class RefundReservation(Model):
+    """Reserve the amount on the payment, in one transaction, or say why not."""
+
+    refund_id: str
+    workflow_id: str
+    payment_id: str
+    amount: int | None
+    reason: RefundReason
+    note: str | None
+    mode: RefundMode
+    idempotency_key: str
+    gateway_refund_id: str | None = None
+    capture_to_record: int = 0
+
+
+class ReservationOutcome(Model):
+    accepted: bool
+    refusal_code: str | None = None
+    """`invalid_refund_amount`, `payment_not_refundable`, `refund_exceeds_available`,
+    `unknown_payment`."""
+    detail: str = ""
+    status: RefundStatus
+    """The refund's status in the ledger: `pending` when just reserved; a retried reservation of a
+    refund already settled says so."""
+    amount: int = 0
+    currency: str | None = None
+    gateway: Gateway | None = None
+    gateway_payment_id: str | None = None
+    gateway_charge_id: str | None = None
+    gateway_refund_id: str | None = None
+
+
+class RefundEffect(StrEnum):
+    NONE = "none"
+    SETTLE = "settle"
+    """Post the refund and move the reserved amount to refunded."""
+    RELEASE = "release"
+    """Give the reserved amount back: the refund did not happen."""
+
+
+class RefundRecord(Model):
+    """One state change of a refund, written to the ledger in one transaction, once."""
+
+    record_key: str
+    refund_id: str
+    payment_id: str
+    step: str
+    status: RefundStatus
+    detail: str = ""
+    effect: RefundEffect = RefundEffect.NONE
+    gateway_refund_id: str | None = None
+    failure_reason: str | None = None
+
+
+RefundRequest.model_rebuild()

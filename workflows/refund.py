@@ -1,0 +1,304 @@
+"""Refund saga: reserve the amount in the ledger → create the refund at the gateway (idempotency
+key: our refund id) → wait for its final status (webhook signals, with polling as the fallback) →
+settle the ledger, or release the reservation and record why.
+
+An observed refund (made at the gateway's dashboard) skips the gateway call; a checkout's
+compensation runs this workflow as a child."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.payments import GatewayActivities
+    from activities.refund_ledger import RefundLedgerActivities
+    from domain.checkout import GatewayPaymentRef
+    from domain.money import format_amount
+    from domain.refund import (
+        FINAL_REFUND_STATUSES,
+        CreateGatewayRefund,
+        GatewayRefund,
+        GatewayRefundRef,
+        RefundEffect,
+        RefundEvent,
+        RefundMode,
+        RefundRecord,
+        RefundRequest,
+        RefundReservation,
+        RefundState,
+        RefundStatus,
+        RefundStep,
+        refund_id_for,
+    )
+    from workflows.checkout import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
+    from workflows.checkout import _cause as cause_of
+
+# A run polls at most this often before it continues as new, so that a refund pending for weeks
+# keeps a short history.
+MAX_POLLS_PER_RUN = 200
+
+
+@workflow.defn
+class RefundWorkflow:
+    @workflow.init
+    def __init__(self, request: RefundRequest) -> None:
+        info = workflow.info()
+        self._state = request.carried or RefundState(
+            refund_id=refund_id_for(info.workflow_id),
+            workflow_id=info.workflow_id,
+            payment_id=request.payment_id,
+            mode=request.mode,
+            status=RefundStatus.PENDING,
+            reason=request.reason,
+            note=request.note,
+            amount=request.amount or 0,
+            gateway=request.gateway,
+            gateway_refund_id=request.gateway_refund_id,
+        )
+        self._decided = request.carried is not None
+        self._inbox: deque[RefundEvent] = deque()
+
+    # The story
+
+    @workflow.run
+    async def run(self, request: RefundRequest) -> RefundState:
+        s = self._state
+        if request.carried is None:
+            workflow.upsert_memo(
+                {"payment_id": s.payment_id, "refund_id": s.refund_id, "mode": s.mode.value}
+            )
+            observed = await self._observe() if s.mode is RefundMode.OBSERVED else None
+            if await self._reserve(request):
+                if observed is not None:
+                    await self._apply(observed, "observed_at_gateway")
+                elif s.gateway_refund_id is None:
+                    await self._create_at_gateway()
+        if s.status not in FINAL_REFUND_STATUSES:
+            await self._await_final_status(request)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return s
+
+    async def _observe(self) -> GatewayRefund:
+        """A refund made elsewhere: the webhook is a hint, the gateway tells the amount."""
+        s = self._state
+        assert s.gateway is not None and s.gateway_refund_id is not None
+        refund = await self._fetch()
+        s.amount = refund.amount
+        self._inbox.clear()  # what the starting event said, the fetch has just read
+        return refund
+
+    async def _reserve(self, request: RefundRequest) -> bool:
+        s = self._state
+        outcome = await workflow.execute_activity_method(
+            RefundLedgerActivities.reserve_refund,
+            RefundReservation(
+                refund_id=s.refund_id,
+                workflow_id=s.workflow_id,
+                payment_id=s.payment_id,
+                amount=s.amount if s.mode is RefundMode.OBSERVED else request.amount,
+                reason=s.reason,
+                note=s.note,
+                mode=s.mode,
+                idempotency_key=request.idempotency_key,
+                gateway_refund_id=s.gateway_refund_id,
+                capture_to_record=request.capture_to_record,
+            ),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="reserve the amount in the ledger",
+        )
+        self._decided = True
+        if not outcome.accepted:
+            s.status, s.refusal_code, s.failure_reason = (
+                RefundStatus.REFUSED, outcome.refusal_code, outcome.detail,
+            )  # fmt: skip
+            self._step("refused", f"{outcome.refusal_code}: {outcome.detail}")
+            return False
+        assert outcome.gateway is not None and outcome.currency is not None
+        s.status, s.amount, s.currency, s.gateway = (
+            outcome.status, outcome.amount, outcome.currency, outcome.gateway,
+        )  # fmt: skip
+        s.gateway_payment_id = outcome.gateway_payment_id
+        s.gateway_charge_id = outcome.gateway_charge_id
+        s.gateway_refund_id = s.gateway_refund_id or outcome.gateway_refund_id
+        workflow.upsert_memo(
+            {
+                "amount": s.amount,
+                "currency": s.currency,
+                "gateway": s.gateway.value,
+                "gateway_payment_id": s.gateway_payment_id,
+            }
+        )
+        self._step("reserved", f"{self._describe_amount()} reserved on {s.payment_id}")
+        return True
+
+    async def _create_at_gateway(self) -> None:
+        s = self._state
+        assert s.gateway is not None and s.currency is not None and s.gateway_payment_id
+        workflow.set_current_details(f"Creating the refund of {self._describe_amount()}")
+        try:
+            refund = await workflow.execute_activity_method(
+                GatewayActivities.refund_gateway_payment,
+                CreateGatewayRefund(
+                    ref=GatewayPaymentRef(
+                        gateway=s.gateway,
+                        gateway_payment_id=s.gateway_payment_id,
+                        gateway_charge_id=s.gateway_charge_id,
+                    ),
+                    refund_id=s.refund_id,
+                    workflow_id=s.workflow_id,
+                    payment_id=s.payment_id,
+                    amount=s.amount,
+                    currency=s.currency,
+                    reason=s.reason,
+                ),
+                start_to_close_timeout=GATEWAY_TIMEOUT,
+                # An unknown outcome must never end in a release: the refund may exist. Retry
+                # (same refund id, so never twice) until the gateway answers yes or no.
+                retry_policy=PERSISTENT_RETRY,
+                summary=f"refund {self._describe_amount()} at {s.gateway}",
+            )
+        except ActivityError as error:
+            reason = cause_of(error)
+            await self._record(
+                "gateway_refused", RefundStatus.FAILED, reason, RefundEffect.RELEASE,
+                failure_reason=reason,
+            )  # fmt: skip
+            return
+        await self._apply(refund, "gateway_refund_created")
+
+    async def _await_final_status(self, request: RefundRequest) -> None:
+        """Webhooks say when to look; a timer looks anyway when none comes."""
+        s = self._state
+        interval = timedelta(seconds=request.poll_interval_seconds)
+        polls_this_run = 0
+        while s.status not in FINAL_REFUND_STATUSES:
+            workflow.set_current_details(
+                f"**{s.status}**: waiting for {s.gateway} to settle refund {s.gateway_refund_id}"
+                f" (webhook, or a look every {interval})"
+            )
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox),
+                    timeout=interval,
+                    timeout_summary="refund status poll",
+                )
+                step = "webhook_" + self._inbox.popleft().event_type.replace(".", "_")
+            except TimeoutError:
+                s.polls += 1
+                step = "gateway_polled"
+            await self._apply(await self._fetch(), step)
+            if s.status in FINAL_REFUND_STATUSES or self._inbox:
+                continue
+            polls_this_run += step == "gateway_polled"
+            suggested = workflow.info().is_continue_as_new_suggested()
+            if suggested or polls_this_run >= MAX_POLLS_PER_RUN:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(request.model_copy(update={"carried": s}))
+
+    async def _apply(self, refund: GatewayRefund, step: str) -> None:
+        """Move to what the gateway says; settle or release once the refund is final."""
+        s = self._state
+        first_sight = s.gateway_refund_id != refund.gateway_refund_id
+        s.gateway_refund_id = refund.gateway_refund_id
+        if first_sight:
+            workflow.upsert_memo({"gateway_refund_id": refund.gateway_refund_id})
+        detail = f"{s.gateway} {refund.gateway_refund_id} is {refund.status}"
+        if refund.amount != s.amount:
+            detail += f" for {format_amount(refund.amount, refund.currency)}"
+        if refund.status is RefundStatus.SUCCEEDED:
+            await self._record(step, RefundStatus.SUCCEEDED, detail, RefundEffect.SETTLE)
+        elif refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+            reason = refund.failure_reason or f"the gateway says {refund.status}"
+            await self._record(
+                step, refund.status, f"{detail}: {reason}", RefundEffect.RELEASE,
+                failure_reason=reason,
+            )  # fmt: skip
+        elif refund.speed is not None and s.speed is not None and refund.speed != s.speed:
+            await self._record("speed_changed", refund.status, f"{detail}; speed {refund.speed}")
+        elif first_sight or refund.status is not s.status:
+            if refund.status is RefundStatus.REQUIRES_ACTION:
+                detail += "; the customer must act (e.g. give bank details) before it can proceed"
+            await self._record(step, refund.status, detail)
+        s.speed = refund.speed or s.speed
+
+    # Handlers: they only validate and queue; the run loop above is the one writer.
+
+    @workflow.update
+    async def reservation(self) -> RefundState:
+        """Answers once the ledger reserved the amount or refused it, for update-with-start."""
+        await workflow.wait_condition(lambda: self._decided)
+        return self._state
+
+    @workflow.signal
+    def refund_event(self, event: RefundEvent) -> None:
+        s = self._state
+        if event.event_id in s.seen_events:
+            return
+        s.seen_events.append(event.event_id)
+        self._inbox.append(event)
+
+    @workflow.query
+    def state(self) -> RefundState:
+        return self._state
+
+    # Plumbing
+
+    async def _fetch(self) -> GatewayRefund:
+        s = self._state
+        assert s.gateway is not None and s.gateway_refund_id is not None
+        return await workflow.execute_activity_method(
+            GatewayActivities.fetch_gateway_refund,
+            GatewayRefundRef(gateway=s.gateway, gateway_refund_id=s.gateway_refund_id),
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="look the refund up at the gateway",
+        )
+
+    def _step(self, step: str, detail: str) -> None:
+        s = self._state
+        s.history.append(RefundStep(at=workflow.now(), step=step, status=s.status, detail=detail))
+        workflow.set_current_details(f"**{s.status}** after `{step}`: {detail}")
+
+    async def _record(
+        self,
+        step: str,
+        status: RefundStatus,
+        detail: str,
+        effect: RefundEffect = RefundEffect.NONE,
+        *,
+        failure_reason: str | None = None,
+    ) -> None:
+        """Move the refund to `status` and write the step to the ledger, once."""
+        s = self._state
+        s.status = status
+        if failure_reason is not None:
+            s.failure_reason = failure_reason
+        self._step(step, detail)
+        s.payment_status = await workflow.execute_activity_method(
+            RefundLedgerActivities.record_refund_step,
+            RefundRecord(
+                record_key=f"{s.refund_id}:{len(s.history)}:{step}",
+                refund_id=s.refund_id,
+                payment_id=s.payment_id,
+                step=step,
+                status=status,
+                detail=detail,
+                effect=effect,
+                gateway_refund_id=s.gateway_refund_id,
+                failure_reason=failure_reason,
+            ),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary=f"record {step}",
+        )
+
+    def _describe_amount(self) -> str:
+        s = self._state
+        if s.currency is None:
+            return "the amount"
+        return format_amount(s.amount, s.currency)
