@@ -15,20 +15,24 @@ from settings import Settings
 TOKEN_DAYS = 30
 
 
-def dev_tokens() -> str:
-    """A ready-to-use bearer token per role, signed with the development secret."""
+def dev_tokens(data_dir: Path) -> str:
+    """A ready-to-use bearer token per role, signed with the development secret; also written
+    to `<data dir>/tokens.env` for `source`."""
     settings = Settings()
     ttl = TOKEN_DAYS * 24 * 3600
-    lines = [
-        f"  {role.value:<9} {mint_token(settings, f'dev-{role.value}', [role], ttl_seconds=ttl)}"
+    tokens = {
+        role.value: mint_token(settings, f"dev-{role.value}", [role], ttl_seconds=ttl)
         for role in (Role.MERCHANT, Role.OPERATOR, Role.ADMIN)
-    ]
-    customer = mint_token(
+    }
+    tokens["customer"] = mint_token(
         settings, "dev-customer-c_42", [Role.CUSTOMER], customer_id="c_42", ttl_seconds=ttl
     )
-    lines.append(f"  customer  {customer}  (customer c_42)")
+    env_file = data_dir / "tokens.env"
+    env_file.write_text("".join(f"{r.upper()}_TOKEN={t}\n" for r, t in tokens.items()))
+    env_file.chmod(0o600)
+    lines = [f"  {role:<9} {token}" for role, token in tokens.items()]
+    lines.append(f"  (customer is c_42; all as shell variables: source {env_file})")
     return "\n".join(lines)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -57,7 +61,7 @@ Payment sagas are running.
   Logs              {stack.data_dir / "logs"}
 
 Bearer tokens for the API ({TOKEN_DAYS} days, development secret):
-{dev_tokens()}
+{dev_tokens(stack.data_dir)}
 
 Press Ctrl-C to stop everything.""",
         flush=True,
