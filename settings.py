@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,14 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     """Comma-separated origins allowed to call the API from a browser."""
     idempotency_retention_hours: int = 48
+
+    log_level: str = "INFO"
+    worker_shutdown_grace_seconds: int = 20
+    worker_metrics_address: str = "127.0.0.1:9464"
+    """Where the worker serves Prometheus metrics (`/metrics`); empty turns them off."""
+    tracing_exporter: Literal["", "console", "otlp"] = ""
+    """OpenTelemetry traces through Temporal's interceptor: off, to stdout, or OTLP/HTTP
+    (`OTEL_EXPORTER_OTLP_ENDPOINT`)."""
 
     authorization_window_seconds: int = 15 * 60
     manual_capture_window_seconds: int = 6 * 24 * 60 * 60

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import structlog
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.gateways.base import PaymentGateway
@@ -23,19 +24,31 @@ from activities.payments import GatewayActivities
 from activities.refund_ledger import RefundLedgerActivities
 from db.pool import apply_migrations, create_pool, ensure_database
 from domain.checkout import Gateway
+from observability import (
+    ActivityLogInterceptor,
+    configure_logging,
+    tracing_interceptors,
+    worker_runtime,
+)
 from settings import Settings, get_settings
 from workflows.checkout import CheckoutWorkflow
 from workflows.refund import RefundWorkflow
 
+log = structlog.get_logger("worker")
+
 WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow]
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=tracing_interceptors(settings.tracing_exporter),
         lazy=lazy,
+        runtime=runtime,
     )
 
 
@@ -82,24 +95,31 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     await ensure_database(settings.database_url)
     pool = await create_pool(settings.database_url, settings.database_pool_size)
     await apply_migrations(pool)
-    client = await connect_temporal(settings)
+    client = await connect_temporal(
+        settings, runtime=worker_runtime(settings.worker_metrics_address)
+    )
     async with httpx.AsyncClient(timeout=10.0) as http:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
             activities=activities_for(settings, pool, http),
-            graceful_shutdown_timeout=timedelta(seconds=10),
+            interceptors=[ActivityLogInterceptor()],
+            # On SIGTERM, running activities get this long to finish before they are handed
+            # back to Temporal (and retried elsewhere with the same idempotency keys).
+            graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         )
         async with worker:
-            logging.info("worker polling task queue %r", settings.task_queue)
+            log.info("worker polling", task_queue=settings.task_queue)
             await stop.wait()
+            log.info("worker draining", grace_seconds=settings.worker_shutdown_grace_seconds)
     await pool.close()
+    log.info("worker stopped")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()
+    configure_logging("worker", settings.log_level)
 
     async def serve() -> None:
         stop = asyncio.Event()

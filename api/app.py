@@ -11,18 +11,21 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import checkouts, idempotency, refunds, webhooks
+from api import checkouts, health, idempotency, refunds, webhooks
 from api.auth import RateLimits
 from api.context import AppContext
+from api.metrics import RequestMetrics, metrics_endpoint
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
 from db.pool import apply_migrations, create_pool, ensure_database
+from observability import configure_logging
 from settings import Settings, get_settings
 from worker import connect_temporal
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging("api", settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,13 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
+    app.add_middleware(RequestMetrics)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.include_router(health.router)
     app.include_router(checkouts.router)
     app.include_router(refunds.router)
     app.include_router(webhooks.router)
-
-    @app.get("/health/live", tags=["health"])
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

@@ -22,6 +22,7 @@ from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
 from api.ledger_view import checkout_from_ledger, find_checkout
+from api.metrics import CHECKOUTS
 from api.models import (
     CancelBody,
     CaptureBody,
@@ -93,6 +94,7 @@ async def create_checkout(
         body.model_dump(mode="json"),
         lambda: _start_checkout(ctx, body, idempotency_key),
     )
+    CHECKOUTS.labels(body.gateway.value, str(stored.status)).inc()
     return JSONResponse(stored.body, status_code=stored.status)
 
 

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field, StringConstraints
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api import idempotency
+from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
 from api.models import Amount, Body
@@ -32,13 +33,12 @@ from domain.refund import (
 )
 from workflows.refund import RefundWorkflow
 
-# The one place where the refund routes get their callers checked: creating a refund needs
-# operator/admin credentials and the stricter refund rate limit, reading needs staff credentials.
-# API authentication is another issue; it adds its dependencies to these two lists.
-CREATE_ACCESS: list[Any] = []
-READ_ACCESS: list[Any] = []
+router = APIRouter(tags=["refunds"], responses=AUTH_PROBLEMS)
 
-router = APIRouter(tags=["refunds"])
+# Creating a refund needs operator/admin credentials and the stricter refund rate limit; staff
+# read every refund, a customer only those of its own payments.
+Operator = Annotated[Caller, Depends(access(Role.OPERATOR, Role.ADMIN, policy=Policy.REFUND))]
+Reader = Annotated[Caller, Depends(access(*STAFF, Role.CUSTOMER))]
 
 Context = Annotated[AppContext, Depends(app_context)]
 PaymentId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{24}$")]
@@ -114,10 +114,13 @@ def temporal_unavailable() -> Problem:
     status_code=202,
     response_model=Refund,
     responses=PROBLEMS,
-    dependencies=CREATE_ACCESS,
 )
 async def create_refund(
-    payment_id: PaymentId, body: CreateRefund, idempotency_key: IdempotencyKey, ctx: Context
+    payment_id: PaymentId,
+    body: CreateRefund,
+    idempotency_key: IdempotencyKey,
+    ctx: Context,
+    caller: Operator,
 ) -> JSONResponse:
     """Refund a captured payment, in part or (amount omitted) all that is left. Answers 202 once
     the ledger has reserved the amount; the gateway's answer arrives later (GET the refund).
@@ -125,7 +128,7 @@ async def create_refund(
     The same key and body give the same refund; the same key with another body is a 422."""
     stored = await idempotency.once(
         ctx.pool,
-        f"refunds:{payment_id}",
+        f"refunds:{caller.subject}:{payment_id}",
         idempotency_key,
         body.model_dump(mode="json"),
         lambda: _start_refund(ctx, payment_id, body, idempotency_key),
@@ -196,6 +199,11 @@ async def _closed_refund(ctx: AppContext, workflow_id: str) -> RefundState:
         handle = ctx.temporal.get_workflow_handle(workflow_id, result_type=RefundState)
         result: RefundState = await handle.result()
     except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise Problem(
+                409, "idempotency_key_used",
+                "this Idempotency-Key was used for a refund that is no longer kept; use a new key",
+            ) from None  # fmt: skip
         raise temporal_unavailable() from error
     return result
 
@@ -204,12 +212,10 @@ async def _closed_refund(ctx: AppContext, workflow_id: str) -> RefundState:
     "/v1/payments/{payment_id}/refunds",
     response_model=list[Refund],
     responses=PROBLEMS,
-    dependencies=READ_ACCESS,
 )
-async def list_refunds(payment_id: PaymentId, ctx: Context) -> list[Refund]:
+async def list_refunds(payment_id: PaymentId, ctx: Context, caller: Reader) -> list[Refund]:
     """Every refund of the payment, oldest first: ours, compensations and observed ones."""
-    if not await ctx.pool.fetchval("SELECT true FROM payments WHERE payment_id = $1", payment_id):
-        raise Problem(404, "not_found", f"no payment {payment_id}")
+    await _visible_payment(ctx, caller, payment_id)
     ids = await ctx.pool.fetch(
         "SELECT refund_id FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_id",
         payment_id,
@@ -218,15 +224,25 @@ async def list_refunds(payment_id: PaymentId, ctx: Context) -> list[Refund]:
     return [Refund.from_state(r) for r in refunds if r is not None]
 
 
-@router.get(
-    "/v1/refunds/{refund_id}", response_model=Refund, responses=PROBLEMS, dependencies=READ_ACCESS
-)
-async def get_refund(refund_id: RefundId, ctx: Context) -> Refund:
+@router.get("/v1/refunds/{refund_id}", response_model=Refund, responses=PROBLEMS)
+async def get_refund(refund_id: RefundId, ctx: Context, caller: Reader) -> Refund:
     """Status, amounts, the gateway's refund id and the timeline of every step."""
     refund = await refund_from_ledger(ctx.pool, refund_id)
     if refund is None:
         raise Problem(404, "not_found", f"no refund {refund_id}")
+    await _visible_payment(ctx, caller, refund.payment_id, not_found=f"no refund {refund_id}")
     return Refund.from_state(refund)
+
+
+async def _visible_payment(
+    ctx: AppContext, caller: Caller, payment_id: str, not_found: str | None = None
+) -> None:
+    """404 alike for a payment that does not exist and one that is not the caller's."""
+    owner = await ctx.pool.fetchval(
+        "SELECT customer_id FROM payments WHERE payment_id = $1", payment_id
+    )
+    if owner is None or not caller.may_see(owner):
+        raise Problem(404, "not_found", not_found or f"no payment {payment_id}")
 
 
 async def refund_from_ledger(pool: asyncpg.Pool, refund_id: str) -> RefundState | None:

@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.context import AppContext, app_context
 from api.event_routing import JSON, Outcome, Routing, Signal, route
+from api.metrics import WEBHOOKS
 from api.problems import Problem
 from domain.checkout import Gateway
 
@@ -64,6 +65,7 @@ def _signed_at(stripe_signature: str) -> int:
 
 
 def _refuse(detail: str) -> Problem:
+    WEBHOOKS.labels("unknown", "unknown", "invalid_signature").inc()
     return Problem(400, "invalid_signature", detail)
 
 
@@ -124,9 +126,17 @@ async def razorpay_webhook(request: Request, ctx: Context) -> WebhookAck:
 
 async def process(ctx: AppContext, event: Verified) -> WebhookAck:
     """Keep the event, then deliver it; a duplicate already delivered is acknowledged only."""
+    labels = (event.gateway.value, event.event_type)
     if await _receive(ctx.pool, event):
+        WEBHOOKS.labels(*labels, "duplicate").inc()
         return WebhookAck(status="duplicate")
-    return WebhookAck(status=await deliver(ctx, event))
+    try:
+        status = await deliver(ctx, event)
+    except Problem:
+        WEBHOOKS.labels(*labels, "delivery_failed").inc()
+        raise
+    WEBHOOKS.labels(*labels, status).inc()
+    return WebhookAck(status=status)
 
 
 async def deliver(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import asyncpg
 
@@ -16,12 +17,25 @@ async def create_pool(database_url: str, size: int) -> asyncpg.Pool:
     return pool
 
 
-async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
-    """Apply every migration not yet applied; safe when the API and worker start together."""
-    files = sorted(
+def _migration_files() -> list[Traversable]:
+    return sorted(
         (f for f in resources.files("db.migrations").iterdir() if f.name.endswith(".sql")),
         key=lambda f: f.name,
     )
+
+
+async def pending_migrations(pool: asyncpg.Pool) -> list[str]:
+    """Migrations this code has that the database has not applied (for readiness)."""
+    try:
+        applied = {r["version"] for r in await pool.fetch("SELECT version FROM schema_migrations")}
+    except asyncpg.UndefinedTableError:
+        applied = set()
+    return [f.name for f in _migration_files() if f.name not in applied]
+
+
+async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
+    """Apply every migration not yet applied; safe when the API and worker start together."""
+    files = _migration_files()
     applied: list[str] = []
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)

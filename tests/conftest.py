@@ -7,8 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+
+from workflows import search_attributes as search
 
 BIN = Path(sys.executable).parent
 
@@ -21,6 +25,17 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
     )
     async with env:
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=env.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_INT
+                    if key is search.AMOUNT_MINOR
+                    else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    for key in search.ALL
+                },
+            )
+        )
         yield env
 
 
@@ -31,6 +46,7 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(BIN / "temporal"),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=["--headless"],
+        search_attributes=search.ALL,
     )
     async with env:
         yield env

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         RefundStatus,
         refund_workflow_id,
     )
+    from workflows import search_attributes as search
 
 # Gateway calls: a few quick retries for blips, then a slower cadence; declines and invalid
 # requests are non-retryable and surface at once. The same idempotency key rides every attempt.
@@ -135,6 +136,9 @@ class CheckoutWorkflow:
             authorization = await self._wait_for_authorization()
             if authorization is not None:
                 await self._take_payment(authorization)
+        workflow.metric_meter().create_counter(
+            "payments_checkouts_finished", "Checkouts by gateway and final status"
+        ).add(1, {"gateway": s.gateway.value, "status": s.status.value})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 
@@ -513,6 +517,7 @@ class CheckoutWorkflow:
             s.attempts.append(attempt)
         s.history.append(CheckoutStep(at=workflow.now(), step=step, status=status, detail=detail))
         workflow.set_current_details(f"**{status}** after `{step}`: {detail}")
+        self._publish()
         self._records += 1
         await workflow.execute_activity_method(
             LedgerActivities.record_checkout_step,
@@ -533,6 +538,31 @@ class CheckoutWorkflow:
             start_to_close_timeout=LEDGER_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
             summary=f"record {step}",
+        )
+
+    def _publish(self) -> None:
+        """Keep what operators search and read in the Temporal UI current."""
+        s = self._state
+        workflow.upsert_search_attributes(
+            [
+                search.PAYMENT_ID.value_set(s.checkout_id),
+                search.ORDER_ID.value_set(s.order_id),
+                search.CUSTOMER_ID.value_set(s.customer_id),
+                search.GATEWAY.value_set(s.gateway.value),
+                search.PAYMENT_STATUS.value_set(s.status.value),
+                search.AMOUNT_MINOR.value_set(s.amount),
+                search.CURRENCY.value_set(s.currency),
+            ]
+        )
+        workflow.upsert_memo(
+            {
+                "amount": format_amount(s.amount, s.currency),
+                "captured": format_amount(s.amount_captured, s.currency),
+                "refunded": format_amount(s.amount_refunded, s.currency),
+                "gateway_payment_id": s.gateway_payment_id,
+                "gateway_charge_id": s.gateway_charge_id,
+                "last_error": s.last_error,
+            }
         )
 
     def _describe_amount(self) -> str:

@@ -72,7 +72,9 @@ class RefundWorkflow:
                 {"payment_id": s.payment_id, "refund_id": s.refund_id, "mode": s.mode.value}
             )
             observed = await self._observe() if s.mode is RefundMode.OBSERVED else None
-            if await self._reserve(request):
+            # A retried reservation of a refund already settled (a second observed run of the same
+            # gateway refund) finds it final: nothing is left to do.
+            if await self._reserve(request) and s.status not in FINAL_REFUND_STATUSES:
                 if observed is not None:
                     await self._apply(observed, "observed_at_gateway")
                 elif s.gateway_refund_id is None:
@@ -88,6 +90,7 @@ class RefundWorkflow:
         assert s.gateway is not None and s.gateway_refund_id is not None
         refund = await self._fetch()
         s.amount = refund.amount
+        workflow.upsert_memo({"gateway_refund_id": refund.gateway_refund_id})
         self._inbox.clear()  # what the starting event said, the fetch has just read
         return refund
 
@@ -116,7 +119,7 @@ class RefundWorkflow:
             s.status, s.refusal_code, s.failure_reason = (
                 RefundStatus.REFUSED, outcome.refusal_code, outcome.detail,
             )  # fmt: skip
-            self._step("refused", f"{outcome.refusal_code}: {outcome.detail}")
+            self._step("refund_refused", f"{outcome.refusal_code}: {outcome.detail}")
             return False
         assert outcome.gateway is not None and outcome.currency is not None
         s.status, s.amount, s.currency, s.gateway = (
@@ -133,7 +136,7 @@ class RefundWorkflow:
                 "gateway_payment_id": s.gateway_payment_id,
             }
         )
-        self._step("reserved", f"{self._describe_amount()} reserved on {s.payment_id}")
+        self._step("refund_reserved", f"{self._describe_amount()} reserved on {s.payment_id}")
         return True
 
     async def _create_at_gateway(self) -> None:

@@ -51,6 +51,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "RAZORPAY_WEBHOOK_SECRET": f"{SANDBOX_RAZORPAY_WEBHOOK_SECRET},{NEXT_RAZORPAY_SECRET}",
             "RAZORPAY_WEBHOOK_MAX_AGE_SECONDS": str(RAZORPAY_MAX_AGE),
             "RATE_LIMIT_READ": f"{READ_LIMIT}/5 seconds",
+            "RATE_LIMIT_REFUND": "300/minute",
             "CORS_ORIGINS": CORS_ORIGIN,
             # pending refunds whose webhook is lost are looked up at the gateway this often
             "REFUND_POLL_INTERVAL_SECONDS": "2",

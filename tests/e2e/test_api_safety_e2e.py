@@ -65,6 +65,8 @@ async def test_every_endpoint_checks_the_callers_role(api: httpx.AsyncClient) ->
             confirm,
             {Role.MERCHANT, Role.OPERATOR, Role.ADMIN},
         ),
+        ("POST", f"/v1/payments/{cid}/refunds", {"reason": "other"}, {Role.OPERATOR, Role.ADMIN}),
+        ("GET", f"/v1/payments/{cid}/refunds", None, {Role.MERCHANT, Role.OPERATOR, Role.ADMIN}),
         ("GET", "/v1/webhooks/events", None, {Role.OPERATOR, Role.ADMIN}),
         ("GET", "/v1/gateways/health", None, {Role.OPERATOR, Role.ADMIN}),
     ]
@@ -77,7 +79,9 @@ async def test_every_endpoint_checks_the_callers_role(api: httpx.AsyncClient) ->
                     json=body,
                     headers=headers_for(role, **{"Idempotency-Key": new_key()}),
                 )
-                customer_allowed = "/v1/checkouts/" in path and not path.endswith("capture")
+                customer_allowed = (method == "GET" and "/v1/payments/" in path) or (
+                    "/v1/checkouts/" in path and not path.endswith("capture")
+                )
                 if role is None:
                     expected = {401}
                 elif role is Role.CUSTOMER and customer_allowed:

@@ -22,6 +22,7 @@ from domain.checkout import (
     PaymentStatus,
 )
 from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for, worker
+from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
 
 
@@ -42,9 +43,15 @@ async def test_paid_checkout_is_confirmed_captured_and_recorded(
         await wait_for(handle, payable)
         await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
         result = await handle.result()
+        described = await handle.describe()
 
     assert result.status is PaymentStatus.CAPTURED
     assert result.amount_captured == AMOUNT
+    found = described.typed_search_attributes
+    assert found.get(search.PAYMENT_STATUS) == "captured"
+    assert found.get(search.PAYMENT_ID) == result.checkout_id
+    assert found.get(search.AMOUNT_MINOR) == AMOUNT
+    assert (await described.memo_value("captured")) == "49.99 USD"
     assert [c.amount for c in fake.captures] == [AMOUNT]
     assert fake.releases == [] and fake.refunds == []
     assert fake.steps() == [

@@ -4,8 +4,10 @@ webhooks that never come and refunds pending for days pass in moments."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -58,7 +60,7 @@ async def test_refund_the_gateway_accepts_is_settled_in_the_ledger(
     assert desk.created[0].refund_id == result.refund_id  # the gateway idempotency key
     assert (desk.refunded, desk.pending) == (1_000, 0)
     assert desk.balance() == {"merchant:refunds": 1_000, "gateway:stripe": -1_000}
-    assert [s.step for s in result.history] == ["reserved", "gateway_refund_created"]
+    assert [s.step for s in result.history] == ["refund_reserved", "gateway_refund_created"]
 
 
 async def test_refund_of_everything_left_refunds_the_payment(
@@ -122,7 +124,8 @@ async def test_refund_pending_for_days_is_polled_until_it_settles(
 
     assert result.status is RefundStatus.SUCCEEDED
     assert desk.fetches == 10 * 24
-    assert desk.steps() == ["gateway_refund_created", "gateway_polled"]  # nothing new, nothing noted
+    # nothing changed until the last look, so nothing was noted in between
+    assert desk.steps() == ["gateway_refund_created", "gateway_polled"]
     assert (desk.refunded, desk.pending) == (1_000, 0)
 
 
@@ -233,3 +236,37 @@ async def test_refund_made_at_the_dashboard_is_recorded_without_calling_the_gate
     assert result.amount == 700 and result.mode is RefundMode.OBSERVED
     assert desk.calls == 0
     assert desk.balance() == {"merchant:refunds": 700, "gateway:stripe": -700}
+
+
+async def test_reservation_update_answers_with_the_ledger_decision(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    desk, tq = FakeRefunds(), f"refund-test-{uuid.uuid4().hex}"
+    desk.status_on_create = RefundStatus.PENDING
+    client = dev_server_env.client
+    async with worker(client, desk, tq):
+        accepted = await client.execute_update_with_start_workflow(
+            RefundWorkflow.reservation,
+            start_workflow_operation=with_start(refund_request(amount=4_000), tq),
+        )
+        refused = await client.execute_update_with_start_workflow(
+            RefundWorkflow.reservation,
+            start_workflow_operation=with_start(refund_request(amount=1_000), tq),
+        )
+        await client.get_workflow_handle(accepted.workflow_id).terminate("test over")
+
+    assert (accepted.status, accepted.amount) == (RefundStatus.PENDING, 4_000)
+    assert (refused.status, refused.refusal_code) == (
+        RefundStatus.REFUSED,
+        "refund_exceeds_available",
+    )
+
+
+def with_start(request: RefundRequest, task_queue: str) -> WithStartWorkflowOperation[Any, Any]:
+    return WithStartWorkflowOperation(
+        RefundWorkflow.run,
+        request,
+        id=refund_workflow_id(request.payment_id, request.idempotency_key),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )

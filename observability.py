@@ -1,0 +1,150 @@
+"""Logs, metrics and traces for the API and the worker.
+
+Logs are JSON lines (structlog) carrying the request's correlation id and, inside activities, the
+workflow id, payment id and gateway. Metrics are Prometheus: the Temporal SDK's own from the
+worker's runtime, ours from the API. Traces go through Temporal's OpenTelemetry interceptor, only
+when an exporter is configured."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from asgi_correlation_id import correlation_id
+from temporalio import activity
+from temporalio.client import Interceptor as ClientInterceptor
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+# Keys whose values never reach a log line, whatever logs them.
+_SECRET_KEYS = re.compile(r"secret|password|token|authorization|signature|card|cvv|cvc|pan$", re.I)
+
+
+def _add_correlation_id(_: Any, __: str, event: MutableMapping[str, Any]) -> Any:
+    request_id = correlation_id.get()
+    if request_id:
+        event.setdefault("correlation_id", request_id)
+    return event
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> Any:
+    for key in list(event):
+        if _SECRET_KEYS.search(key):
+            event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(component: str, level: str = "INFO") -> None:
+    """Route every logger (ours, uvicorn's, Temporal's) through one JSON renderer on stderr."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        _add_correlation_id,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        lambda _, __, event: {**event, "component": component},
+        _redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+
+
+class _ActivityLogContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        context: dict[str, Any] = {
+            "workflow_id": info.workflow_id,
+            "activity": info.activity_type,
+            "attempt": info.attempt,
+        }
+        for arg in input.args:
+            context.update(_payment_context(arg))
+        with structlog.contextvars.bound_contextvars(**context):
+            return await super().execute_activity(input)
+
+
+def _payment_context(arg: Any) -> dict[str, str]:
+    """Payment id and gateway from an activity's argument, wherever the contract keeps them."""
+    found: dict[str, str] = {}
+    for source in (arg, getattr(arg, "ref", None), getattr(arg, "request", None)):
+        if source is None:
+            continue
+        for attribute, key in (("checkout_id", "payment_id"), ("payment_id", "payment_id"),
+                               ("gateway", "gateway")):  # fmt: skip
+            value = getattr(source, attribute, None)
+            if value is not None and key not in found:
+                found[key] = str(getattr(value, "value", value))
+    return found
+
+
+class ActivityLogInterceptor(Interceptor):
+    """Binds the workflow id, payment id and gateway to every log line an activity writes."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityLogContext(next)
+
+
+def worker_runtime(metrics_address: str) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's worker metrics (and the workflows' own counters)
+    for Prometheus at `http://<metrics_address>/metrics`; None keeps the default runtime."""
+    if not metrics_address:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address))
+    )
+
+
+def tracing_interceptors(exporter: str) -> list[ClientInterceptor]:
+    """Temporal's OpenTelemetry interceptor with a span exporter, or nothing when tracing is off.
+
+    `console` prints spans; `otlp` sends them to OTEL_EXPORTER_OTLP_ENDPOINT."""
+    if not exporter:
+        return []
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SpanExporter,
+    )
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    span_exporter: SpanExporter
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter()
+    else:
+        span_exporter = ConsoleSpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "payment-sagas"}))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(provider)
+    return [TracingInterceptor()]
