@@ -10,19 +10,28 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 from asgi_correlation_id import correlation_id
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
 )
+
+from workflows import search_attributes as search
+
+_log = structlog.get_logger("activity")
 
 # Keys whose values never reach a log line, whatever logs them.
 _SECRET_KEYS = re.compile(r"secret|password|token|authorization|signature|card|cvv|cvc|pan$", re.I)
@@ -76,6 +85,32 @@ def configure_logging(component: str, level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
 
 
+# The workflow tells each activity which payment it works for, in this header: the payment id
+# and gateway the workflow published as search attributes.
+PAYMENT_HEADER = "payment-log-context"
+
+
+class _WorkflowOutbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        context = {
+            key: value
+            for key, value in (
+                ("payment_id", workflow.info().typed_search_attributes.get(search.PAYMENT_ID)),
+                ("gateway", workflow.info().typed_search_attributes.get(search.GATEWAY)),
+            )
+            if value
+        }
+        if context:
+            payload = workflow.payload_converter().to_payload(context)
+            input.headers = {**input.headers, PAYMENT_HEADER: payload}
+        return super().start_activity(input)
+
+
+class _WorkflowInbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_WorkflowOutbound(outbound))
+
+
 class _ActivityLogContext(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
@@ -86,8 +121,23 @@ class _ActivityLogContext(ActivityInboundInterceptor):
         }
         for arg in input.args:
             context.update(_payment_context(arg))
+        header = input.headers.get(PAYMENT_HEADER)
+        if header is not None:
+            context.update(activity.payload_converter().from_payload(header, dict))
         with structlog.contextvars.bound_contextvars(**context):
-            return await super().execute_activity(input)
+            started = time.perf_counter()
+            try:
+                result = await super().execute_activity(input)
+            except BaseException as error:
+                _log.warning(
+                    "step failed",
+                    error=type(error).__name__,
+                    error_type=getattr(error, "type", None),
+                    seconds=round(time.perf_counter() - started, 3),
+                )
+                raise
+            _log.info("step done", seconds=round(time.perf_counter() - started, 3))
+            return result
 
 
 def _payment_context(arg: Any) -> dict[str, str]:
@@ -105,10 +155,16 @@ def _payment_context(arg: Any) -> dict[str, str]:
 
 
 class ActivityLogInterceptor(Interceptor):
-    """Binds the workflow id, payment id and gateway to every log line an activity writes."""
+    """Binds the workflow id, payment id and gateway to every log line an activity writes; the
+    workflow side passes the payment's ids along with each activity it starts."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _ActivityLogContext(next)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _WorkflowInbound
 
 
 def worker_runtime(metrics_address: str) -> Runtime | None:

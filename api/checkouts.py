@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import razorpay.errors
+import structlog
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from temporalio.client import (
@@ -44,6 +45,7 @@ from domain.checkout import (
 from domain.money import format_amount
 from workflows.checkout import CheckoutWorkflow
 
+log = structlog.get_logger("api.checkouts")
 router = APIRouter(prefix="/v1/checkouts", tags=["checkouts"], responses=AUTH_PROBLEMS)
 
 Context = Annotated[AppContext, Depends(app_context)]
@@ -95,6 +97,12 @@ async def create_checkout(
         lambda: _start_checkout(ctx, body, idempotency_key),
     )
     CHECKOUTS.labels(body.gateway.value, str(stored.status)).inc()
+    log.info(
+        "checkout requested",
+        payment_id=stored.body.get("checkout_id"),
+        gateway=body.gateway.value,
+        status=stored.status,
+    )
     return JSONResponse(stored.body, status_code=stored.status)
 
 

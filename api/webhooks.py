@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +13,7 @@ from typing import Annotated, Any, Literal
 import asyncpg
 import razorpay.errors
 import stripe
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from temporalio.common import WorkflowIDConflictPolicy
@@ -26,7 +26,7 @@ from api.metrics import WEBHOOKS
 from api.problems import Problem
 from domain.checkout import Gateway
 
-log = logging.getLogger("api.webhooks")
+log = structlog.get_logger("api.webhooks")
 
 router = APIRouter(tags=["webhooks"])
 Context = Annotated[AppContext, Depends(app_context)]
@@ -136,6 +136,7 @@ async def process(ctx: AppContext, event: Verified) -> WebhookAck:
         WEBHOOKS.labels(*labels, "delivery_failed").inc()
         raise
     WEBHOOKS.labels(*labels, status).inc()
+    log.info("webhook", gateway=event.gateway.value, type=event.event_type, outcome=status)
     return WebhookAck(status=status)
 
 
@@ -287,9 +288,9 @@ async def run_relay(ctx: AppContext, stop: asyncio.Event) -> None:
         try:
             count = await relay_undelivered(ctx)
             if count:
-                log.info("inbox relay delivered %d events", count)
+                log.info("inbox relay delivered", events=count)
         except (OSError, asyncpg.PostgresError) as error:
-            log.warning("inbox relay: %s", type(error).__name__)
+            log.warning("inbox relay failed", error=type(error).__name__)
         try:
             await asyncio.wait_for(stop.wait(), RELAY_INTERVAL_SECONDS)
         except TimeoutError:

@@ -125,6 +125,8 @@ class PaymentEventKind(StrEnum):
     FAILED = "failed"
     CAPTURED = "captured"
     CANCELED = "canceled"
+    RECONCILE = "reconcile"
+    """Not a gateway fact: an operator or the reconciler asks the saga to look at the gateway."""
 
 
 class PaymentEvent(Model):

@@ -75,6 +75,10 @@ GATEWAY_TIMEOUT = timedelta(seconds=30)
 LEDGER_TIMEOUT = timedelta(seconds=15)
 
 
+# Events after which the saga looks at the gateway rather than trusting what it was told.
+_GATEWAY_CHECKS = frozenset({PaymentEventKind.CANCELED, PaymentEventKind.RECONCILE})
+
+
 class CheckoutAborted(Exception):
     """A step after authorization failed for good; the saga undoes what it did."""
 
@@ -205,16 +209,19 @@ class CheckoutWorkflow:
                 await self._record_failed_attempt(event)
                 continue
             payment = await self._fetch(self._ref(event.gateway_charge_id))
-            if event.kind is PaymentEventKind.CANCELED and payment.status is PaymentStatus.CANCELED:
+            if payment.status is PaymentStatus.CANCELED and event.kind in _GATEWAY_CHECKS:
                 await self._record(
                     "canceled_at_gateway", PaymentStatus.CANCELED, "the gateway canceled it"
                 )
                 return None
             if payment.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
                 return payment
+            step = (
+                "reconciled" if event.kind is PaymentEventKind.RECONCILE else "event_not_confirmed"
+            )
             await self._record(
-                "event_not_confirmed", s.status,
-                f"{event.kind} event {event.event_id} but the gateway says {payment.status}",
+                step, s.status,
+                f"{event.kind} event {event.event_id}: the gateway says {payment.status}",
             )  # fmt: skip
 
     async def _take_payment(self, payment: GatewayPayment) -> None:
@@ -298,21 +305,47 @@ class CheckoutWorkflow:
             amount = s.amount
         else:
             workflow.set_current_details("Authorized; waiting for the merchant's capture call")
+            await self._await_capture_call()
+            requested = self._capture.amount if self._capture else None
+            amount = requested if requested is not None else s.amount_authorized
+        if self._cancel is not None:
+            raise CheckoutAborted(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
+        return amount
+
+    async def _await_capture_call(self) -> None:
+        """Until the capture window closes, checking the authorization whenever the gateway or an
+        operator says it may have changed (e.g. canceled on the dashboard, expired at Stripe)."""
+        deadline = workflow.now() + timedelta(seconds=self._request.manual_capture_window_seconds)
+        while self._capture is None and self._cancel is None:
+            remaining = (deadline - workflow.now()).total_seconds()
             try:
+                if remaining <= 0:
+                    raise TimeoutError
                 await workflow.wait_condition(
-                    lambda: self._capture is not None or self._cancel is not None,
-                    timeout=timedelta(seconds=self._request.manual_capture_window_seconds),
+                    lambda: (
+                        self._capture is not None
+                        or self._cancel is not None
+                        or any(e.kind in _GATEWAY_CHECKS for e in self._inbox)
+                    ),
+                    timeout=remaining,
                     timeout_summary="manual capture window",
                 )
             except TimeoutError:
                 raise CheckoutAborted(
                     "no capture before the capture window closed", PaymentStatus.EXPIRED
                 ) from None
-            requested = self._capture.amount if self._capture else None
-            amount = requested if requested is not None else s.amount_authorized
-        if self._cancel is not None:
-            raise CheckoutAborted(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
-        return amount
+            if self._capture is None and self._cancel is None:
+                await self._check_authorization_held()
+
+    async def _check_authorization_held(self) -> None:
+        self._inbox = deque(e for e in self._inbox if e.kind not in _GATEWAY_CHECKS)
+        current = await self._fetch(self._ref())
+        if current.status is not PaymentStatus.AUTHORIZED:
+            raise CheckoutAborted(
+                f"the authorization is gone: the gateway says {current.status}",
+                PaymentStatus.VOIDED,
+            )
+        await self._record("reconciled", PaymentStatus.AUTHORIZED, "the authorization still holds")
 
     async def _capture_at_gateway(self, amount: int) -> GatewayPayment:
         s = self._state

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         RefundStep,
         refund_id_for,
     )
+    from workflows import search_attributes as search
     from workflows.checkout import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
     from workflows.checkout import _cause as cause_of
 
@@ -266,6 +269,23 @@ class RefundWorkflow:
         s = self._state
         s.history.append(RefundStep(at=workflow.now(), step=step, status=s.status, detail=detail))
         workflow.set_current_details(f"**{s.status}** after `{step}`: {detail}")
+        self._publish()
+
+    def _publish(self) -> None:
+        """The refund appears next to its payment in the Temporal UI: `PaymentId = "pay_…"`."""
+        s = self._state
+        updates: list[SearchAttributeUpdate[Any]] = [
+            search.PAYMENT_ID.value_set(s.payment_id),
+            search.REFUND_STATUS.value_set(s.status.value),
+        ]
+        if s.gateway is not None:
+            updates.append(search.GATEWAY.value_set(s.gateway.value))
+        if s.currency is not None:
+            updates += [
+                search.AMOUNT_MINOR.value_set(s.amount),
+                search.CURRENCY.value_set(s.currency),
+            ]
+        workflow.upsert_search_attributes(updates)
 
     async def _record(
         self,

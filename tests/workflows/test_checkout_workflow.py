@@ -252,3 +252,62 @@ async def test_manual_capture_takes_a_partial_amount(dev_server_env: WorkflowEnv
     assert state.status is PaymentStatus.CAPTURED
     assert state.amount_captured == 1000
     assert [c.amount for c in fake.captures] == [1000]
+
+
+def reconcile_request() -> PaymentEvent:
+    return PaymentEvent(
+        event_id=f"reconcile:{uuid.uuid4().hex}",
+        kind=PaymentEventKind.RECONCILE,
+        gateway_payment_id="pi_1",
+    )
+
+
+async def test_reconciliation_finds_an_authorization_whose_webhook_was_lost(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, reconcile_request())
+        await wait_for(handle, lambda s: s.history[-1].step == "reconciled")
+        fake.customer_pays()  # the customer paid; the webhook never came
+        await handle.signal(CheckoutWorkflow.payment_event, reconcile_request())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.CAPTURED
+    assert len(fake.captures) == 1
+
+
+async def test_authorization_canceled_at_the_gateway_ends_a_manual_capture_checkout(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(CaptureMode.MANUAL), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        await wait_for(handle, lambda s: s.status is PaymentStatus.AUTHORIZED)
+        await handle.signal(CheckoutWorkflow.payment_event, reconcile_request())
+        await wait_for(handle, lambda s: s.history[-1].step == "reconciled")
+        fake.status = PaymentStatus.CANCELED  # canceled on the gateway's dashboard
+        await handle.signal(CheckoutWorkflow.payment_event, reconcile_request())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.VOIDED
+    assert result.last_error and "the gateway says canceled" in result.last_error
+    assert fake.captures == [] and fake.releases == []
+
+
+async def test_manual_capture_window_expires_and_voids(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(CaptureMode.MANUAL), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()  # six days pass
+
+    assert result.status is PaymentStatus.EXPIRED
+    assert len(fake.releases) == 1 and fake.captures == []
