@@ -280,6 +280,8 @@ class RefundWorkflow:
         ]
         if s.gateway is not None:
             updates.append(search.GATEWAY.value_set(s.gateway.value))
+        if s.payment_status is not None:  # the payment's status after this refund's step
+            updates.append(search.PAYMENT_STATUS.value_set(s.payment_status.value))
         if s.currency is not None:
             updates += [
                 search.AMOUNT_MINOR.value_set(s.amount),
@@ -319,6 +321,7 @@ class RefundWorkflow:
             retry_policy=PERSISTENT_RETRY,
             summary=f"record {step}",
         )
+        self._publish()
 
     def _describe_amount(self) -> str:
         s = self._state
