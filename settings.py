@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.dispute import DeadlinePolicy
+
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"
 SANDBOX_RAZORPAY_KEY_ID = "rzp_test_sandbox"
 SANDBOX_RAZORPAY_KEY_SECRET = "rzp_test_secret_sandbox"
@@ -78,6 +80,22 @@ class Settings(BaseSettings):
     """Comma-separated origins allowed to call the API from a browser."""
     idempotency_retention_hours: int = 48
 
+    reconcile_interval_seconds: int = 5 * 60
+    """How often the reconciler's Temporal Schedule runs; 0 leaves the schedule alone."""
+    reconcile_stale_after_seconds: dict[str, int] = {
+        "unknown": 60,
+        "processing": 10 * 60,
+        "pending": 15 * 60,
+        "created": 30 * 60,
+        "requires_action": 30 * 60,
+        "authorized": 30 * 60,
+        "needs_review": 60 * 60,
+    }
+    """Per status (payments' and refunds'): how long an object may sit in it before the
+    reconciler asks the gateway; JSON in the environment."""
+    reconcile_lookback_hours: int = 24
+    """Closed payments and refunds changed within this window are checked once more."""
+
     log_level: str = "INFO"
     worker_shutdown_grace_seconds: int = 20
     worker_metrics_address: str = "127.0.0.1:9464"
@@ -91,6 +109,12 @@ class Settings(BaseSettings):
     """How long a manual-capture checkout waits for its capture call; below Stripe's 7 days."""
     refund_poll_interval_seconds: int = 60 * 60
     """How long a pending refund waits for a webhook before it asks the gateway (and again)."""
+    dispute_deadline_margin_seconds: int = 2 * 24 * 60 * 60
+    """How long before a dispute's evidence deadline the deadline policy acts."""
+    dispute_deadline_policy: DeadlinePolicy = DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT
+    """At the margin, with no decision: submit the draft evidence, else accept (or leave)."""
+    dispute_poll_interval_seconds: int = 6 * 60 * 60
+    """How long an open dispute waits for a webhook before it asks the gateway (and again)."""
 
     @property
     def jwt_algorithm_list(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 from collections.abc import Sequence
@@ -10,20 +11,34 @@ from typing import Any
 
 import httpx
 import structlog
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities.dispute_ledger import DisputeLedgerActivities
+from activities.disputes import DisputeActivities
 from activities.gateways.base import PaymentGateway
 from activities.gateways.razorpay_gateway import RazorpayGateway
 from activities.gateways.stripe_gateway import StripeGateway
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities
+from activities.reconcile import ReconcileActivities
 from activities.refund_ledger import RefundLedgerActivities
 from db.pool import apply_migrations, create_pool, ensure_database
 from domain.checkout import Gateway
+from domain.reconcile import ReconcileRequest
 from observability import (
     ActivityLogInterceptor,
     configure_logging,
@@ -32,11 +47,13 @@ from observability import (
 )
 from settings import Settings, get_settings
 from workflows.checkout import CheckoutWorkflow
+from workflows.dispute import DisputeWorkflow
+from workflows.reconcile import SCHEDULE_ID, ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow]
+WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow, DisputeWorkflow]
 
 
 async def connect_temporal(
@@ -70,12 +87,26 @@ def build_gateways(settings: Settings) -> dict[Gateway, PaymentGateway]:
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
     ledger = LedgerActivities(pool)
     refund_ledger = RefundLedgerActivities(pool)
-    gateways = GatewayActivities(build_gateways(settings))
+    adapters = build_gateways(settings)
+    gateways = GatewayActivities(adapters)
+    reconcile = ReconcileActivities(
+        pool,
+        adapters,
+        settings.reconcile_stale_after_seconds,
+        settings.reconcile_lookback_hours,
+    )
     merchant = MerchantActivities(
         http,
         settings.merchant_confirmation_url,
         settings.merchant_callback_secret.get_secret_value(),
     )
+    disputes = DisputeActivities(
+        adapters,
+        http,
+        settings.merchant_confirmation_url,
+        settings.merchant_callback_secret.get_secret_value(),
+    )
+    dispute_ledger = DisputeLedgerActivities(pool)
     return [
         ledger.record_new_checkout,
         ledger.record_checkout_step,
@@ -88,7 +119,44 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         gateways.refund_gateway_payment,
         gateways.fetch_gateway_refund,
         merchant.confirm_order_with_merchant,
+        reconcile.find_reconciliation_candidates,
+        reconcile.check_against_gateway,
+        reconcile.flag_disagreement,
+        reconcile.record_reconciliation_run,
+        disputes.fetch_gateway_dispute,
+        disputes.submit_gateway_dispute_evidence,
+        disputes.accept_gateway_dispute,
+        disputes.notify_merchant_of_dispute,
+        dispute_ledger.open_dispute,
+        dispute_ledger.record_dispute_step,
     ]
+
+
+async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
+    """Create (or bring up to date) the Schedule that runs the reconciler; overlaps are skipped."""
+    if settings.reconcile_interval_seconds <= 0:
+        return
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReconcileWorkflow.run,
+            ReconcileRequest(),
+            id="reconcile",
+            task_queue=settings.task_queue,
+            static_summary="Reconcile payments and refunds with the gateways",
+        ),
+        spec=ScheduleSpec(
+            intervals=[
+                ScheduleIntervalSpec(every=timedelta(seconds=settings.reconcile_interval_seconds))
+            ]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        await client.get_schedule_handle(SCHEDULE_ID).update(
+            lambda _: ScheduleUpdate(schedule=schedule)
+        )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -98,6 +166,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_temporal(
         settings, runtime=worker_runtime(settings.worker_metrics_address)
     )
+    await ensure_reconcile_schedule(client, settings)
     async with httpx.AsyncClient(timeout=10.0) as http:
         worker = Worker(
             client,
@@ -118,8 +187,23 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="The Temporal worker of the payment sagas.")
+    parser.add_argument(
+        "--ensure-schedules",
+        action="store_true",
+        help="create or update the reconciler's Schedule, then exit (set-up of a new cluster)",
+    )
+    args = parser.parse_args()
     settings = get_settings()
     configure_logging("worker", settings.log_level)
+    if args.ensure_schedules:
+
+        async def setup() -> None:
+            await ensure_reconcile_schedule(await connect_temporal(settings), settings)
+            log.info("schedules ready", schedule=SCHEDULE_ID)
+
+        asyncio.run(setup())
+        return
 
     async def serve() -> None:
         stop = asyncio.Event()

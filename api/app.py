@@ -11,7 +11,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import checkouts, health, idempotency, operations, refunds, webhooks
+from api import checkouts, disputes, health, idempotency, operations, refunds, webhooks
 from api.auth import RateLimits
 from api.context import AppContext
 from api.metrics import RequestMetrics, metrics_endpoint
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(checkouts.router)
     app.include_router(refunds.router)
+    app.include_router(disputes.router)
     app.include_router(webhooks.router)
     app.include_router(operations.router)
 

@@ -13,6 +13,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from domain.checkout import Gateway, PaymentEvent, PaymentEventKind
+from domain.dispute import DisputeEvent, DisputeRequest, dispute_workflow_id
 from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest, refund_workflow_id
 from settings import get_settings
 
@@ -117,7 +118,6 @@ async def _stripe_unhandled(pool: asyncpg.Pool, event_id: str, event: JSON) -> R
     family = event["type"].rsplit(".", 1)[0]
     reasons = {
         "charge": "charge events mirror their payment intent's, which drive the checkout",
-        "charge.dispute": "disputes are recorded by the dispute saga, not yet in this service",
     }
     if event["type"] == "charge.refunded":
         return no_action("the refund.* events of the same refund drive the refund saga")
@@ -139,7 +139,16 @@ def stripe_router(event_type: str) -> Router:
         return _stripe_payment_intent
     if event_type.startswith("refund.") or event_type == "charge.refund.updated":
         return _stripe_refund
+    if event_type.startswith("charge.dispute."):
+        return _stripe_dispute
     return _stripe_unhandled
+
+
+async def _stripe_dispute(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    dispute = event.get("data", {}).get("object", {})
+    if dispute.get("object") != "dispute" or not dispute.get("id"):
+        return no_action("dispute event without a dispute object")
+    return _route_dispute(Gateway.STRIPE, event_id, event["type"], str(dispute["id"]))
 
 
 # Razorpay
@@ -247,15 +256,22 @@ def razorpay_router(event_type: str) -> Router:
         return _razorpay_downtime
     if event_type.startswith("refund."):
         return _razorpay_refund
+    if event_type.startswith("payment.dispute."):
+        return _razorpay_dispute
 
     async def _no_action(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
         family = event_type.split(".")[0]
         reason = _RAZORPAY_NO_ACTION.get(event_type)
-        if reason is None and event_type.startswith("payment.dispute."):
-            reason = "disputes are recorded by the dispute saga, not yet in this service"
         return no_action(reason or f"{family} events need no action")
 
     return _no_action
+
+
+async def _razorpay_dispute(pool: asyncpg.Pool, event_id: str, event: JSON) -> Routing:
+    dispute = _entity(event, "dispute")
+    if not dispute.get("id"):
+        return no_action("dispute event without a dispute entity")
+    return _route_dispute(Gateway.RAZORPAY, event_id, event["event"], str(dispute["id"]))
 
 
 async def route(pool: asyncpg.Pool, gateway: Gateway, event_id: str, event: JSON) -> Routing:
@@ -326,6 +342,35 @@ async def _route_refund(
             signal,
             start=WorkflowStart(
                 "RefundWorkflow", start, f"Observed {gateway} refund {refund_id} of {payment_id}"
+            ),
+        ),
+    )
+
+
+def _route_dispute(
+    gateway: Gateway, event_id: str, event_type: str, gateway_dispute_id: str
+) -> Routing:
+    """Every dispute event goes to the dispute's own workflow, started by whichever event comes
+    first (signal-with-start), so out-of-order events just queue; it fetches the dispute."""
+    settings = get_settings()
+    start = DisputeRequest(
+        gateway=gateway,
+        gateway_dispute_id=gateway_dispute_id,
+        deadline_margin_seconds=settings.dispute_deadline_margin_seconds,
+        deadline_policy=settings.dispute_deadline_policy,
+        poll_interval_seconds=settings.dispute_poll_interval_seconds,
+    )
+    return Routing(
+        Outcome.ROUTED,
+        f"dispute {event_type.rsplit('.', 1)[1]}",
+        Signal(
+            dispute_workflow_id(gateway, gateway_dispute_id),
+            "dispute_event",
+            DisputeEvent(
+                event_id=event_id, event_type=event_type, gateway_dispute_id=gateway_dispute_id
+            ),
+            start=WorkflowStart(
+                "DisputeWorkflow", start, f"Dispute {gateway_dispute_id} on {gateway}"
             ),
         ),
     )

@@ -1,31 +1,34 @@
-"""Operator actions on a running saga: look at the gateway now, or retry a step in backoff now.
+"""Operator actions: reconcile a payment with its gateway now, retry a step in backoff now, and
+what the reconciler found.
 
 The same actions from the Temporal CLI are in the README's Operations section."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetActivityRequest
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.checkouts import temporal_unavailable
 from api.context import AppContext, app_context
 from api.ledger_view import find_checkout
-from api.models import Checkout
 from api.problems import Problem
-from domain.checkout import PaymentEvent, PaymentEventKind
-from workflows.checkout import CheckoutWorkflow
+from domain.reconcile import ReconcileReport, ReconcileRequest
+from workflows.reconcile import ReconcileWorkflow
 
 router = APIRouter(tags=["operations"], responses=AUTH_PROBLEMS)
 Context = Annotated[AppContext, Depends(app_context)]
 Operator = Annotated[Caller, Depends(access(Role.OPERATOR, Role.ADMIN))]
 PaymentId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{24}$")]
+RECONCILE_TIMEOUT = timedelta(seconds=60)
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such payment"},
@@ -60,26 +63,74 @@ def _closed_or_unavailable(error: RPCError) -> Problem:
 
 
 @router.post(
-    "/v1/payments/{payment_id}/reconcile",
-    status_code=202,
-    response_model=Checkout,
-    responses=PROBLEMS,
+    "/v1/payments/{payment_id}/reconcile", response_model=ReconcileReport, responses=PROBLEMS
 )
-async def reconcile_payment(payment_id: PaymentId, ctx: Context, caller: Operator) -> Checkout:
-    """Ask the payment's saga to fetch the payment from the gateway now and act on what it finds
-    (an authorization whose webhook was lost, an authorization canceled on the dashboard)."""
-    handle = ctx.temporal.get_workflow_handle(await _workflow_id(ctx, payment_id))
-    request = PaymentEvent(
-        event_id=f"reconcile:{uuid.uuid4().hex}",
-        kind=PaymentEventKind.RECONCILE,
-        gateway_payment_id=payment_id,
-    )
+async def reconcile_payment(
+    payment_id: PaymentId, ctx: Context, caller: Operator
+) -> ReconcileReport:
+    """Run the reconciler's check for this payment and its refunds now: ask the gateway, send
+    what differs back to the running saga (a lost webhook, a dashboard change), or flag it for
+    operators when the saga has closed. Answers with the run's findings."""
+    await _workflow_id(ctx, payment_id)
     try:
-        await handle.signal(CheckoutWorkflow.payment_event, request)
-        state = await handle.query(CheckoutWorkflow.state)
+        return await ctx.temporal.execute_workflow(
+            ReconcileWorkflow.run,
+            ReconcileRequest(payment_id=payment_id, trigger=f"operator:{caller.subject}"),
+            id=f"reconcile-{payment_id}-{uuid.uuid4().hex[:8]}",
+            task_queue=ctx.settings.task_queue,
+            static_summary=f"Reconcile {payment_id} (asked by {caller.subject})",
+            execution_timeout=RECONCILE_TIMEOUT,
+        )
     except RPCError as error:
-        raise _closed_or_unavailable(error) from error
-    return Checkout.from_state(state, "workflow", None)
+        raise temporal_unavailable() from error
+    except WorkflowFailureError as error:
+        raise Problem(503, "reconciliation_failed", str(error.cause or error)) from None
+
+
+class ReconciliationRun(BaseModel):
+    run_id: str
+    trigger: str
+    started_at: datetime
+    finished_at: datetime
+    checked: int
+    changed: int
+    flagged: int
+    unreachable: int
+
+
+class ReconciliationFlag(BaseModel):
+    object_kind: str
+    object_id: str
+    payment_id: str
+    ledger_status: str
+    gateway_status: str | None
+    detail: str
+    run_id: str
+    flagged_at: datetime
+
+
+class ReconciliationOverview(BaseModel):
+    runs: list[ReconciliationRun]
+    open_flags: list[ReconciliationFlag]
+
+
+@router.get("/v1/reconciliation/runs", response_model=ReconciliationOverview)
+async def reconciliation_runs(
+    ctx: Context, caller: Operator, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> ReconciliationOverview:
+    """The reconciler's recent runs with their counts, and what it left for operators."""
+    runs = await ctx.pool.fetch(
+        "SELECT * FROM reconciliation_runs ORDER BY started_at DESC LIMIT $1", limit
+    )
+    flags = await ctx.pool.fetch(
+        "SELECT * FROM reconciliation_flags WHERE resolved_at IS NULL ORDER BY flagged_at DESC"
+        " LIMIT 500"
+    )
+    fields = ReconciliationFlag.model_fields
+    return ReconciliationOverview(
+        runs=[ReconciliationRun(**dict(r)) for r in runs],
+        open_flags=[ReconciliationFlag(**{k: f[k] for k in fields}) for f in flags],
+    )
 
 
 @router.post("/v1/payments/{payment_id}/retry", response_model=RetryReport, responses=PROBLEMS)

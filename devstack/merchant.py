@@ -24,6 +24,8 @@ async def confirm(request: Request) -> JSONResponse:
     if not verify(body, request.headers.get(SIGNATURE_HEADER, ""), secret):
         return JSONResponse({"error": "bad signature"}, status_code=401)
     order = json.loads(body)
+    if str(order.get("type", "")).startswith("dispute."):
+        return JSONResponse({"received": True})  # dispute.opened / dispute.closed notices
     if str(order.get("order_id", "")).startswith("refuse-"):
         return JSONResponse({"accepted": False, "reason": "out of stock"})
     return JSONResponse({"accepted": True, "reason": "in stock"})

@@ -36,6 +36,12 @@ class PaymentStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
     UNKNOWN = "unknown"
+    """A gateway call's outcome could not be observed; the reconciler or a webhook settles it."""
+    NEEDS_REVIEW = "needs_review"
+    """The gateway's payment does not match ours (amount, currency): never captured, an operator
+    decides."""
+    DISPUTED = "disputed"
+    DISPUTE_LOST = "dispute_lost"
 
 
 CLOSED_STATUSES = frozenset(

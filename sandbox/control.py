@@ -2,7 +2,8 @@
 
 ``/sandbox/faults`` arms failures, ``/sandbox/movements`` lists the money the sandbox
 moved, ``/sandbox/refunds/mode`` switches new refunds between instant and pending,
-``/sandbox/refunds/{id}/settle`` finishes pending refunds,
+``/sandbox/refunds/{id}/settle`` finishes pending refunds, ``/sandbox/disputes`` opens a
+dispute on a captured payment and ``/sandbox/disputes/{id}/resolve`` decides it,
 ``/sandbox/webhooks/deliveries`` lists webhook attempts, ``/sandbox/webhooks/hold``,
 ``/release`` and ``/{id}/redeliver`` send them late, reordered or twice, and
 ``/checkout/...`` serves a tiny page that pays through the customer-side endpoints.
@@ -17,9 +18,9 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
 from sandbox.config import SandboxConfig
-from sandbox.razorpay_api import RazorpayApi
+from sandbox.razorpay_api import RazorpayApi, RazorpayError
 from sandbox.state import JSON, OPERATIONS, Fault, FaultKind, Faults, Gateway, Store
-from sandbox.stripe_api import StripeApi
+from sandbox.stripe_api import StripeApi, StripeError
 from sandbox.webhooks import WebhookDispatcher
 
 
@@ -57,6 +58,22 @@ class SettleRequest(BaseModel):
     """How a pending refund ends."""
 
     outcome: Literal["succeeded", "failed"]
+
+
+class DisputeRequest(BaseModel):
+    """A cardholder disputes a captured payment: a Stripe PaymentIntent or a Razorpay payment."""
+
+    gateway: Gateway
+    payment: str
+    reason: str = "fraudulent"
+    amount: int | None = Field(default=None, ge=1, description="default: all captured")
+    respond_within_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+
+
+class ResolveRequest(BaseModel):
+    """The issuer's decision on a dispute."""
+
+    outcome: Literal["won", "lost"]
 
 
 def _checkout_page(title: str, config: JSON) -> HTMLResponse:
@@ -128,6 +145,28 @@ def create_control_router(
                 except ValueError as exc:
                     raise HTTPException(409, str(exc)) from exc
         raise HTTPException(404, f"no such refund: {refund_id}")
+
+    @router.post("/sandbox/disputes")
+    async def open_dispute(request: DisputeRequest) -> JSON:
+        api = stripe if request.gateway == "stripe" else razorpay
+        try:
+            return api.open_dispute(
+                request.payment, request.reason, request.amount, request.respond_within_seconds
+            )
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except (StripeError, RazorpayError) as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    @router.post("/sandbox/disputes/{dispute_id}/resolve")
+    async def resolve_dispute(dispute_id: str, request: ResolveRequest) -> JSON:
+        for gateway in (stripe, razorpay):
+            if gateway.owns_dispute(dispute_id):
+                try:
+                    return gateway.resolve_dispute(dispute_id, request.outcome == "won")
+                except ValueError as exc:
+                    raise HTTPException(409, str(exc)) from exc
+        raise HTTPException(404, f"no such dispute: {dispute_id}")
 
     @router.get("/checkout/stripe/{intent_id}", response_class=HTMLResponse)
     async def stripe_checkout(intent_id: str) -> HTMLResponse:

@@ -34,6 +34,11 @@ from sandbox.state import (
 from sandbox.webhooks import WebhookDispatcher, hmac_hex
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{10,}")
+_DOCUMENT_EVIDENCE = (
+    "shipping_proof", "billing_proof", "cancellation_proof", "customer_communication",
+    "proof_of_service", "explanation_letter", "refund_confirmation", "access_activity_log",
+    "refund_cancellation_policy", "term_and_conditions",
+)  # fmt: skip
 _DECLINED = (
     "Your payment didn't go through as it was declined by the bank. "
     "Try another payment method or contact your bank."
@@ -117,6 +122,7 @@ class RazorpayApi:
         self._orders = store.table("razorpay_orders")
         self._payments = store.table("razorpay_payments")
         self._refunds = store.table("razorpay_refunds")
+        self._disputes = store.table("razorpay_disputes")
 
     async def call(
         self,
@@ -128,7 +134,7 @@ class RazorpayApi:
         """Authenticate, parse, apply faults (and refund idempotency), run ``action``."""
         if not self._authorized(request.headers.get("authorization", "")):
             return _json(_na(401, "Authentication failed").body(), 401)
-        if request.method == "POST":
+        if request.method in ("POST", "PATCH"):
             raw = await request.body()
             try:
                 params: Any = json.loads(raw) if raw.strip() else {}
@@ -179,7 +185,7 @@ class RazorpayApi:
                     self._idempotency.save(
                         scoped, SavedResponse(digest, status, {"id": body["id"]})
                     )
-        if request.method == "POST":
+        if request.method in ("POST", "PATCH"):
             self._store.save()
         if fault is not None and fault.kind == "applied_but_lost":
             return PlainTextResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
@@ -397,6 +403,115 @@ class RazorpayApi:
             currency=payment["currency"],
         )
 
+    # Disputes
+
+    def open_dispute(
+        self, payment_id: str, reason: str, amount: int | None, respond_within: int
+    ) -> JSON:
+        """A chargeback on a captured payment (sandbox control): ``payment.dispute.created``.
+        Razorpay deducts the amount only when the dispute is lost."""
+        payment = self._payments.get(payment_id)
+        if payment is None or not payment["captured"]:
+            raise ValueError(f"payment {payment_id} is not captured")
+        amount = payment["amount"] if amount is None else amount
+        if not 0 < amount <= payment["amount"]:
+            raise ValueError(f"a dispute is for 1 to {payment['amount']}")
+        dispute_id = new_id("disp", 14)
+        dispute: JSON = {
+            "id": dispute_id,
+            "entity": "dispute",
+            "payment_id": payment_id,
+            "amount": amount,
+            "currency": payment["currency"],
+            "amount_deducted": 0,
+            "reason_code": reason,
+            "reason_description": reason.replace("_", " "),
+            "respond_by": now() + respond_within,
+            "status": "open",
+            "phase": "chargeback",
+            "created_at": now(),
+            "evidence": {
+                "amount": amount,
+                "summary": None,
+                **dict.fromkeys(_DOCUMENT_EVIDENCE),
+                "others": None,
+                "submitted_at": None,
+            },
+        }
+        self._disputes[dispute_id] = dispute
+        self._dispute_event(dispute, "payment.dispute.created")
+        self._store.save()
+        return dispute
+
+    def owns_dispute(self, dispute_id: str) -> bool:
+        """Whether a dispute id belongs to this gateway."""
+        return dispute_id in self._disputes
+
+    def fetch_dispute(self, dispute_id: str) -> JSON:
+        """``GET /v1/disputes/{id}``."""
+        return _find(self._disputes, dispute_id)
+
+    def contest(self, dispute_id: str, params: JSON) -> JSON:
+        """``PATCH /v1/disputes/{id}/contest``: evidence with ``action`` draft or submit."""
+        dispute = _find(self._disputes, dispute_id)
+        if dispute["status"] != "open":
+            raise _bad(f"The dispute is {dispute['status']} and cannot be contested.")
+        action = params.get("action")
+        if action not in ("draft", "submit"):
+            raise _bad("action must be draft or submit", "action")
+        evidence = dispute["evidence"]
+        for name in ("summary", *_DOCUMENT_EVIDENCE, "others"):
+            if params.get(name) is not None:
+                evidence[name] = params[name]
+        if _amount(params) is not None:
+            evidence["amount"] = _amount(params)
+        if action == "submit":
+            documents = [d for name in _DOCUMENT_EVIDENCE for d in evidence[name] or []]
+            documents += [d for other in evidence["others"] or [] for d in other["document_ids"]]
+            if not documents:
+                raise _bad("At least one document is required to contest a dispute.")
+            evidence["submitted_at"] = now()
+            dispute["status"] = "under_review"
+            self._dispute_event(dispute, "payment.dispute.under_review")
+        return dispute
+
+    def accept_dispute(self, dispute_id: str) -> JSON:
+        """``POST /v1/disputes/{id}/accept``: the amount is deducted, the dispute lost."""
+        dispute = _find(self._disputes, dispute_id)
+        if dispute["status"] != "open":
+            raise _bad(f"The dispute is {dispute['status']} and cannot be accepted.")
+        self._lose(dispute)
+        return dispute
+
+    def resolve_dispute(self, dispute_id: str, won: bool) -> JSON:
+        """The issuer decides (sandbox control): under review first, then won or lost."""
+        dispute = _find(self._disputes, dispute_id)
+        if dispute["status"] in ("won", "lost", "closed"):
+            raise ValueError(f"dispute {dispute_id} is already {dispute['status']}")
+        if dispute["status"] == "open":
+            dispute["status"] = "under_review"
+            self._dispute_event(dispute, "payment.dispute.under_review")
+        if won:
+            dispute["status"] = "won"
+            self._dispute_event(dispute, "payment.dispute.won")
+        else:
+            self._lose(dispute)
+        self._store.save()
+        return dispute
+
+    def _lose(self, dispute: JSON) -> None:
+        dispute.update(status="lost", amount_deducted=dispute["amount"])
+        self._move("dispute_withdrawal", self._payments[dispute["payment_id"]], dispute["id"],
+                   dispute["amount"])  # fmt: skip
+        self._dispute_event(dispute, "payment.dispute.lost")
+
+    def _dispute_event(self, dispute: JSON, event_type: str) -> None:
+        payment = self._payments[dispute["payment_id"]]
+        self._webhooks.razorpay_event(
+            payment["order_id"] or payment["id"], event_type,
+            {"payment": payment, "dispute": dispute},
+        )  # fmt: skip
+
     # The customer's side
 
     def pay(self, order_id: str, request: RazorpayPayRequest) -> Response:
@@ -532,6 +647,18 @@ def create_razorpay_router(api: RazorpayApi) -> APIRouter:
     @router.get(f"{base}/refunds/{{refund_id}}")
     async def fetch_refund(refund_id: str, request: Request) -> Response:
         return await api.call(request, "refunds.fetch", lambda _: api.fetch_refund(refund_id))
+
+    @router.get(f"{base}/disputes/{{dispute_id}}")
+    async def fetch_dispute(dispute_id: str, request: Request) -> Response:
+        return await api.call(request, "disputes.fetch", lambda _: api.fetch_dispute(dispute_id))
+
+    @router.patch(f"{base}/disputes/{{dispute_id}}/contest")
+    async def contest_dispute(dispute_id: str, request: Request) -> Response:
+        return await api.call(request, "disputes.contest", lambda p: api.contest(dispute_id, p))
+
+    @router.post(f"{base}/disputes/{{dispute_id}}/accept")
+    async def accept_dispute(dispute_id: str, request: Request) -> Response:
+        return await api.call(request, "disputes.accept", lambda _: api.accept_dispute(dispute_id))
 
     @router.post("/sandbox/razorpay/orders/{order_id}/pay")
     async def pay(order_id: str, body: RazorpayPayRequest) -> Response:

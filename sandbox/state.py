@@ -21,17 +21,21 @@ from typing import Any, Literal, get_args
 
 JSON = dict[str, Any]
 Gateway = Literal["stripe", "razorpay"]
-MovementKind = Literal["authorization", "capture", "void", "refund"]
+MovementKind = Literal[
+    "authorization", "capture", "void", "refund", "dispute_withdrawal", "dispute_reinstatement"
+]
 FaultKind = Literal["error_500", "timeout", "applied_but_lost"]
 Table = Literal[
     "stripe_payment_intents",
     "stripe_payment_methods",
     "stripe_charges",
     "stripe_refunds",
+    "stripe_disputes",
     "stripe_idempotency",
     "razorpay_orders",
     "razorpay_payments",
     "razorpay_refunds",
+    "razorpay_disputes",
     "razorpay_idempotency",
 ]
 
@@ -45,6 +49,9 @@ OPERATIONS: dict[Gateway, frozenset[str]] = {
             "payment_intents.cancel",
             "refunds.create",
             "refunds.retrieve",
+            "disputes.retrieve",
+            "disputes.update",
+            "disputes.close",
         }
     ),
     "razorpay": frozenset(
@@ -57,6 +64,9 @@ OPERATIONS: dict[Gateway, frozenset[str]] = {
             "payments.capture",
             "payments.refund",
             "refunds.fetch",
+            "disputes.fetch",
+            "disputes.contest",
+            "disputes.accept",
         }
     ),
 }

@@ -39,6 +39,16 @@ _CANCELABLE = (
 )
 _CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
 _REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+_EVIDENCE_FIELDS = (
+    "access_activity_log", "billing_address", "cancellation_policy",
+    "cancellation_policy_disclosure", "cancellation_rebuttal", "customer_communication",
+    "customer_email_address", "customer_name", "customer_purchase_ip", "customer_signature",
+    "duplicate_charge_documentation", "duplicate_charge_explanation", "duplicate_charge_id",
+    "product_description", "receipt", "refund_policy", "refund_policy_disclosure",
+    "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address",
+    "shipping_carrier", "shipping_date", "shipping_documentation", "shipping_tracking_number",
+    "uncategorized_file", "uncategorized_text",
+)  # fmt: skip
 
 # Stripe's test payment methods and card numbers: token -> (brand, last4).
 _TEST_CARDS = {
@@ -195,6 +205,7 @@ class StripeApi:
         self._methods = store.table("stripe_payment_methods")
         self._charges = store.table("stripe_charges")
         self._refunds = store.table("stripe_refunds")
+        self._disputes = store.table("stripe_disputes")
 
     async def call(
         self, request: Request, operation: str, action: Callable[[JSON], JSON]
@@ -619,6 +630,131 @@ class StripeApi:
             currency=refund["currency"],
         )
 
+    # Disputes
+
+    def open_dispute(
+        self, intent_id: str, reason: str, amount: int | None, respond_within: int
+    ) -> JSON:
+        """A cardholder disputes a captured payment (sandbox control): Stripe withdraws the
+        amount at once and sends ``charge.dispute.created`` and ``.funds_withdrawn``."""
+        intent = self.retrieve_payment_intent(intent_id)
+        charge = self._charges.get(intent["latest_charge"] or "")
+        if charge is None or not charge["captured"]:
+            raise ValueError(f"PaymentIntent {intent_id} has no captured charge to dispute")
+        amount = charge["amount_captured"] if amount is None else amount
+        if not 0 < amount <= charge["amount_captured"]:
+            raise ValueError(f"a dispute is for 1 to {charge['amount_captured']}")
+        dispute_id = new_id("dp", 24)
+        dispute: JSON = {
+            "id": dispute_id,
+            "object": "dispute",
+            "amount": amount,
+            "balance_transactions": [],
+            "charge": charge["id"],
+            "created": now(),
+            "currency": charge["currency"],
+            "evidence": dict.fromkeys(_EVIDENCE_FIELDS),
+            "evidence_details": {
+                "due_by": now() + respond_within,
+                "has_evidence": False,
+                "past_due": False,
+                "submission_count": 0,
+            },
+            "is_charge_refundable": False,
+            "livemode": False,
+            "metadata": {},
+            "payment_intent": intent_id,
+            "reason": reason,
+            "status": "needs_response",
+        }
+        self._disputes[dispute_id] = dispute
+        charge["disputed"] = True
+        self._webhooks.stripe_event(intent_id, "charge.dispute.created", dispute)
+        self._dispute_funds(dispute, -amount)
+        self._store.save()
+        return dispute
+
+    def owns_dispute(self, dispute_id: str) -> bool:
+        """Whether a dispute id belongs to this gateway."""
+        return dispute_id in self._disputes
+
+    def retrieve_dispute(self, dispute_id: str) -> JSON:
+        """``GET /v1/disputes/{id}``."""
+        dispute = self._disputes.get(dispute_id)
+        if dispute is None:
+            raise _missing("dispute", dispute_id, "dispute")
+        return dispute
+
+    def update_dispute(self, dispute_id: str, params: JSON) -> JSON:
+        """``POST /v1/disputes/{id}``: evidence, and ``submit`` (default true, as at Stripe)."""
+        dispute = self.retrieve_dispute(dispute_id)
+        if dispute["status"] not in ("needs_response", "warning_needs_response"):
+            raise _invalid(
+                f"This dispute is {dispute['status']} and can no longer be updated.",
+                code="dispute_already_submitted" if "review" in dispute["status"] else None,
+            )
+        evidence = params.get("evidence") or {}
+        if not isinstance(evidence, dict) or set(evidence) - set(_EVIDENCE_FIELDS):
+            raise _bad_param("Invalid evidence", "evidence")
+        dispute["evidence"].update({k: v for k, v in evidence.items() if v != ""})
+        dispute["evidence_details"]["has_evidence"] = any(dispute["evidence"].values())
+        if str(params.get("submit", "true")).lower() == "true":
+            dispute["evidence_details"]["submission_count"] += 1
+            dispute["status"] = dispute["status"].replace("needs_response", "under_review")
+        self._webhooks.stripe_event(dispute["payment_intent"], "charge.dispute.updated", dispute)
+        return dispute
+
+    def close_dispute(self, dispute_id: str) -> JSON:
+        """``POST /v1/disputes/{id}/close``: the merchant concedes; the dispute is lost."""
+        dispute = self.retrieve_dispute(dispute_id)
+        if dispute["status"] in ("won", "lost", "warning_closed"):
+            raise _invalid(f"This dispute is already {dispute['status']}.")
+        dispute["status"] = "lost"
+        self._webhooks.stripe_event(dispute["payment_intent"], "charge.dispute.closed", dispute)
+        return dispute
+
+    def resolve_dispute(self, dispute_id: str, won: bool) -> JSON:
+        """The issuer decides (sandbox control): under review first, then won (funds
+        reinstated) or lost, with the webhooks Stripe sends."""
+        dispute = self.retrieve_dispute(dispute_id)
+        if dispute["status"] in ("won", "lost", "warning_closed"):
+            raise ValueError(f"dispute {dispute_id} is already {dispute['status']}")
+        chain = dispute["payment_intent"]
+        if dispute["status"] == "needs_response":
+            dispute["status"] = "under_review"
+            self._webhooks.stripe_event(chain, "charge.dispute.updated", dispute)
+        dispute["status"] = "won" if won else "lost"
+        if won:
+            self._dispute_funds(dispute, dispute["amount"])
+        self._webhooks.stripe_event(chain, "charge.dispute.closed", dispute)
+        self._store.save()
+        return dispute
+
+    def _dispute_funds(self, dispute: JSON, amount: int) -> None:
+        """A balance transaction of the dispute: negative withdraws, positive reinstates."""
+        dispute["balance_transactions"].append(
+            {
+                "id": new_id("txn", 24),
+                "object": "balance_transaction",
+                "amount": amount,
+                "currency": dispute["currency"],
+                "fee": 0,
+                "reporting_category": "dispute" if amount < 0 else "dispute_reversal",
+                "type": "adjustment",
+            }
+        )
+        self._store.record_movement(
+            "stripe",
+            "dispute_withdrawal" if amount < 0 else "dispute_reinstatement",
+            object_id=dispute["id"],
+            payment=dispute["payment_intent"],
+            order=None,
+            amount=abs(amount),
+            currency=dispute["currency"],
+        )
+        kind = "funds_withdrawn" if amount < 0 else "funds_reinstated"
+        self._webhooks.stripe_event(dispute["payment_intent"], f"charge.dispute.{kind}", dispute)
+
     # The customer's side
 
     def pay(self, intent_id: str, request: PayRequest) -> Response:
@@ -686,6 +822,22 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
     @router.get(f"{base}/refunds/{{refund_id}}")
     async def retrieve_refund(refund_id: str, request: Request) -> Response:
         return await api.call(request, "refunds.retrieve", lambda _: api.retrieve_refund(refund_id))
+
+    @router.get(f"{base}/disputes/{{dispute_id}}")
+    async def retrieve_dispute(dispute_id: str, request: Request) -> Response:
+        return await api.call(
+            request, "disputes.retrieve", lambda _: api.retrieve_dispute(dispute_id)
+        )
+
+    @router.post(f"{base}/disputes/{{dispute_id}}")
+    async def update_dispute(dispute_id: str, request: Request) -> Response:
+        return await api.call(
+            request, "disputes.update", lambda p: api.update_dispute(dispute_id, p)
+        )
+
+    @router.post(f"{base}/disputes/{{dispute_id}}/close")
+    async def close_dispute(dispute_id: str, request: Request) -> Response:
+        return await api.call(request, "disputes.close", lambda _: api.close_dispute(dispute_id))
 
     @router.post("/sandbox/stripe/payment_intents/{intent_id}/pay")
     async def pay(intent_id: str, body: PayRequest) -> Response:

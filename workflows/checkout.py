@@ -7,10 +7,12 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -86,6 +88,17 @@ class CheckoutAborted(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+# Failures after which a gateway call may or may not have taken effect.
+UNKNOWN_OUTCOME_TYPES = frozenset({"gateway_unreachable", "gateway_error", "gateway_rate_limited"})
+
+
+def _outcome_unknown(error: ActivityError) -> bool:
+    cause = error.cause
+    if isinstance(cause, ActivityTimeout):
+        return True
+    return isinstance(cause, ApplicationError) and cause.type in UNKNOWN_OUTCOME_TYPES
 
 
 def _cause(error: BaseException) -> str:
@@ -232,9 +245,9 @@ class CheckoutWorkflow:
         compensations: list[Callable[[], Awaitable[None]]] = [self._void_authorization]
         try:
             if (payment.amount, payment.currency) != (s.amount, s.currency):
-                raise CheckoutAborted(
-                    f"amount mismatch: gateway has {payment.amount} {payment.currency}",
-                    PaymentStatus.FAILED,
+                await self._hold_for_review(
+                    f"amount mismatch: the gateway has {payment.amount} {payment.currency},"
+                    f" the order {s.amount} {s.currency}"
                 )
             await self._record(
                 "authorized", PaymentStatus.AUTHORIZED, self._describe_amount(),
@@ -246,7 +259,12 @@ class CheckoutWorkflow:
             amount = await self._await_capture_decision()
             self._capturing = True
             compensations.append(self._refund_capture)
-            captured = await self._capture_at_gateway(amount)
+            try:
+                captured = await self._capture_at_gateway(amount)
+            except ActivityError as error:
+                if not _outcome_unknown(error):
+                    raise
+                captured = await self._settle_unknown_capture(amount, _cause(error))
             s.amount_captured = captured.amount_captured
             if captured.amount_captured != amount:
                 raise CheckoutAborted(
@@ -346,6 +364,49 @@ class CheckoutWorkflow:
                 PaymentStatus.VOIDED,
             )
         await self._record("reconciled", PaymentStatus.AUTHORIZED, "the authorization still holds")
+
+    async def _hold_for_review(self, reason: str) -> NoReturn:
+        """Stop before any capture: an operator looks, and cancels (voids) the payment."""
+        s = self._state
+        s.last_error = reason
+        await self._record("needs_review", PaymentStatus.NEEDS_REVIEW, reason, last_error=reason)
+        workflow.set_current_details(f"**needs review**: {reason}. Cancel it to void it.")
+        try:
+            await workflow.wait_condition(
+                lambda: self._cancel is not None,
+                timeout=timedelta(seconds=self._request.manual_capture_window_seconds),
+                timeout_summary="review window",
+            )
+        except TimeoutError:
+            raise CheckoutAborted(f"{reason}; not reviewed in time", PaymentStatus.VOIDED) from None
+        assert self._cancel is not None
+        raise CheckoutAborted(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
+
+    async def _settle_unknown_capture(self, amount: int, reason: str) -> GatewayPayment:
+        """The capture may or may not have happened: never guess. Wait until the reconciler or a
+        webhook says to look, then look; capture again only with the same idempotency key."""
+        s = self._state
+        s.last_error = reason
+        await self._record(
+            "capture_outcome_unknown", PaymentStatus.UNKNOWN,
+            f"{reason}; waiting for the reconciler or a webhook", last_error=reason,
+        )  # fmt: skip
+        while True:
+            await workflow.wait_condition(lambda: bool(self._inbox))
+            self._inbox.popleft()
+            current = await self._fetch(self._ref(), persistent=True)
+            if current.status is PaymentStatus.CAPTURED:
+                return current
+            if current.status is not PaymentStatus.AUTHORIZED:
+                raise CheckoutAborted(
+                    f"the authorization is gone: the gateway says {current.status}",
+                    PaymentStatus.VOIDED,
+                )
+            try:
+                return await self._capture_at_gateway(amount)
+            except ActivityError as error:
+                if not _outcome_unknown(error):
+                    raise
 
     async def _capture_at_gateway(self, amount: int) -> GatewayPayment:
         s = self._state

@@ -193,7 +193,9 @@ class RefundWorkflow:
                     timeout=interval,
                     timeout_summary="refund status poll",
                 )
-                step = "webhook_" + self._inbox.popleft().event_type.replace(".", "_")
+                event_type = self._inbox.popleft().event_type
+                step = "reconciled" if event_type == "reconcile" else "webhook_" + event_type
+                step = step.replace(".", "_")
             except TimeoutError:
                 s.polls += 1
                 step = "gateway_polled"

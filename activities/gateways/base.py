@@ -13,6 +13,12 @@ from domain.checkout import (
     GatewayPaymentRef,
     ReleaseGatewayPayment,
 )
+from domain.dispute import (
+    GatewayDispute,
+    GatewayDisputeAcceptance,
+    GatewayDisputeRef,
+    GatewayEvidence,
+)
 from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef
 
 
@@ -30,6 +36,16 @@ class PaymentGateway(Protocol):
         ...
 
     async def fetch_refund(self, ref: GatewayRefundRef) -> GatewayRefund: ...
+
+    async def fetch_dispute(self, ref: GatewayDisputeRef) -> GatewayDispute: ...
+
+    async def submit_dispute_evidence(self, request: GatewayEvidence) -> GatewayDispute:
+        """Save the evidence at the gateway, as a draft or submitted for review."""
+        ...
+
+    async def accept_dispute(self, request: GatewayDisputeAcceptance) -> GatewayDispute:
+        """Concede: the gateway closes the dispute as lost."""
+        ...
 
 
 def refused(kind: str, message: str) -> ApplicationError:

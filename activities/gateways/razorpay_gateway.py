@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import razorpay
@@ -29,6 +30,15 @@ from domain.checkout import (
     PaymentStatus,
     ReleaseGatewayPayment,
 )
+from domain.dispute import (
+    DisputeEvidence,
+    DisputeStage,
+    DisputeStatus,
+    GatewayDispute,
+    GatewayDisputeAcceptance,
+    GatewayDisputeRef,
+    GatewayEvidence,
+)
 from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef, RefundStatus
 
 _PAYMENT_STATUSES = {
@@ -45,6 +55,21 @@ _REFUND_STATUSES = {
     "pending": RefundStatus.PENDING,
     "processed": RefundStatus.SUCCEEDED,
     "failed": RefundStatus.FAILED,
+}
+
+_DISPUTE_STATUSES = {
+    "open": DisputeStatus.OPEN,
+    "under_review": DisputeStatus.CHALLENGED,
+    "won": DisputeStatus.WON,
+    "lost": DisputeStatus.LOST,
+    "closed": DisputeStatus.CLOSED,
+}
+_DISPUTE_STAGES = {
+    "retrieval": DisputeStage.INQUIRY,
+    "fraud": DisputeStage.INQUIRY,
+    "chargeback": DisputeStage.CHARGEBACK,
+    "pre_arbitration": DisputeStage.PRE_ARBITRATION,
+    "arbitration": DisputeStage.ARBITRATION,
 }
 
 
@@ -171,6 +196,26 @@ class RazorpayGateway:
     async def fetch_refund(self, ref: GatewayRefundRef) -> GatewayRefund:
         return _refund(await self._call(self._client.refund.fetch, ref.gateway_refund_id))
 
+    async def fetch_dispute(self, ref: GatewayDisputeRef) -> GatewayDispute:
+        return _dispute(await self._call(self._client.dispute.fetch, ref.gateway_dispute_id))
+
+    async def submit_dispute_evidence(self, request: GatewayEvidence) -> GatewayDispute:
+        """`PATCH /v1/disputes/{id}/contest` with `action` draft or submit. Repeating it with the
+        same evidence changes nothing, so a retry after a lost answer is safe."""
+        body = {
+            **_razorpay_evidence(request.evidence),
+            "action": "submit" if request.submit else "draft",
+        }
+        await self._call(self._client.dispute.contest, request.ref.gateway_dispute_id, body)
+        return await self.fetch_dispute(request.ref)
+
+    async def accept_dispute(self, request: GatewayDisputeAcceptance) -> GatewayDispute:
+        current = await self.fetch_dispute(request.ref)
+        if current.status is DisputeStatus.LOST:
+            return current  # accepted by an earlier attempt whose answer was lost
+        await self._call(self._client.dispute.accept, request.ref.gateway_dispute_id, {})
+        return await self.fetch_dispute(request.ref)
+
     def _order_payment(
         self, order: dict[str, Any], payment: dict[str, Any] | None
     ) -> GatewayPayment:
@@ -186,6 +231,9 @@ class RazorpayGateway:
                 instructions=instructions,
             )
         status = _PAYMENT_STATUSES.get(payment["status"], PaymentStatus.UNKNOWN)
+        if payment["status"] == "refunded" and not payment.get("captured"):
+            # Razorpay refunds an authorization nobody captured within its window by itself
+            status = PaymentStatus.VOIDED
         return GatewayPayment(
             ref=GatewayPaymentRef(
                 gateway=Gateway.RAZORPAY,
@@ -214,3 +262,47 @@ def _refund(refund: dict[str, Any]) -> GatewayRefund:
         failure_reason="the bank refused the refund" if refund["status"] == "failed" else None,
         speed=refund.get("speed_processed") or refund.get("speed_requested"),
     )
+
+
+def _dispute(dispute: dict[str, Any]) -> GatewayDispute:
+    respond_by = dispute.get("respond_by")
+    return GatewayDispute(
+        gateway=Gateway.RAZORPAY,
+        gateway_dispute_id=dispute["id"],
+        gateway_payment_id=dispute.get("payment_id"),
+        status=_DISPUTE_STATUSES.get(dispute["status"], DisputeStatus.OPEN),
+        gateway_status=dispute["status"],
+        stage=_DISPUTE_STAGES.get(dispute.get("phase") or "", DisputeStage.CHARGEBACK),
+        amount=dispute["amount"],
+        currency=dispute["currency"],
+        reason=dispute.get("reason_code"),
+        due_by=datetime.fromtimestamp(respond_by, UTC) if respond_by else None,
+        amount_withdrawn=dispute.get("amount_deducted") or 0,
+    )
+
+
+def _razorpay_evidence(evidence: DisputeEvidence) -> dict[str, Any]:
+    """Razorpay takes lists of document ids per kind and one summary text."""
+    summary = [
+        evidence.product_description,
+        f"Shipped with {evidence.shipping_carrier}" if evidence.shipping_carrier else None,
+        f"Tracking number {evidence.shipping_tracking_number}"
+        if evidence.shipping_tracking_number
+        else None,
+        evidence.refund_policy_disclosure,
+        evidence.uncategorized_text,
+    ]
+    body: dict[str, Any] = {"summary": "\n\n".join(t for t in summary if t) or None}
+    for name, documents in (
+        ("customer_communication", evidence.customer_communication),
+        ("billing_proof", evidence.receipt),
+        ("shipping_proof", evidence.shipping_documentation),
+        ("refund_cancellation_policy", evidence.refund_policy),
+    ):
+        if documents:
+            body[name] = documents
+    if evidence.uncategorized_documents:
+        body["others"] = [
+            {"type": "uncategorized", "document_ids": evidence.uncategorized_documents}
+        ]
+    return body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -18,6 +19,15 @@ from domain.checkout import (
     PaymentInstructions,
     PaymentStatus,
     ReleaseGatewayPayment,
+)
+from domain.dispute import (
+    DisputeEvidence,
+    DisputeStage,
+    DisputeStatus,
+    GatewayDispute,
+    GatewayDisputeAcceptance,
+    GatewayDisputeRef,
+    GatewayEvidence,
 )
 from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef, RefundStatus
 
@@ -39,6 +49,18 @@ _REFUND_STATUSES = {
     "succeeded": RefundStatus.SUCCEEDED,
     "failed": RefundStatus.FAILED,
     "canceled": RefundStatus.CANCELED,
+}
+
+_DISPUTE_STATUSES = {
+    "warning_needs_response": DisputeStatus.OPEN,
+    "needs_response": DisputeStatus.OPEN,
+    "warning_under_review": DisputeStatus.CHALLENGED,
+    "under_review": DisputeStatus.CHALLENGED,
+    "won": DisputeStatus.WON,
+    "lost": DisputeStatus.LOST,
+    "warning_closed": DisputeStatus.CLOSED,
+    "charge_refunded": DisputeStatus.CLOSED,
+    "prevented": DisputeStatus.PREVENTED,
 }
 
 
@@ -163,6 +185,36 @@ class StripeGateway:
         refund = await self._call(self._client.v1.refunds.retrieve_async(ref.gateway_refund_id))
         return _refund(refund, None, None)
 
+    async def fetch_dispute(self, ref: GatewayDisputeRef) -> GatewayDispute:
+        dispute = await self._call(self._client.v1.disputes.retrieve_async(ref.gateway_dispute_id))
+        return _dispute(dispute)
+
+    async def submit_dispute_evidence(self, request: GatewayEvidence) -> GatewayDispute:
+        """`POST /v1/disputes/{id}` with the evidence; `submit` false keeps it a draft."""
+        params: dict[str, Any] = {
+            "evidence": _stripe_evidence(request.evidence),
+            "submit": request.submit,
+        }
+        dispute = await self._call(
+            self._client.v1.disputes.update_async(
+                request.ref.gateway_dispute_id,
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": request.idempotency_key},
+            )
+        )
+        return _dispute(dispute)
+
+    async def accept_dispute(self, request: GatewayDisputeAcceptance) -> GatewayDispute:
+        current = await self.fetch_dispute(request.ref)
+        if current.status is DisputeStatus.LOST:
+            return current  # closed by an earlier attempt whose answer was lost
+        dispute = await self._call(
+            self._client.v1.disputes.close_async(
+                request.ref.gateway_dispute_id, {}, {"idempotency_key": request.idempotency_key}
+            )
+        )
+        return _dispute(dispute)
+
     @staticmethod
     def _payment(intent: stripe.PaymentIntent) -> GatewayPayment:
         error = getattr(intent, "last_payment_error", None)
@@ -212,3 +264,63 @@ def _refund(refund: stripe.Refund, intent_id: str | None, currency: str | None) 
         currency=(getattr(refund, "currency", None) or currency or "").upper(),
         failure_reason=getattr(refund, "failure_reason", None),
     )
+
+
+def _dispute(dispute: stripe.Dispute) -> GatewayDispute:
+    details = getattr(dispute, "evidence_details", None)
+    due_by = getattr(details, "due_by", None) if details is not None else None
+    withdrawn = reinstated = 0
+    for transaction in getattr(dispute, "balance_transactions", None) or []:
+        amount = transaction if isinstance(transaction, int) else transaction.amount
+        if amount < 0:
+            withdrawn -= amount
+        else:
+            reinstated += amount
+    intent: str | stripe.PaymentIntent | None = getattr(dispute, "payment_intent", None)
+    charge: str | stripe.Charge | None = getattr(dispute, "charge", None)
+    return GatewayDispute(
+        gateway=Gateway.STRIPE,
+        gateway_dispute_id=dispute.id,
+        gateway_payment_id=intent if isinstance(intent, str | None) else intent.id,
+        gateway_charge_id=charge if isinstance(charge, str | None) else charge.id,
+        status=_DISPUTE_STATUSES.get(dispute.status, DisputeStatus.OPEN),
+        gateway_status=dispute.status,
+        stage=DisputeStage.INQUIRY
+        if dispute.status.startswith("warning_")
+        else DisputeStage.CHARGEBACK,
+        amount=dispute.amount,
+        currency=dispute.currency.upper(),
+        reason=dispute.reason,
+        due_by=datetime.fromtimestamp(due_by, UTC) if due_by else None,
+        amount_withdrawn=withdrawn,
+        amount_reinstated=reinstated,
+    )
+
+
+def _stripe_evidence(evidence: DisputeEvidence) -> dict[str, str]:
+    """Stripe holds one file per kind: the first of each; the others are named in the text."""
+    fields: dict[str, str] = {}
+    extra: list[str] = []
+    for name, documents in (
+        ("customer_communication", evidence.customer_communication),
+        ("receipt", evidence.receipt),
+        ("shipping_documentation", evidence.shipping_documentation),
+        ("refund_policy", evidence.refund_policy),
+        ("uncategorized_file", evidence.uncategorized_documents),
+    ):
+        if documents:
+            fields[name] = documents[0]
+            extra += documents[1:]
+    for name in (
+        "product_description", "shipping_carrier", "shipping_tracking_number",
+        "refund_policy_disclosure", "uncategorized_text",
+    ):  # fmt: skip
+        value = getattr(evidence, name)
+        if value is not None:
+            fields[name] = value
+    if extra:
+        more = "Further documents: " + ", ".join(extra)
+        fields["uncategorized_text"] = "\n\n".join(
+            t for t in (fields.get("uncategorized_text"), more) if t
+        )
+    return fields

@@ -4,6 +4,7 @@ worker and API as separate processes, driven over HTTP like a merchant and a cus
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -53,6 +54,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "RATE_LIMIT_READ": f"{READ_LIMIT}/5 seconds",
             "RATE_LIMIT_REFUND": "300/minute",
             "CORS_ORIGINS": CORS_ORIGIN,
+            # the reconciler's schedule exists but the tests trigger it; anything open is stale
+            "RECONCILE_INTERVAL_SECONDS": "3600",
+            "RECONCILE_STALE_AFTER_SECONDS": json.dumps(
+                dict.fromkeys(
+                    [
+                        "unknown",
+                        "processing",
+                        "pending",
+                        "created",
+                        "requires_action",
+                        "authorized",
+                        "needs_review",
+                    ],
+                    1,
+                )
+            ),
             # pending refunds whose webhook is lost are looked up at the gateway this often
             "REFUND_POLL_INTERVAL_SECONDS": "2",
         },

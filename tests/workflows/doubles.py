@@ -54,6 +54,8 @@ class FakeGateway:
         self.records: list[CheckoutRecord] = []
         self.merchant = MerchantDecision(accepted=True, reason="in stock")
         self.capture_error: ApplicationError | None = None
+        self.lose_capture_answers = 0
+        """The next n capture calls capture (the first) but their answers never arrive."""
         self.capture_gate: asyncio.Event | None = None
         self.refuse_record_step: str | None = None
 
@@ -125,6 +127,9 @@ class FakeGateway:
                 raise self.capture_error
             self.status = PaymentStatus.CAPTURED
             self.captured = request.amount
+            if self.lose_capture_answers:
+                self.lose_capture_answers -= 1
+                raise ApplicationError("read timed out", type="gateway_unreachable")
             return self.payment()
 
         @activity.defn(name="release_gateway_payment")

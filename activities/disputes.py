@@ -1,0 +1,78 @@
+"""Dispute activities at the gateway (look up, submit evidence, accept) and the signed
+`dispute.opened` / `dispute.closed` notice to the merchant."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.gateways.base import PaymentGateway
+from activities.merchant import SIGNATURE_HEADER, sign
+from domain.checkout import Gateway
+from domain.dispute import (
+    GatewayDispute,
+    GatewayDisputeAcceptance,
+    GatewayDisputeRef,
+    GatewayEvidence,
+    MerchantDisputeNotice,
+)
+
+
+class DisputeActivities:
+    def __init__(
+        self,
+        gateways: Mapping[Gateway, PaymentGateway],
+        http: httpx.AsyncClient,
+        merchant_url: str | None,
+        merchant_secret: str,
+    ) -> None:
+        self._gateways = gateways
+        self._http = http
+        self._url = merchant_url
+        self._secret = merchant_secret
+
+    @activity.defn
+    async def fetch_gateway_dispute(self, ref: GatewayDisputeRef) -> GatewayDispute:
+        return await self._gateways[ref.gateway].fetch_dispute(ref)
+
+    @activity.defn
+    async def submit_gateway_dispute_evidence(self, request: GatewayEvidence) -> GatewayDispute:
+        return await self._gateways[request.ref.gateway].submit_dispute_evidence(request)
+
+    @activity.defn
+    async def accept_gateway_dispute(self, request: GatewayDisputeAcceptance) -> GatewayDispute:
+        return await self._gateways[request.ref.gateway].accept_dispute(request)
+
+    @activity.defn
+    async def notify_merchant_of_dispute(self, notice: MerchantDisputeNotice) -> None:
+        """The same signed callback as the checkout's confirmation; the merchant answers 2xx."""
+        if self._url is None:
+            return
+        body = notice.model_dump_json().encode()
+        try:
+            response = await self._http.post(
+                self._url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: sign(body, self._secret, int(time.time())),
+                    "Idempotency-Key": f"{notice.workflow_id}-{notice.type}",
+                },
+            )
+        except httpx.HTTPError as error:
+            raise ApplicationError(
+                f"merchant unreachable: {type(error).__name__}", type="merchant_unreachable"
+            ) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ApplicationError(
+                f"merchant answered {response.status_code}", type="merchant_unavailable"
+            )
+        if response.status_code >= 400:
+            raise ApplicationError(
+                f"merchant rejected the notice: {response.status_code}",
+                type="merchant_misconfigured", non_retryable=True,
+            )  # fmt: skip

@@ -1,0 +1,256 @@
+"""Disputes, for operators: list and read them, put evidence forward (draft or submit) or accept,
+as validated updates on each dispute's workflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api import idempotency
+from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
+from api.context import AppContext, app_context
+from api.idempotency import IdempotencyKey
+from api.problems import Problem
+from domain.checkout import Gateway, PaymentStatus
+from domain.dispute import (
+    AcceptDispute,
+    DisputeEvidence,
+    DisputeStage,
+    DisputeState,
+    DisputeStatus,
+    DisputeStep,
+    SubmitEvidence,
+)
+from workflows.dispute import DisputeWorkflow
+
+router = APIRouter(prefix="/v1/disputes", tags=["disputes"], responses=AUTH_PROBLEMS)
+
+Context = Annotated[AppContext, Depends(app_context)]
+Operator = Annotated[Caller, Depends(access(Role.OPERATOR, Role.ADMIN, policy=Policy.EVIDENCE))]
+Reader = Annotated[Caller, Depends(access(Role.OPERATOR, Role.ADMIN))]
+DisputeId = Annotated[str, Path(pattern=r"^dsp_[0-9a-f]{24}$")]
+Note = Annotated[str, StringConstraints(max_length=500)]
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such dispute"},
+    409: {
+        "description": "`evidence_deadline_passed`, `evidence_already_submitted`,"
+        " `dispute_accepted`, `dispute_closed`, `dispute_busy`, `evidence_incomplete` or"
+        " `gateway_refused`"
+    },
+    422: {"description": "the request is not valid, or the Idempotency-Key was used for another"},
+    503: {"description": "Temporal is unreachable; retry later"},
+}
+
+
+class EvidenceBody(DisputeEvidence):
+    """Evidence fields, strictly typed and bounded; documents are references (a gateway file or
+    document id, or an https URL), never uploads. `submit` false saves a draft."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    submit: bool = False
+    note: Note | None = None
+
+
+class AcceptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    note: Note | None = None
+
+
+class Dispute(BaseModel):
+    dispute_id: str
+    gateway: Gateway
+    gateway_dispute_id: str
+    payment_id: str | None = Field(description="ours; null when no payment of ours matches")
+    status: DisputeStatus
+    stage: DisputeStage
+    amount: int
+    currency: str | None
+    reason: str | None
+    due_by: datetime | None = Field(description="the evidence deadline")
+    evidence: DisputeEvidence | None
+    submitted: bool
+    deadline_action: str | None
+    amount_withdrawn: int = Field(description="net funds withdrawn in the ledger")
+    flagged: str | None = Field(description="why an operator should look")
+    payment_status: PaymentStatus | None
+    timeline: list[DisputeStep]
+
+    @classmethod
+    def from_state(cls, state: DisputeState) -> Dispute:
+        return cls(
+            **state.model_dump(
+                include={
+                    "dispute_id", "gateway", "gateway_dispute_id", "payment_id", "status",
+                    "stage", "amount", "currency", "reason", "due_by", "evidence", "submitted",
+                    "deadline_action", "amount_withdrawn", "flagged", "payment_status",
+                }
+            ),
+            timeline=state.history,
+        )  # fmt: skip
+
+
+def temporal_unavailable() -> Problem:
+    return Problem(
+        503, "temporal_unavailable", "the workflow service is unreachable; retry shortly",
+        headers={"Retry-After": "2"},
+    )  # fmt: skip
+
+
+@router.get("", response_model=list[Dispute], responses=PROBLEMS)
+async def list_disputes(
+    ctx: Context,
+    caller: Reader,
+    status: DisputeStatus | None = None,
+    gateway: Gateway | None = None,
+    payment_id: Annotated[str | None, Query(pattern=r"^pay_[0-9a-f]{24}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[Dispute]:
+    """Disputes, the nearest evidence deadline first, optionally narrowed."""
+    ids = await ctx.pool.fetch(
+        """
+        SELECT dispute_id FROM disputes
+        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR gateway = $2)
+          AND ($3::text IS NULL OR payment_id = $3)
+        ORDER BY due_by NULLS LAST, created_at LIMIT $4
+        """,
+        status, gateway, payment_id, limit,
+    )  # fmt: skip
+    disputes = [await dispute_from_ledger(ctx.pool, row["dispute_id"]) for row in ids]
+    return [Dispute.from_state(d) for d in disputes if d is not None]
+
+
+@router.get("/{dispute_id}", response_model=Dispute, responses=PROBLEMS)
+async def get_dispute(dispute_id: DisputeId, ctx: Context, caller: Reader) -> Dispute:
+    """Status, stage, deadline, evidence, funds and the timeline of every step."""
+    dispute = await dispute_from_ledger(ctx.pool, dispute_id)
+    if dispute is None:
+        raise Problem(404, "not_found", f"no dispute {dispute_id}")
+    return Dispute.from_state(dispute)
+
+
+@router.post("/{dispute_id}/evidence", response_model=Dispute, responses=PROBLEMS)
+async def put_evidence(
+    dispute_id: DisputeId,
+    body: EvidenceBody,
+    idempotency_key: IdempotencyKey,
+    ctx: Context,
+    caller: Operator,
+) -> JSONResponse:
+    """Save evidence as a draft (`submit` false; it replaces the previous draft) or submit it to
+    the gateway for good. Refused (409) after the deadline, once submitted or accepted."""
+    evidence = DisputeEvidence.model_validate(body.model_dump(exclude={"submit", "note"}))
+    request = SubmitEvidence(evidence=evidence, submit=body.submit, note=body.note)
+    return await _decide(
+        ctx, caller, dispute_id, idempotency_key, "evidence", request,
+        DisputeWorkflow.submit_evidence,
+    )  # fmt: skip
+
+
+@router.post("/{dispute_id}/accept", response_model=Dispute, responses=PROBLEMS)
+async def accept_dispute(
+    dispute_id: DisputeId,
+    idempotency_key: IdempotencyKey,
+    ctx: Context,
+    caller: Operator,
+    body: AcceptBody | None = None,
+) -> JSONResponse:
+    """Concede the dispute at the gateway: it is lost and the withdrawal stays."""
+    request = AcceptDispute(note=(body or AcceptBody()).note)
+    return await _decide(
+        ctx, caller, dispute_id, idempotency_key, "accept", request, DisputeWorkflow.accept
+    )
+
+
+async def _decide(
+    ctx: AppContext,
+    caller: Caller,
+    dispute_id: str,
+    key: str,
+    action: str,
+    request: SubmitEvidence | AcceptDispute,
+    update: Any,
+) -> JSONResponse:
+    workflow_id = await ctx.pool.fetchval(
+        "SELECT workflow_id FROM disputes WHERE dispute_id = $1", dispute_id
+    )
+    if workflow_id is None:
+        raise Problem(404, "not_found", f"no dispute {dispute_id}")
+
+    async def produce() -> idempotency.StoredResponse:
+        handle = ctx.temporal.get_workflow_handle(workflow_id)
+        try:
+            state = await handle.execute_update(update, request, result_type=DisputeState)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            code = cause.type if isinstance(cause, ApplicationError) and cause.type else "rejected"
+            raise Problem(409, code, str(getattr(cause, "message", cause))) from None
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                raise Problem(409, "dispute_closed", "the dispute has already finished") from None
+            raise temporal_unavailable() from error
+        return idempotency.StoredResponse(200, Dispute.from_state(state).model_dump(mode="json"))
+
+    stored = await idempotency.once(
+        ctx.pool,
+        f"dispute-{action}:{caller.subject}:{dispute_id}",
+        key,
+        request.model_dump(mode="json"),
+        produce,
+    )
+    return JSONResponse(stored.body, status_code=stored.status)
+
+
+async def dispute_from_ledger(pool: asyncpg.Pool, dispute_id: str) -> DisputeState | None:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT d.*, p.status AS payment_status FROM disputes d"
+            " LEFT JOIN payments p USING (payment_id) WHERE dispute_id = $1",
+            dispute_id,
+        )
+        if row is None:
+            return None
+        steps = await conn.fetch(
+            "SELECT at, step, dispute_status, detail FROM audit_log WHERE dispute_id = $1"
+            " ORDER BY id",
+            dispute_id,
+        )
+    return DisputeState(
+        dispute_id=row["dispute_id"],
+        workflow_id=row["workflow_id"],
+        gateway=Gateway(row["gateway"]),
+        gateway_dispute_id=row["gateway_dispute_id"],
+        status=DisputeStatus(row["status"]),
+        stage=DisputeStage(row["stage"]),
+        payment_id=row["payment_id"],
+        gateway_payment_id=row["gateway_payment_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        reason=row["reason"],
+        due_by=row["due_by"],
+        evidence=DisputeEvidence.model_validate_json(row["evidence"]) if row["evidence"] else None,
+        submitted=row["submitted"],
+        deadline_action=row["deadline_action"],
+        amount_withdrawn=row["amount_withdrawn"],
+        flagged=row["flagged_reason"],
+        payment_status=PaymentStatus(row["payment_status"]) if row["payment_status"] else None,
+        history=[
+            DisputeStep(
+                at=s["at"],
+                step=s["step"],
+                status=DisputeStatus(s["dispute_status"]),
+                detail=s["detail"],
+            )
+            for s in steps
+        ],
+    )

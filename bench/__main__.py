@@ -1,0 +1,547 @@
+"""`python -m bench`: the benchmark, in one run against a fresh local stack (or `--attach` to a
+running one). Prints the figures and writes them to bench/results/ (JSON and a PNG chart).
+
+1. floor: the checkout's shape without I/O (bench/floor.py) on the same server and Worker settings;
+2. checkouts end to end over HTTP at a fixed concurrency for each gateway, then paced at a fixed
+   rate for the latencies (create; authorization → captured);
+3. open checkouts waiting for authorization, and the worker's RSS as they pile up;
+4. signed webhooks at increasing rates, a share of them duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from bench.common import (
+    TERMINAL,
+    Endpoints,
+    Shop,
+    StatusWatcher,
+    cores,
+    latency_summary,
+    new_order_id,
+    rss_mib,
+    start_stack,
+)
+from bench.floor import drive_floor
+from devstack.stack import BIN, ROOT, Stack
+from sandbox.webhooks import hmac_hex, stripe_signature
+from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GATEWAYS = ("stripe", "razorpay")
+TARGETS = {
+    "ratio_to_floor_min": 0.7,
+    "create_p99_ms_max": 150,
+    "authorization_to_captured_p99_ms_max": 500,
+    "webhooks_per_second_min": 300,
+    "webhook_p99_ms_max": 50,
+    "worker_rss_mib_per_1000_open_max": 30,
+}
+
+
+@dataclass
+class Sizes:
+    concurrency: int = 8
+    floor_seconds: float = 30
+    checkout_seconds: float = 30
+    paced_rate: float = 10
+    paced_seconds: float = 15
+    open_checkouts: int = 1200
+    webhook_rates: tuple[int, ...] = (100, 200, 300, 400)
+    webhook_step_seconds: float = 6
+    duplicate_share: float = 0.2
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            concurrency=4, floor_seconds=8, checkout_seconds=8, paced_seconds=8,
+            open_checkouts=300, webhook_rates=(100, 300), webhook_step_seconds=3,
+        )  # fmt: skip
+
+
+@dataclass
+class Timings:
+    create: list[float] = field(default_factory=list)
+    authorized_to_captured: list[float] = field(default_factory=list)
+    not_captured: int = 0
+
+
+async def one_checkout(
+    shop: Shop, watcher: StatusWatcher, gateway: str, timings: Timings, prefix: str = "bench"
+) -> bool:
+    """create → the customer pays (the sandbox authorizes and sends the signed webhook; a
+    Razorpay client also posts its proof) → the saga confirms with the merchant and captures."""
+    began = time.perf_counter()
+    checkout = await shop.create_checkout(gateway, new_order_id(prefix))
+    timings.create.append(time.perf_counter() - began)
+    proof = await shop.pay(checkout)
+    authorized = time.perf_counter()
+    if gateway == "razorpay":
+        await shop.confirm_razorpay(checkout, proof)
+    status, seen = await watcher.wait(checkout["checkout_id"], TERMINAL, within=120)
+    if status != "captured":
+        timings.not_captured += 1
+        return False
+    timings.authorized_to_captured.append(seen - authorized)
+    return True
+
+
+async def closed_loop(
+    shop: Shop, watcher: StatusWatcher, gateway: str, concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """`concurrency` customers checking out one after another for `seconds`."""
+    timings = Timings()
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def customer() -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            if await one_checkout(shop, watcher, gateway, timings):
+                done += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(customer() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return {
+        "gateway": gateway,
+        "concurrency": concurrency,
+        "captured": done,
+        "not_captured": timings.not_captured,
+        "seconds": round(elapsed, 2),
+        "per_second": round(done / elapsed, 2),
+        "create": latency_summary(timings.create),
+        "authorized_to_captured": latency_summary(timings.authorized_to_captured),
+    }
+
+
+async def paced(
+    shop: Shop, watcher: StatusWatcher, rate: float, seconds: float
+) -> tuple[dict[str, Any], dict[str, Timings]]:
+    """Checkouts arriving at `rate` per second (open loop), gateways alternating."""
+    timings = {g: Timings() for g in GATEWAYS}
+    tasks = []
+    began = time.perf_counter()
+    count = int(rate * seconds)
+    for i in range(count):
+        await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+        gateway = GATEWAYS[i % 2]
+        tasks.append(asyncio.create_task(one_checkout(shop, watcher, gateway, timings[gateway])))
+    captured = sum(await asyncio.gather(*tasks))
+    both = Timings(
+        create=[t for g in GATEWAYS for t in timings[g].create],
+        authorized_to_captured=[t for g in GATEWAYS for t in timings[g].authorized_to_captured],
+    )
+    result = {
+        "rate": rate,
+        "offered": count,
+        "captured": captured,
+        "create": latency_summary(both.create),
+        "authorized_to_captured": latency_summary(both.authorized_to_captured),
+        "by_gateway": {
+            g: {
+                "create": latency_summary(timings[g].create),
+                "authorized_to_captured": latency_summary(timings[g].authorized_to_captured),
+            }
+            for g in GATEWAYS
+        },
+    }
+    return result, timings
+
+
+async def open_checkouts(
+    shop: Shop, endpoints: Endpoints, count: int, concurrency: int = 16
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`count` checkouts created and left waiting for the customer; the worker's RSS as they
+    accumulate (sampled every 250)."""
+    pid = endpoints.worker_pid()
+    assert pid is not None, "no worker process to measure"
+    await asyncio.sleep(2)  # let the previous phase's stragglers settle
+    samples = [(0, rss_mib(pid))]
+    created: list[dict[str, Any]] = []
+    queue = iter(range(count))
+
+    async def merchant() -> None:
+        for i in queue:
+            gateway = GATEWAYS[i % 2]
+            created.append(await shop.create_checkout(gateway, new_order_id("open")))
+            if len(created) % 250 == 0:
+                samples.append((len(created), rss_mib(pid)))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(merchant() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    await asyncio.sleep(2)
+    samples.append((len(created), rss_mib(pid)))
+    # RSS grows while the workflow cache fills (max_cached_workflows, 1000 by default), then
+    # levels off: the slope over the first 1000 is the cost of 1000 cached open checkouts.
+    first = [s for s in samples if s[0] <= 1000]
+    per_1000 = (first[-1][1] - first[0][1]) / max(first[-1][0], 1) * 1000 if len(first) > 1 else 0.0
+    overall = (samples[-1][1] - samples[0][1]) / max(len(created), 1) * 1000
+    result = {
+        "open": len(created),
+        "create_per_second": round(len(created) / elapsed, 1),
+        "rss_mib_samples": [[n, round(m, 1)] for n, m in samples],
+        "rss_mib_per_1000_first_1000": round(per_1000, 1),
+        "rss_mib_per_1000_overall": round(overall, 1),
+        "rss_mib_at_end": round(samples[-1][1], 1),
+    }
+    return result, created
+
+
+def stripe_failed_payment(intent_id: str) -> dict[str, Any]:
+    return {
+        "object": "event", "api_version": "2024-06-20", "created": int(time.time()),
+        "livemode": False, "type": "payment_intent.payment_failed",
+        "data": {"object": {
+            "id": intent_id, "object": "payment_intent", "status": "requires_payment_method",
+            "metadata": {}, "latest_charge": None,
+            "last_payment_error": {"code": "card_declined", "decline_code": "generic_decline",
+                                   "message": "Your card was declined."},
+        }},
+    }  # fmt: skip
+
+
+def stripe_charge_updated(intent_id: str) -> dict[str, Any]:
+    return {
+        "object": "event", "api_version": "2024-06-20", "created": int(time.time()),
+        "livemode": False, "type": "charge.updated",
+        "data": {"object": {"id": f"ch_{intent_id[3:]}", "object": "charge",
+                            "payment_intent": intent_id, "description": "updated"}},
+    }  # fmt: skip
+
+
+def razorpay_failed_payment(order_id: str, payment_id: str) -> dict[str, Any]:
+    return {
+        "entity": "event", "account_id": "acc_sandbox", "event": "payment.failed",
+        "contains": ["payment"], "created_at": int(time.time()),
+        "payload": {"payment": {"entity": {
+            "id": payment_id, "entity": "payment", "order_id": order_id, "status": "failed",
+            "amount": 2_500, "currency": "INR", "error_code": "BAD_REQUEST_ERROR",
+            "error_description": "Payment failed",
+        }}},
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Webhook:
+    gateway: str
+    event_id: str
+    body: dict[str, Any]
+
+    def request(self) -> tuple[str, bytes, dict[str, str]]:
+        """Path, raw body and headers, signed now as the gateway would."""
+        if self.gateway == "stripe":
+            raw = json.dumps({"id": self.event_id, **self.body})
+            signature = stripe_signature(SANDBOX_STRIPE_WEBHOOK_SECRET, raw, int(time.time()))
+            headers = {"Stripe-Signature": signature}
+        else:
+            raw = json.dumps(self.body)
+            headers = {
+                "X-Razorpay-Signature": hmac_hex(SANDBOX_RAZORPAY_WEBHOOK_SECRET, raw),
+                "X-Razorpay-Event-Id": self.event_id,
+            }
+        headers["Content-Type"] = "application/json"
+        return f"/v1/webhooks/{self.gateway}", raw.encode(), headers
+
+
+def next_webhook(
+    rng: random.Random, open_: list[dict[str, Any]], sent: list[Webhook], duplicate_share: float
+) -> Webhook:
+    """A realistic mix: declined payment attempts of open checkouts (routed to their workflow),
+    charge updates (recorded, no action) and, at `duplicate_share`, redeliveries."""
+    if sent and rng.random() < duplicate_share:
+        return rng.choice(sent)
+    checkout = rng.choice(open_)
+    pid = checkout["gateway_payment_id"]
+    if checkout["gateway"] == "razorpay":
+        event_id = f"evt_bench{rng.getrandbits(64):016x}"
+        body = razorpay_failed_payment(pid, f"pay_bench{rng.getrandbits(32):08x}")
+        return Webhook("razorpay", event_id, body)
+    event_id = f"evt_bench{rng.getrandbits(64):016x}"
+    body = stripe_failed_payment(pid) if rng.random() < 0.6 else stripe_charge_updated(pid)
+    return Webhook("stripe", event_id, body)
+
+
+async def webhook_ingest(
+    api_url: str, open_: list[dict[str, Any]], rates: tuple[int, ...], step: float, dup: float
+) -> tuple[list[dict[str, Any]], dict[int, list[float]]]:
+    """Open-loop steps at increasing rates; per step: offered, accepted/s, latency."""
+    rng = random.Random(8)
+    sent: list[Webhook] = []
+    results = []
+    latencies: dict[int, list[float]] = {}
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits) as client:
+
+        async def send(hook: Webhook, outcome: dict[str, int], times: list[float]) -> None:
+            path, raw, headers = hook.request()
+            began = time.perf_counter()
+            try:
+                response = await client.post(path, content=raw, headers=headers)
+                key = str(response.status_code)
+            except httpx.HTTPError as error:
+                key = type(error).__name__
+            times.append(time.perf_counter() - began)
+            outcome[key] = outcome.get(key, 0) + 1
+
+        for rate in rates:
+            outcome: dict[str, int] = {}
+            times: list[float] = []
+            count = int(rate * step)
+            tasks = []
+            cpu = time.process_time()
+            began = time.perf_counter()
+            for i in range(count):
+                await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+                hook = next_webhook(rng, open_, sent, dup)
+                sent.append(hook)
+                tasks.append(asyncio.create_task(send(hook, outcome, times)))
+            await asyncio.gather(*tasks)
+            elapsed = time.perf_counter() - began
+            accepted = sum(n for k, n in outcome.items() if k.startswith("2"))
+            latencies[rate] = times
+            results.append({
+                "offered_per_second": rate,
+                "sent": count,
+                "accepted": accepted,
+                "accepted_per_second": round(accepted / elapsed, 1),
+                "answers": outcome,
+                "latency": latency_summary(times),
+                "load_generator_cpu_share": round((time.process_time() - cpu) / elapsed, 2),
+            })  # fmt: skip
+            await asyncio.sleep(2)
+    return results, latencies
+
+
+def chart(path: Path, series: dict[str, list[float]], webhooks: dict[int, list[float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, data, title in (
+        (axes[0], series, "Checkouts (paced): latency CDF"),
+        (axes[1], {f"{r}/s offered": v for r, v in webhooks.items()}, "Webhooks: latency CDF"),
+    ):
+        for label, values in data.items():
+            if not values:
+                continue
+            ms = sorted(v * 1000 for v in values)
+            ax.plot(ms, [(i + 1) / len(ms) for i in range(len(ms))], label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("latency (ms, log scale)")
+        ax.set_ylabel("share of requests at or below")
+        ax.axhline(0.99, color="grey", linewidth=0.6, linestyle=":")
+        ax.grid(True, which="both", linewidth=0.3)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def temporal_version() -> str:
+    try:
+        out = subprocess.run(
+            [str(BIN / "temporal"), "--version"], capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def start_floor_worker(endpoints: Endpoints, log_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TEMPORAL_ADDRESS": endpoints.temporal_address, "PYTHONUNBUFFERED": "1"}
+    log = (log_dir / "floor-worker.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.floor"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+
+
+def check(report: dict[str, Any]) -> dict[str, bool]:
+    webhook_ok = [
+        s for s in report["webhooks"]
+        if s["accepted_per_second"] >= TARGETS["webhooks_per_second_min"]
+        and s["latency"]["p99_ms"] <= TARGETS["webhook_p99_ms_max"]
+    ]  # fmt: skip
+    paced = report["checkouts_paced"]
+    return {
+        "ratio_to_floor >= 0.7": report["ratio_to_floor"] >= TARGETS["ratio_to_floor_min"],
+        "create p99 <= 150 ms at 10/s": paced["create"]["p99_ms"] <= TARGETS["create_p99_ms_max"],
+        "authorized -> captured p99 <= 500 ms": paced["authorized_to_captured"]["p99_ms"]
+        <= TARGETS["authorization_to_captured_p99_ms_max"],
+        ">= 300 webhooks/s with p99 <= 50 ms": bool(webhook_ok),
+        "<= 30 MiB worker RSS per 1000 open": report["open_checkouts"][
+            "rss_mib_per_1000_first_1000"
+        ]
+        <= TARGETS["worker_rss_mib_per_1000_open_max"],
+    }
+
+
+def print_report(report: dict[str, Any], verdicts: dict[str, bool]) -> None:
+    print(f"\nmachine: {report['machine']['cores']} cores; {report['temporal']['persistence']}")
+    f = report["floor"]
+    print(f"floor: {f['per_second']} workflows/s at concurrency {report['sizes']['concurrency']}")
+    for run in report["checkouts_closed_loop"]:
+        print(
+            f"checkouts {run['gateway']:<8}: {run['per_second']}/s "
+            f"(create p50 {run['create']['p50_ms']} ms, p99 {run['create']['p99_ms']} ms; "
+            f"authorized→captured p50 {run['authorized_to_captured']['p50_ms']} ms, "
+            f"p99 {run['authorized_to_captured']['p99_ms']} ms)"
+        )
+    print(
+        f"checkouts/s {report['checkouts_per_second']}, ratio to floor {report['ratio_to_floor']}"
+    )
+    p = report["checkouts_paced"]
+    print(
+        f"paced {p['rate']}/s: create p50 {p['create']['p50_ms']} ms p99 {p['create']['p99_ms']}"
+        f" ms; authorized→captured p50 {p['authorized_to_captured']['p50_ms']} ms"
+        f" p99 {p['authorized_to_captured']['p99_ms']} ms ({p['captured']}/{p['offered']})"
+    )
+    o = report["open_checkouts"]
+    print(
+        f"open checkouts: {o['open']} ({o['create_per_second']}/s); worker RSS "
+        f"{o['rss_mib_per_1000_first_1000']} MiB per 1000 (first 1000), "
+        f"{o['rss_mib_per_1000_overall']} MiB per 1000 overall, {o['rss_mib_at_end']} MiB at end"
+    )
+    for s in report["webhooks"]:
+        print(
+            f"webhooks offered {s['offered_per_second']}/s: accepted {s['accepted_per_second']}/s,"
+            f" p50 {s['latency']['p50_ms']} ms, p99 {s['latency']['p99_ms']} ms, {s['answers']}"
+        )
+    print("\ntargets:")
+    for name, ok in verdicts.items():
+        print(f"  {'met   ' if ok else 'MISSED'} {name}")
+
+
+async def run(endpoints: Endpoints, sizes: Sizes, log_dir: Path) -> dict[str, Any]:
+    client = await Client.connect(
+        endpoints.temporal_address, data_converter=pydantic_data_converter
+    )
+    floor_worker = start_floor_worker(endpoints, log_dir)
+    try:
+        async with Shop(endpoints) as shop, StatusWatcher(shop.pool) as watcher:
+            print("warming up…", flush=True)
+            warm = Timings()
+            await asyncio.gather(
+                *(one_checkout(shop, watcher, GATEWAYS[i % 2], warm) for i in range(8))
+            )
+            await drive_floor(client, 2, 2)
+            print(f"floor: {sizes.concurrency} loops for {sizes.floor_seconds}s…", flush=True)
+            floor = await drive_floor(client, sizes.concurrency, sizes.floor_seconds)
+            closed = []
+            for gateway in GATEWAYS:
+                print(f"checkouts, {gateway}: {sizes.concurrency} loops…", flush=True)
+                closed.append(
+                    await closed_loop(
+                        shop, watcher, gateway, sizes.concurrency, sizes.checkout_seconds
+                    )
+                )
+            print(f"checkouts paced at {sizes.paced_rate}/s…", flush=True)
+            paced_result, paced_timings = await paced(
+                shop, watcher, sizes.paced_rate, sizes.paced_seconds
+            )
+            print(f"{sizes.open_checkouts} open checkouts…", flush=True)
+            open_result, created = await open_checkouts(shop, endpoints, sizes.open_checkouts)
+            print(f"webhooks at {sizes.webhook_rates}/s…", flush=True)
+            webhook_steps, webhook_latencies = await webhook_ingest(
+                endpoints.api_url, created, sizes.webhook_rates,
+                sizes.webhook_step_seconds, sizes.duplicate_share,
+            )  # fmt: skip
+    finally:
+        floor_worker.terminate()
+        floor_worker.wait(30)
+    total = sum(r["captured"] for r in closed)
+    per_second = total / sum(r["seconds"] for r in closed)
+    report: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cores": cores(), "python": platform.python_version(), "os": platform.system()},
+        "temporal": {
+            "version": temporal_version(),
+            "persistence": "Temporal dev server (temporal server start-dev), SQLite file",
+            "worker": "worker.py defaults: max_cached_workflows 1000, "
+            "max_concurrent_activities/workflow_tasks SDK defaults",
+        },
+        "sizes": sizes.__dict__ | {"webhook_rates": list(sizes.webhook_rates)},
+        "targets": TARGETS,
+        "floor": floor,
+        "checkouts_closed_loop": closed,
+        "checkouts_per_second": round(per_second, 2),
+        "ratio_to_floor": round(per_second / floor["per_second"], 3),
+        "checkouts_paced": paced_result,
+        "open_checkouts": open_result,
+        "webhooks": webhook_steps,
+    }
+    report["verdicts"] = check(report)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    series = {f"create ({g})": paced_timings[g].create for g in GATEWAYS} | {
+        f"authorized→captured ({g})": paced_timings[g].authorized_to_captured for g in GATEWAYS
+    }
+    chart(RESULTS / "benchmark.png", series, webhook_latencies)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, about 2 minutes")
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--open", type=int, dest="open_checkouts", help="open checkouts")
+    parser.add_argument(
+        "--attach", action="store_true",
+        help="use a running stack (scripts/dev ports) instead of starting one",
+    )  # fmt: skip
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "bench")
+    args = parser.parse_args()
+    sizes = Sizes.quick() if args.quick else Sizes()
+    if args.concurrency:
+        sizes.concurrency = args.concurrency
+    if args.open_checkouts:
+        sizes.open_checkouts = args.open_checkouts
+
+    stack: Stack | None = None
+    if args.attach:
+        if not args.database_url:
+            parser.error("--attach needs --database-url (or DATABASE_URL)")
+        endpoints = Endpoints(
+            "http://127.0.0.1:8000", "http://127.0.0.1:8100", "127.0.0.1:7233", args.database_url
+        )
+        log_dir = ROOT / ".data" / "logs"
+    else:
+        shutil.rmtree(args.data_dir, ignore_errors=True)
+        print(f"starting the stack in {args.data_dir}…", flush=True)
+        stack = start_stack(args.data_dir)
+        endpoints = Endpoints.of(stack)
+        log_dir = args.data_dir / "logs"
+    try:
+        report = asyncio.run(run(endpoints, sizes, log_dir))
+    finally:
+        if stack is not None:
+            stack.stop()
+    print_report(report, report["verdicts"])
+    print(f"\nwritten: {RESULTS / 'benchmark.json'}, {RESULTS / 'benchmark.png'}")
+
+
+if __name__ == "__main__":
+    main()

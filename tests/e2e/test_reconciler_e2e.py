@@ -1,0 +1,82 @@
+"""The reconciler on the whole stack: its Schedule, a dropped webhook made good, unknown outcomes
+at the gateway settled exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client, ScheduleIntervalSpec, ScheduleOverlapPolicy
+from temporalio.service import RPCError
+
+from devstack.stack import Stack
+from tests.e2e.conftest import (
+    TERMINAL,
+    checkout_body,
+    create_checkout,
+    movements,
+    pay,
+    wait_for_status,
+)
+from workflows.reconcile import SCHEDULE_ID
+
+
+async def test_the_worker_creates_the_reconciler_schedule(stack: Stack) -> None:
+    client = await Client.connect(stack.temporal_address)
+    for _ in range(100):  # the worker creates it as it starts
+        try:
+            schedule = (await client.get_schedule_handle(SCHEDULE_ID).describe()).schedule
+            break
+        except RPCError:
+            await asyncio.sleep(0.2)
+    assert schedule.spec.intervals == [ScheduleIntervalSpec(every=timedelta(hours=1))]
+    assert schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
+
+
+async def test_a_webhook_dropped_on_purpose_is_made_good_by_the_scheduled_reconciler(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    checkout = await create_checkout(api, checkout_body("razorpay"))
+    await sandbox.post("/sandbox/webhooks/hold")
+    try:
+        await pay(sandbox, checkout)  # authorized at Razorpay; the webhook never arrives
+        await asyncio.sleep(1.5)  # older than the stack's 1 s threshold
+        client = await Client.connect(stack.temporal_address)
+        await client.get_schedule_handle(SCHEDULE_ID).trigger()
+        captured = await wait_for_status(api, checkout["checkout_id"], TERMINAL, within=60)
+    finally:
+        await sandbox.post("/sandbox/webhooks/release", json={})
+    assert captured["status"] == "captured"
+    assert any(step["step"] == "reconciled" or step["step"] == "authorized"
+               for step in captured["history"])  # fmt: skip
+    assert await movements(sandbox, checkout["gateway_payment_id"]) == ["authorization", "capture"]
+    runs = (await api.get("/v1/reconciliation/runs")).json()["runs"]
+    assert any(r["trigger"] == "schedule" and r["changed"] >= 1 for r in runs), runs
+
+
+async def test_a_refund_whose_answer_is_lost_is_made_exactly_once(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    for gateway, operation in (("stripe", "refunds.create"), ("razorpay", "payments.refund")):
+        checkout = await create_checkout(api, checkout_body(gateway))
+        await pay(sandbox, checkout)
+        await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+        fault = {"gateway": gateway, "operation": operation, "kind": "applied_but_lost"}
+        assert (await sandbox.post("/sandbox/faults", json=fault)).status_code in (200, 201)
+        created = await api.post(
+            f"/v1/payments/{checkout['checkout_id']}/refunds",
+            json={"amount": 700, "reason": "requested_by_customer"},
+            headers={"Idempotency-Key": f"lost-answer-{checkout['checkout_id']}"},
+        )
+        assert created.status_code == 202, created.text
+        refund_id = created.json()["refund_id"]
+        for _ in range(150):
+            refund = (await api.get(f"/v1/refunds/{refund_id}")).json()
+            if refund["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.2)
+        assert refund["status"] == "succeeded", refund
+        refunds = [m for m in await movements(sandbox, checkout["gateway_payment_id"])
+                   if m == "refund"]  # fmt: skip
+        assert refunds == ["refund"]

@@ -1,0 +1,156 @@
+"""The reconciler: a backstop, run by a Temporal Schedule, for lost webhooks and unknown outcomes.
+
+It asks the gateway about every payment and refund that may have drifted and, where the gateway
+disagrees with the ledger, signals the owning saga to look again (one writer per payment), or
+flags the object for an operator when that saga has closed. It never writes money state."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.reconcile import ReconcileActivities
+    from domain.checkout import PaymentEvent, PaymentEventKind
+    from domain.reconcile import (
+        Candidate,
+        CheckResult,
+        Finding,
+        Flag,
+        ObjectKind,
+        ReconcileReport,
+        ReconcileRequest,
+    )
+    from domain.refund import RefundEvent
+    from workflows.checkout import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
+
+# A gateway that does not answer is left for the next run rather than retried for long here.
+CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+)
+SCHEDULE_ID = "reconcile-payments"
+
+
+@workflow.defn
+class ReconcileWorkflow:
+    def __init__(self) -> None:
+        self._report: ReconcileReport | None = None
+
+    @workflow.run
+    async def run(self, request: ReconcileRequest) -> ReconcileReport:
+        report = ReconcileReport(
+            run_id=workflow.info().workflow_id,
+            trigger=request.trigger,
+            started_at=workflow.now(),
+        )
+        self._report = report
+        workflow.set_current_details("Finding payments and refunds that may have drifted")
+        candidates = await workflow.execute_activity_method(
+            ReconcileActivities.find_reconciliation_candidates,
+            request,
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="find stale payments and refunds",
+        )
+        slots = asyncio.Semaphore(request.max_concurrency)
+
+        async def reconcile(candidate: Candidate) -> None:
+            async with slots:
+                finding = await self._reconcile(report, candidate)
+            report.checked += 1
+            if finding is not Finding.AGREES:
+                report.findings[candidate.object_id] = finding.value
+            report.changed += finding is Finding.SIGNALED
+            report.flagged += finding is Finding.FLAGGED
+            report.unreachable += finding is Finding.UNREACHABLE
+            self._show(report, len(candidates))
+
+        self._show(report, len(candidates))
+        await asyncio.gather(*(reconcile(c) for c in candidates))
+        report.finished_at = workflow.now()
+        await workflow.execute_activity_method(
+            ReconcileActivities.record_reconciliation_run,
+            report,
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="record the run's counts",
+        )
+        return report
+
+    async def _reconcile(self, report: ReconcileReport, candidate: Candidate) -> Finding:
+        try:
+            checked = await workflow.execute_activity_method(
+                ReconcileActivities.check_against_gateway,
+                candidate,
+                start_to_close_timeout=GATEWAY_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+                summary=f"ask {candidate.gateway} about {candidate.kind} {candidate.object_id}",
+            )
+        except ActivityError:
+            return Finding.UNREACHABLE
+        if checked.disagreement is None:
+            return Finding.AGREES
+        if not candidate.closed and await self._signal_owner(report, checked):
+            return Finding.SIGNALED
+        await workflow.execute_activity_method(
+            ReconcileActivities.flag_disagreement,
+            Flag(
+                run_id=report.run_id,
+                candidate=candidate,
+                gateway_status=checked.gateway_status,
+                detail=checked.disagreement,
+            ),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary=f"flag {candidate.kind} {candidate.object_id} for an operator",
+        )
+        return Finding.FLAGGED
+
+    async def _signal_owner(self, report: ReconcileReport, checked: CheckResult) -> bool:
+        """Hand what the gateway said to the saga that owns the object; False if it has closed."""
+        c = checked.candidate
+        event_id = f"reconcile:{report.run_id}:{c.object_id}"
+        owner = workflow.get_external_workflow_handle(c.workflow_id)
+        try:
+            if c.kind is ObjectKind.PAYMENT:
+                assert c.payment_ref is not None
+                await owner.signal(
+                    "payment_event",
+                    PaymentEvent(
+                        event_id=event_id,
+                        kind=PaymentEventKind.RECONCILE,
+                        gateway_payment_id=c.payment_ref.gateway_payment_id,
+                        gateway_charge_id=c.payment_ref.gateway_charge_id,
+                    ),
+                )
+            else:
+                assert c.gateway_refund_id is not None
+                await owner.signal(
+                    "refund_event",
+                    RefundEvent(
+                        event_id=event_id,
+                        event_type="reconcile",
+                        gateway_refund_id=c.gateway_refund_id,
+                        gateway_status=checked.gateway_status or "unknown",
+                    ),
+                )
+        except FailureError:
+            return False  # the workflow is not running: an operator decides
+        return True
+
+    def _show(self, report: ReconcileReport, total: int) -> None:
+        workflow.set_current_details(
+            f"Checked {report.checked} of {total}: {report.changed} sent back to their saga,"
+            f" {report.flagged} flagged for operators, {report.unreachable} gateway unreachable"
+        )
+
+    @workflow.query
+    def report(self) -> ReconcileReport | None:
+        return self._report
