@@ -11,12 +11,13 @@ import logging
 import re
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
 from asgi_correlation_id import correlation_id
 from temporalio import activity, workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
@@ -24,6 +25,7 @@ from temporalio.worker import (
     ExecuteActivityInput,
     Interceptor,
     StartActivityInput,
+    StartLocalActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -90,20 +92,29 @@ def configure_logging(component: str, level: str = "INFO") -> None:
 PAYMENT_HEADER = "payment-log-context"
 
 
+def _with_payment_header(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+    found = workflow.info().typed_search_attributes
+    context = {
+        key: value
+        for key, value in (
+            ("payment_id", found.get(search.PAYMENT_ID)),
+            ("gateway", found.get(search.GATEWAY)),
+        )
+        if value
+    }
+    if not context:
+        return headers
+    return {**headers, PAYMENT_HEADER: workflow.payload_converter().to_payload(context)}
+
+
 class _WorkflowOutbound(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        context = {
-            key: value
-            for key, value in (
-                ("payment_id", workflow.info().typed_search_attributes.get(search.PAYMENT_ID)),
-                ("gateway", workflow.info().typed_search_attributes.get(search.GATEWAY)),
-            )
-            if value
-        }
-        if context:
-            payload = workflow.payload_converter().to_payload(context)
-            input.headers = {**input.headers, PAYMENT_HEADER: payload}
+        input.headers = _with_payment_header(input.headers)
         return super().start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
+        input.headers = _with_payment_header(input.headers)
+        return super().start_local_activity(input)
 
 
 class _WorkflowInbound(WorkflowInboundInterceptor):

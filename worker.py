@@ -174,6 +174,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             workflows=WORKFLOWS,
             activities=activities_for(settings, pool, http),
             interceptors=[ActivityLogInterceptor()],
+            max_cached_workflows=settings.worker_max_cached_workflows,
             # On SIGTERM, running activities get this long to finish before they are handed
             # back to Temporal (and retried elsewhere with the same idempotency keys).
             graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),

@@ -140,7 +140,9 @@ class CheckoutWorkflow:
     @workflow.run
     async def run(self, request: CheckoutRequest) -> CheckoutState:
         s = self._state
-        await workflow.execute_activity_method(
+        # Ledger writes are short, idempotent PostgreSQL transactions: local activities, so
+        # they cost no round trip to the Temporal server (see BENCHMARKS.md).
+        await workflow.execute_local_activity_method(
             LedgerActivities.record_new_checkout,
             NewCheckout(checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=request),
             start_to_close_timeout=LEDGER_TIMEOUT,
@@ -280,7 +282,8 @@ class CheckoutWorkflow:
                 ],
             )  # fmt: skip
             self._capture_recorded = True
-        except (CheckoutAborted, ActivityError, asyncio.CancelledError) as error:
+        # a failed local activity (ledger write) arrives as its ApplicationError, unwrapped
+        except (CheckoutAborted, ActivityError, ApplicationError, asyncio.CancelledError) as error:
             reason, status = (
                 (error.reason, error.status)
                 if isinstance(error, CheckoutAborted)
@@ -613,7 +616,7 @@ class CheckoutWorkflow:
         workflow.set_current_details(f"**{status}** after `{step}`: {detail}")
         self._publish()
         self._records += 1
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             LedgerActivities.record_checkout_step,
             CheckoutRecord(
                 record_key=f"{s.checkout_id}:{self._records}:{step}",

@@ -99,7 +99,7 @@ class RefundWorkflow:
 
     async def _reserve(self, request: RefundRequest) -> bool:
         s = self._state
-        outcome = await workflow.execute_activity_method(
+        outcome = await workflow.execute_local_activity_method(
             RefundLedgerActivities.reserve_refund,
             RefundReservation(
                 refund_id=s.refund_id,
@@ -306,7 +306,7 @@ class RefundWorkflow:
         if failure_reason is not None:
             s.failure_reason = failure_reason
         self._step(step, detail)
-        s.payment_status = await workflow.execute_activity_method(
+        s.payment_status = await workflow.execute_local_activity_method(
             RefundLedgerActivities.record_refund_step,
             RefundRecord(
                 record_key=f"{s.refund_id}:{len(s.history)}:{step}",
