@@ -1,0 +1,174 @@
+"""Records the histories that tests/test_replay.py replays: every workflow's main paths, driven
+over HTTP against a fresh local stack with real activities.
+
+    .venv/bin/python -m tests.histories.record
+
+Run it after a workflow change that is meant to be new behaviour (guarded by `workflow.patched`),
+and commit the new files beside the old ones: old histories must keep replaying."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from api.auth import Role
+from devstack.stack import Ports, Stack
+from domain.refund import refund_workflow_id
+from settings import SANDBOX_STRIPE_KEY
+from tests.e2e.conftest import (
+    TERMINAL,
+    bearer,
+    checkout_body,
+    create_checkout,
+    new_key,
+    pay,
+    wait_for_status,
+)
+
+HERE = Path(__file__).parent
+Scenario = Callable[[httpx.AsyncClient, httpx.AsyncClient], Awaitable[list[str]]]
+
+
+async def captured(api: httpx.AsyncClient, sandbox: httpx.AsyncClient, gateway: str) -> Any:
+    checkout = await create_checkout(api, checkout_body(gateway))
+    proof = await pay(sandbox, checkout)
+    if gateway == "razorpay":
+        await api.post(f"/v1/checkouts/{checkout['checkout_id']}/razorpay/confirm", json=proof)
+    await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+    return checkout
+
+
+async def checkout_stripe_captured(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    return [f"checkout-{(await captured(api, sb, 'stripe'))['order_id']}"]
+
+
+async def checkout_razorpay_captured(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    return [f"checkout-{(await captured(api, sb, 'razorpay'))['order_id']}"]
+
+
+async def checkout_declined_then_paid(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await create_checkout(api, checkout_body("stripe"))
+    await pay(sb, checkout, succeed=False)
+    await asyncio.sleep(1)
+    await pay(sb, checkout)
+    await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+    return [f"checkout-{checkout['order_id']}"]
+
+
+async def checkout_merchant_refused(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await create_checkout(api, checkout_body("stripe", order_id="refuse-replay"))
+    await pay(sb, checkout)
+    await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+    return [f"checkout-{checkout['order_id']}"]
+
+
+async def checkout_canceled(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await create_checkout(api, checkout_body("razorpay"))
+    await api.post(f"/v1/checkouts/{checkout['checkout_id']}/cancel", json={})
+    return [f"checkout-{checkout['order_id']}"]
+
+
+async def checkout_expired(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await create_checkout(api, checkout_body("stripe"))
+    await wait_for_status(api, checkout["checkout_id"], TERMINAL, within=60)
+    return [f"checkout-{checkout['order_id']}"]
+
+
+async def checkout_manual_capture(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await create_checkout(api, checkout_body("stripe", capture_mode="manual"))
+    await pay(sb, checkout)
+    for _ in range(100):
+        state = (await api.get(f"/v1/checkouts/{checkout['checkout_id']}")).json()
+        if state["status"] == "authorized":
+            break
+        await asyncio.sleep(0.1)
+    await api.post(
+        f"/v1/checkouts/{checkout['checkout_id']}/capture",
+        json={"amount": 2000},
+        headers={"Idempotency-Key": new_key()},
+    )
+    await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+    return [f"checkout-{checkout['order_id']}"]
+
+
+async def refunds(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await captured(api, sb, "stripe")
+    key = new_key()
+    own = await api.post(
+        f"/v1/payments/{checkout['checkout_id']}/refunds",
+        json={"amount": 1000, "reason": "requested_by_customer"},
+        headers={"Idempotency-Key": key},
+    )
+    dashboard = await sb.post(
+        "/stripe/v1/refunds",
+        data={"payment_intent": checkout["gateway_payment_id"], "amount": "500"},
+        headers={"Authorization": f"Bearer {SANDBOX_STRIPE_KEY}"},
+    )
+    await asyncio.sleep(3)
+    assert own.status_code == 202, own.text
+    return [
+        refund_workflow_id(checkout["checkout_id"], key),
+        refund_workflow_id(checkout["checkout_id"], dashboard.json()["id"]),
+    ]
+
+
+async def reconciliation(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await captured(api, sb, "razorpay")
+    report = await api.post(f"/v1/payments/{checkout['checkout_id']}/reconcile")
+    return [report.json()["run_id"]]
+
+
+SCENARIOS: list[Scenario] = [
+    checkout_stripe_captured,
+    checkout_razorpay_captured,
+    checkout_declined_then_paid,
+    checkout_merchant_refused,
+    checkout_canceled,
+    checkout_expired,
+    checkout_manual_capture,
+    refunds,
+    reconciliation,
+]
+
+
+async def record(out: Path) -> None:
+    with tempfile.TemporaryDirectory() as data:
+        stack = Stack(
+            Path(data),
+            Ports.free(),
+            with_ui=False,
+            extra_env={"AUTHORIZATION_WINDOW_SECONDS": "8", "REFUND_POLL_INTERVAL_SECONDS": "2"},
+        )
+        stack.start()
+        try:
+            client = await Client.connect(stack.temporal_address)
+            async with (
+                httpx.AsyncClient(
+                    base_url=stack.api_url, headers=bearer(Role.ADMIN), timeout=30
+                ) as api,
+                httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as sandbox,
+            ):
+                for scenario in SCENARIOS:
+                    for index, workflow_id in enumerate(await scenario(api, sandbox)):
+                        handle = client.get_workflow_handle(workflow_id)
+                        for _ in range(100):
+                            if (await handle.describe()).close_time is not None:
+                                break
+                            await asyncio.sleep(0.2)
+                        history = await handle.fetch_history()
+                        name = f"{scenario.__name__}{f'_{index}' if index else ''}.json"
+                        (out / name).write_text(json.dumps(json.loads(history.to_json()), indent=1))
+                        print("recorded", name)
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(record(HERE))
