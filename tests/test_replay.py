@@ -26,7 +26,12 @@ def test_every_workflow_has_recorded_histories() -> None:
         ]
         for text in TEXTS.values()
     }
-    assert {"CheckoutWorkflow", "RefundWorkflow", "ReconcileWorkflow"} <= recorded
+    assert {
+        "CheckoutWorkflow",
+        "RefundWorkflow",
+        "ReconcileWorkflow",
+        "DisputeWorkflow",
+    } <= recorded
 
 
 @pytest.mark.parametrize("name", sorted(TEXTS))

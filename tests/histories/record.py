@@ -20,6 +20,8 @@ from temporalio.client import Client
 
 from api.auth import Role
 from devstack.stack import Ports, Stack
+from domain.checkout import Gateway
+from domain.dispute import dispute_workflow_id
 from domain.refund import refund_workflow_id
 from settings import SANDBOX_STRIPE_KEY
 from tests.e2e.conftest import (
@@ -41,8 +43,7 @@ async def captured(api: httpx.AsyncClient, sandbox: httpx.AsyncClient, gateway: 
     proof = await pay(sandbox, checkout)
     if gateway == "razorpay":
         await api.post(f"/v1/checkouts/{checkout['checkout_id']}/razorpay/confirm", json=proof)
-    await wait_for_status(api, checkout["checkout_id"], TERMINAL)
-    return checkout
+    return await wait_for_status(api, checkout["checkout_id"], TERMINAL)
 
 
 async def checkout_stripe_captured(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
@@ -125,6 +126,55 @@ async def reconciliation(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[
     return [report.json()["run_id"]]
 
 
+async def dispute_won(api: httpx.AsyncClient, sb: httpx.AsyncClient, gateway: str) -> list[str]:
+    checkout = await captured(api, sb, gateway)
+    payment = checkout["gateway_payment_id" if gateway == "stripe" else "gateway_charge_id"]
+    opened = (await sb.post("/sandbox/disputes", json={"gateway": gateway, "payment": payment,
+                                                       "reason": "fraudulent"})).json()  # fmt: skip
+    workflow_id = dispute_workflow_id(Gateway(gateway), opened["id"])
+    for _ in range(100):
+        found = (
+            await api.get("/v1/disputes", params={"payment_id": checkout["checkout_id"]})
+        ).json()
+        if found:
+            break
+        await asyncio.sleep(0.2)
+    evidence = {"product_description": "Blue scarf", "receipt": ["file_receipt_1"],
+                "uncategorized_text": "delivered on the 3rd", "submit": True}  # fmt: skip
+    await api.post(
+        f"/v1/disputes/{found[0]['dispute_id']}/evidence",
+        json=evidence,
+        headers={"Idempotency-Key": new_key()},
+    )
+    await sb.post(f"/sandbox/disputes/{opened['id']}/resolve", json={"outcome": "won"})
+    return [workflow_id]
+
+
+async def dispute_stripe_won(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    return await dispute_won(api, sb, "stripe")
+
+
+async def dispute_razorpay_accepted(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    checkout = await captured(api, sb, "razorpay")
+    opened = (await sb.post("/sandbox/disputes", json={"gateway": "razorpay",
+                                                       "payment": checkout["gateway_charge_id"],
+                                                       "reason": "fraudulent"})).json()  # fmt: skip
+    for _ in range(100):
+        found = (
+            await api.get("/v1/disputes", params={"payment_id": checkout["checkout_id"]})
+        ).json()
+        if found:
+            break
+        await asyncio.sleep(0.2)
+    await api.post(
+        f"/v1/disputes/{found[0]['dispute_id']}/accept",
+        json={"note": "the customer never received it"},
+        headers={"Idempotency-Key": new_key()},
+    )
+    await sb.post(f"/sandbox/disputes/{opened['id']}/resolve", json={"outcome": "lost"})
+    return [dispute_workflow_id(Gateway.RAZORPAY, opened["id"])]
+
+
 SCENARIOS: list[Scenario] = [
     checkout_stripe_captured,
     checkout_razorpay_captured,
@@ -135,6 +185,8 @@ SCENARIOS: list[Scenario] = [
     checkout_manual_capture,
     refunds,
     reconciliation,
+    dispute_stripe_won,
+    dispute_razorpay_accepted,
 ]
 
 
