@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.gateways.base import PaymentGateway
-from activities.merchant import SIGNATURE_HEADER, sign
+from activities.merchant import post_to_merchant
 from domain.checkout import Gateway
 from domain.dispute import (
     GatewayDispute,
@@ -53,26 +51,6 @@ class DisputeActivities:
         if self._url is None:
             return
         body = notice.model_dump_json().encode()
-        try:
-            response = await self._http.post(
-                self._url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(body, self._secret, int(time.time())),
-                    "Idempotency-Key": f"{notice.workflow_id}-{notice.type}",
-                },
-            )
-        except httpx.HTTPError as error:
-            raise ApplicationError(
-                f"merchant unreachable: {type(error).__name__}", type="merchant_unreachable"
-            ) from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ApplicationError(
-                f"merchant answered {response.status_code}", type="merchant_unavailable"
-            )
-        if response.status_code >= 400:
-            raise ApplicationError(
-                f"merchant rejected the notice: {response.status_code}",
-                type="merchant_misconfigured", non_retryable=True,
-            )  # fmt: skip
+        await post_to_merchant(
+            self._http, self._url, self._secret, body, f"{notice.workflow_id}-{notice.type}"
+        )

@@ -33,6 +33,36 @@ def verify(body: bytes, header: str, secret: str, tolerance_seconds: int = 300) 
     return hmac.compare_digest(sign(body, secret, timestamp), f"t={timestamp},v1={parts.get('v1')}")
 
 
+async def post_to_merchant(
+    http: httpx.AsyncClient, url: str, secret: str, body: bytes, idempotency_key: str
+) -> httpx.Response:
+    """POST a signed event to the merchant; the one place that classifies its answers."""
+    try:
+        response = await http.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(body, secret, int(time.time())),
+                "Idempotency-Key": idempotency_key,
+            },
+        )
+    except httpx.HTTPError as error:
+        raise ApplicationError(
+            f"merchant unreachable: {type(error).__name__}", type="merchant_unreachable"
+        ) from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ApplicationError(
+            f"merchant answered {response.status_code}", type="merchant_unavailable"
+        )
+    if response.status_code >= 400:
+        raise ApplicationError(
+            f"merchant rejected the call: {response.status_code}",
+            type="merchant_misconfigured", non_retryable=True,
+        )  # fmt: skip
+    return response
+
+
 class MerchantActivities:
     def __init__(self, http: httpx.AsyncClient, url: str | None, secret: str) -> None:
         self._http = http
@@ -54,29 +84,9 @@ class MerchantActivities:
                 "gateway": checkout.gateway.value,
             }
         ).encode()
-        try:
-            response = await self._http.post(
-                self._url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(body, self._secret, int(time.time())),
-                    "Idempotency-Key": f"{checkout.workflow_id}-confirm",
-                },
-            )
-        except httpx.HTTPError as error:
-            raise ApplicationError(
-                f"merchant unreachable: {type(error).__name__}", type="merchant_unreachable"
-            ) from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ApplicationError(
-                f"merchant answered {response.status_code}", type="merchant_unavailable"
-            )
-        if response.status_code >= 400:
-            raise ApplicationError(
-                f"merchant rejected the call: {response.status_code}",
-                type="merchant_misconfigured", non_retryable=True,
-            )  # fmt: skip
+        response = await post_to_merchant(
+            self._http, self._url, self._secret, body, f"{checkout.workflow_id}-confirm"
+        )
         try:
             return MerchantDecision.model_validate_json(response.content)
         except ValueError:

@@ -31,7 +31,7 @@ from api.models import (
     CreateCheckout,
     RazorpayConfirmation,
 )
-from api.problems import Problem
+from api.problems import Problem, temporal_unavailable
 from domain.checkout import (
     CancelCheckout,
     CaptureCheckout,
@@ -60,13 +60,6 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     422: {"description": "the request is not valid"},
     503: {"description": "Temporal is unreachable; retry later"},
 }
-
-
-def temporal_unavailable() -> Problem:
-    return Problem(
-        503, "temporal_unavailable", "the workflow service is unreachable; retry shortly",
-        headers={"Retry-After": "2"},
-    )  # fmt: skip
 
 
 def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:

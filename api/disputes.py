@@ -18,7 +18,7 @@ from api import idempotency
 from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
-from api.problems import Problem
+from api.problems import Problem, temporal_unavailable
 from domain.checkout import Gateway, PaymentStatus
 from domain.dispute import (
     AcceptDispute,
@@ -98,13 +98,6 @@ class Dispute(BaseModel):
             ),
             timeline=state.history,
         )  # fmt: skip
-
-
-def temporal_unavailable() -> Problem:
-    return Problem(
-        503, "temporal_unavailable", "the workflow service is unreachable; retry shortly",
-        headers={"Retry-After": "2"},
-    )  # fmt: skip
 
 
 @router.get("", response_model=list[Dispute], responses=PROBLEMS)

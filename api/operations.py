@@ -17,10 +17,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AUTH_PROBLEMS, Caller, Role, access
-from api.checkouts import temporal_unavailable
 from api.context import AppContext, app_context
 from api.ledger_view import find_checkout
-from api.problems import Problem
+from api.problems import Problem, temporal_unavailable
 from domain.reconcile import ReconcileReport, ReconcileRequest
 from workflows.reconcile import ReconcileWorkflow
 

@@ -35,6 +35,13 @@ class Problem(Exception):
         self.extra = extra
 
 
+def temporal_unavailable() -> Problem:
+    return Problem(
+        503, "temporal_unavailable", "the workflow service is unreachable; retry shortly",
+        headers={"Retry-After": "2"},
+    )  # fmt: skip
+
+
 def problem_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:

@@ -18,7 +18,7 @@ from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
 from api.models import Amount, Body
-from api.problems import Problem
+from api.problems import Problem, temporal_unavailable
 from domain.checkout import Gateway, PaymentStatus
 from domain.money import format_amount
 from domain.refund import (
@@ -100,13 +100,6 @@ class Refund(BaseModel):
             ),
             timeline=state.history,
         )  # fmt: skip
-
-
-def temporal_unavailable() -> Problem:
-    return Problem(
-        503, "temporal_unavailable", "the workflow service is unreachable; retry shortly",
-        headers={"Retry-After": "2"},
-    )  # fmt: skip
 
 
 @router.post(

@@ -1,9 +1,6 @@
-"""`python -m bench.faults`: the fault campaign. Hundreds of concurrent checkouts (and refunds of
-them) run over HTTP while one kind of fault at a time is injected; then invariants are checked
-against the sandbox's money-movement log and our ledger, and printed as figures.
-
-Disputes do not exist in the service yet: `Saga` and `check_invariants` are where a dispute step
-and its invariants go once `DisputeWorkflow` does (see `DISPUTES`)."""
+"""`python -m bench.faults`: the fault campaign. Hundreds of concurrent checkouts (and refunds and
+disputes of them) run over HTTP while one kind of fault at a time is injected; then invariants are
+checked against the sandbox's money-movement log and our ledger, and printed as figures."""
 
 from __future__ import annotations
 
@@ -27,7 +24,6 @@ from bench.common import TERMINAL, Endpoints, Shop, StatusWatcher, new_order_id,
 from devstack.stack import ROOT, Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DISPUTES = False  # no DisputeWorkflow yet: the campaign drives checkouts and refunds only
 AMOUNT = 2_500
 SETTLE_WITHIN = 240.0
 
@@ -40,6 +36,7 @@ class Saga:
     pay: bool = True
     refunds: list[int | None] = field(default_factory=list)  # None = all that is left
     race_last_refund: bool = False  # two requests for the rest at once: exactly one may win
+    dispute: str | None = None  # the issuer's decision on a chargeback: "won" or "lost"
     order_id: str = field(default_factory=lambda: new_order_id("fault"))
     checkout: dict[str, Any] | None = None
     final_status: str | None = None
@@ -58,6 +55,8 @@ def plan(rng: random.Random, count: int, *, refunds: bool) -> list[Saga]:
             saga.race_last_refund = roll < 0.2
         elif refunds and roll < 0.5:
             saga.refunds = [None]
+        elif refunds and roll < 0.65:
+            saga.dispute = "won" if roll < 0.57 else "lost"
         sagas.append(saga)
     return sagas
 
@@ -85,8 +84,47 @@ async def drive(shop: Shop, watcher: StatusWatcher, saga: Saga) -> None:
             asks.append(shop.refund(checkout["checkout_id"], key, amount, retry=True))  # a retry
             await asyncio.gather(*asks)
             await wait_for_refunds(shop, checkout["checkout_id"])
+        if saga.dispute:
+            await dispute(shop, saga, checkout["checkout_id"])
     except Exception as error:  # the invariants say what it cost; the campaign goes on
         saga.error = f"{type(error).__name__}: {error}"[:300]
+
+
+async def dispute(shop: Shop, saga: Saga, payment_id: str) -> None:
+    """The customer's bank opens a chargeback at the gateway, then decides it."""
+    gateway_payment = await shop.pool.fetchval(
+        "SELECT CASE WHEN gateway = 'stripe' THEN gateway_payment_id ELSE gateway_charge_id END"
+        " FROM payments WHERE payment_id = $1",
+        payment_id,
+    )
+    opened = await shop.sandbox.post(
+        "/sandbox/disputes",
+        json={"gateway": saga.gateway, "payment": gateway_payment, "reason": "fraudulent"},
+    )
+    opened.raise_for_status()
+    await wait_for_dispute(shop, payment_id, ("open",))
+    decided = await shop.sandbox.post(
+        f"/sandbox/disputes/{opened.json()['id']}/resolve", json={"outcome": saga.dispute}
+    )
+    decided.raise_for_status()
+    await wait_for_dispute(shop, payment_id, ("won", "lost"))
+
+
+async def wait_for_dispute(
+    shop: Shop, payment_id: str, statuses: tuple[str, ...], within: float = SETTLE_WITHIN
+) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            status = await shop.pool.fetchval(
+                "SELECT status FROM disputes WHERE payment_id = $1", payment_id
+            )
+            if status in statuses:
+                return
+        except Exception:  # the database may be down during the fault; keep waiting
+            pass
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"the dispute of {payment_id} never reached {statuses}")
 
 
 async def wait_for_refunds(shop: Shop, payment_id: str, within: float = SETTLE_WITHIN) -> None:
@@ -228,6 +266,7 @@ class Invariants:
     captured: int = 0
     refunded_payments: int = 0
     refunds_succeeded: int = 0
+    disputes_decided: int = 0
     rightly_waiting: int = 0
     not_terminal: list[str] = field(default_factory=list)
     stray_running_workflows: list[str] = field(default_factory=list)
@@ -333,18 +372,23 @@ async def check_invariants(
         # a gateway refund our ledger does not hold as its own succeeded refund is a double
         inv.double_refunds += sum(1 for m in refunded_moves if m["object_id"] not in ours_succeeded)
         inv.refunds_over_capture += refunded > captured
+        withdrawn = sum(m["amount"] for m in gateway_moves if m["kind"] == "dispute_withdrawal")
+        withdrawn -= sum(m["amount"] for m in gateway_moves if m["kind"] == "dispute_reinstatement")
+        inv.disputes_decided += saga.dispute is not None and kinds["dispute_withdrawal"] > 0
         balances = ledger.get(payment_id, {})
         inv.unbalanced_payments += sum(balances.values()) != 0
         ledger_gateway = balances.get(f"gateway:{row['gateway']}", 0)
-        if (ledger_gateway, row["amount_captured"], row["amount_refunded"]) != (
-            captured - refunded,
+        ledger_disputed = balances.get("merchant:disputes", 0)
+        if (ledger_gateway, ledger_disputed, row["amount_captured"], row["amount_refunded"]) != (
+            captured - refunded - withdrawn,
+            withdrawn,
             captured,
             refunded,
         ):
             inv.ledger_sandbox_mismatches.append(
-                f"{payment_id}: ledger gateway {ledger_gateway}, captured"
-                f" {row['amount_captured']}, refunded {row['amount_refunded']}; sandbox"
-                f" captured {captured}, refunded {refunded}"
+                f"{payment_id}: ledger gateway {ledger_gateway}, disputed {ledger_disputed},"
+                f" captured {row['amount_captured']}, refunded {row['amount_refunded']}; sandbox"
+                f" captured {captured}, refunded {refunded}, withdrawn {withdrawn}"
             )
     our_workflows = {r["workflow_id"] for r in rows}
     async for wf in temporal.list_workflows('ExecutionStatus="Running"'):
@@ -455,7 +499,6 @@ def main() -> None:
     report = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - began, 1),
-        "disputes": "not driven: the service has no DisputeWorkflow yet" if not DISPUTES else "",
         "rounds": rounds,
         "invariants": asdict(inv) | {"money_lost_or_doubled": inv.money_lost_or_doubled},
         "violations": inv.violations(),

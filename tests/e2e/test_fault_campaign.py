@@ -1,6 +1,7 @@
-"""The fault campaign in small (bench/faults.py): a few dozen checkouts of both gateways while the
-worker is SIGKILLed at random moments, then while gateway answers are lost after the money moved;
-nothing may be lost or doubled. The campaign gives the shared stack back whole, even on failure."""
+"""The fault campaign in small (bench/faults.py): a few dozen checkouts of both gateways, some
+disputed, while the worker is SIGKILLed at random moments, then while gateway answers are lost
+after the money moved; nothing may be lost or doubled. The campaign gives the shared stack back
+whole, even on failure."""
 
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ from devstack.stack import Stack
 
 
 def checkouts(count: int, rng: random.Random) -> list[Saga]:
-    """Both gateways; a few left unpaid, which must still be waiting for the customer."""
-    return [
+    """Both gateways; a few left unpaid, which must still be waiting for the customer; some
+    disputed by the customer's bank, won or lost."""
+    sagas = [
         Saga("stripe" if i % 2 == 0 else "razorpay", pay=rng.random() > 0.1) for i in range(count)
     ]
+    for i, saga in enumerate(sagas):
+        if saga.pay and i % 5 == 1:
+            saga.dispute = "won" if i % 2 else "lost"
+    return sagas
 
 
 async def test_worker_kills_and_lost_gateway_answers_neither_lose_nor_double_money(
@@ -42,3 +48,4 @@ async def test_worker_kills_and_lost_gateway_answers_neither_lose_nor_double_mon
     assert found.checkouts == len(sagas)
     assert found.captured + found.rightly_waiting == len(sagas)
     assert found.money_lost_or_doubled == 0
+    assert found.disputes_decided == sum(1 for s in sagas if s.dispute)
