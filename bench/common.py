@@ -29,7 +29,16 @@ BENCH_ENV = {
     "REFUND_POLL_INTERVAL_SECONDS": "5",
 }
 TERMINAL = frozenset(
-    {"captured", "voided", "expired", "canceled", "failed", "refunded", "partially_refunded"}
+    {
+        "captured",
+        "voided",
+        "expired",
+        "canceled",
+        "failed",
+        "refunded",
+        "partially_refunded",
+        "dispute_lost",
+    }
 )
 
 

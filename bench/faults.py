@@ -267,6 +267,7 @@ class Invariants:
     refunded_payments: int = 0
     refunds_succeeded: int = 0
     disputes_decided: int = 0
+    dispute_outcomes_wrong: list[str] = field(default_factory=list)
     rightly_waiting: int = 0
     not_terminal: list[str] = field(default_factory=list)
     stray_running_workflows: list[str] = field(default_factory=list)
@@ -299,6 +300,8 @@ class Invariants:
                      "unbalanced_payments", "webhooks_lost"):  # fmt: skip
             if getattr(self, name):
                 found.append(f"{name}: {getattr(self, name)}")
+        if self.dispute_outcomes_wrong:
+            found.append(f"dispute outcomes: {self.dispute_outcomes_wrong[:10]}")
         if self.ledger_sandbox_mismatches:
             found.append(f"ledger ≠ sandbox: {self.ledger_sandbox_mismatches[:10]}")
         return found
@@ -342,6 +345,19 @@ async def check_invariants(
         list(ours),
     ):
         refunds[r["payment_id"]].append(r)
+    decided = {
+        r["payment_id"]: r["status"]
+        for r in await shop.pool.fetch(
+            "SELECT payment_id, status FROM disputes WHERE payment_id = ANY($1)", list(ours)
+        )
+    }
+    for payment_id, saga in ours.items():
+        if saga.dispute and decided.get(payment_id) == saga.dispute:
+            inv.disputes_decided += 1
+        elif saga.dispute:
+            inv.dispute_outcomes_wrong.append(
+                f"{payment_id}: the bank decided {saga.dispute}, we say {decided.get(payment_id)}"
+            )
     moved: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in (await shop.sandbox.get("/sandbox/movements")).json():
         moved[m["order"] or m["payment"]].append(m)
@@ -374,7 +390,6 @@ async def check_invariants(
         inv.refunds_over_capture += refunded > captured
         withdrawn = sum(m["amount"] for m in gateway_moves if m["kind"] == "dispute_withdrawal")
         withdrawn -= sum(m["amount"] for m in gateway_moves if m["kind"] == "dispute_reinstatement")
-        inv.disputes_decided += saga.dispute is not None and kinds["dispute_withdrawal"] > 0
         balances = ledger.get(payment_id, {})
         inv.unbalanced_payments += sum(balances.values()) != 0
         ledger_gateway = balances.get(f"gateway:{row['gateway']}", 0)

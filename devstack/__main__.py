@@ -34,6 +34,7 @@ def dev_tokens(data_dir: Path) -> str:
     lines.append(f"  (customer is c_42; all as shell variables: source {env_file})")
     return "\n".join(lines)
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data")
