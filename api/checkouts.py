@@ -12,10 +12,9 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import idempotency
@@ -32,6 +31,7 @@ from api.models import (
     RazorpayConfirmation,
 )
 from api.problems import Problem, temporal_unavailable
+from api.updates import run_update
 from domain.checkout import (
     CancelCheckout,
     CaptureCheckout,
@@ -259,14 +259,4 @@ async def _handle(ctx: AppContext, caller: Caller, checkout_id: str) -> Workflow
 
 
 async def _update(handle: WorkflowHandle[Any, Any], update: Any, arg: Any) -> CheckoutState:
-    try:
-        state: CheckoutState = await handle.execute_update(update, arg, result_type=CheckoutState)
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "rejected"
-        raise Problem(409, code, str(getattr(cause, "message", cause))) from None
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            raise Problem(409, "checkout_closed", "the checkout has already finished") from None
-        raise temporal_unavailable() from error
-    return state
+    return await run_update(handle, update, arg, CheckoutState, "checkout")

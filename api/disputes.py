@@ -10,15 +10,13 @@ import asyncpg
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api import idempotency
 from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
-from api.problems import Problem, temporal_unavailable
+from api.problems import Problem
+from api.updates import run_update
 from domain.checkout import Gateway, PaymentStatus
 from domain.dispute import (
     AcceptDispute,
@@ -182,16 +180,7 @@ async def _decide(
 
     async def produce() -> idempotency.StoredResponse:
         handle = ctx.temporal.get_workflow_handle(workflow_id)
-        try:
-            state = await handle.execute_update(update, request, result_type=DisputeState)
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            code = cause.type if isinstance(cause, ApplicationError) and cause.type else "rejected"
-            raise Problem(409, code, str(getattr(cause, "message", cause))) from None
-        except RPCError as error:
-            if error.status is RPCStatusCode.NOT_FOUND:
-                raise Problem(409, "dispute_closed", "the dispute has already finished") from None
-            raise temporal_unavailable() from error
+        state = await run_update(handle, update, request, DisputeState, "dispute")
         return idempotency.StoredResponse(200, Dispute.from_state(state).model_dump(mode="json"))
 
     stored = await idempotency.once(
