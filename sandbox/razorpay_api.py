@@ -392,6 +392,20 @@ class RazorpayApi:
             status="refunded" if full else "captured",
         )
 
+    def auto_refund(self, payment_id: str) -> JSON:
+        """What Razorpay does to a payment authorized but not captured within its window (3 days):
+        it refunds it by itself; the payment reads `refunded` with `captured: false`."""
+        payment = _find(self._payments, payment_id)
+        if payment["status"] != "authorized" or payment["captured"]:
+            raise _bad("Only an authorized, uncaptured payment is refunded automatically")
+        payment.update(status="refunded", amount_refunded=payment["amount"], refund_status="full")
+        self._move("void", payment, payment_id, payment["amount"])
+        self._webhooks.razorpay_event(
+            payment["order_id"] or payment_id, "refund.processed", {"payment": payment}
+        )
+        self._store.save()
+        return payment
+
     def _move(self, kind: MovementKind, payment: JSON, object_id: str, amount: int) -> None:
         self._store.record_movement(
             "razorpay",
@@ -663,5 +677,12 @@ def create_razorpay_router(api: RazorpayApi) -> APIRouter:
     @router.post("/sandbox/razorpay/orders/{order_id}/pay")
     async def pay(order_id: str, body: RazorpayPayRequest) -> Response:
         return api.pay(order_id, body)
+
+    @router.post("/sandbox/razorpay/payments/{payment_id}/auto_refund")
+    async def auto_refund(payment_id: str) -> Response:
+        try:
+            return _json(api.auto_refund(payment_id), 200)
+        except RazorpayError as error:
+            return _json(error.body(), error.status)
 
     return router

@@ -755,6 +755,30 @@ class StripeApi:
         kind = "funds_withdrawn" if amount < 0 else "funds_reinstated"
         self._webhooks.stripe_event(dispute["payment_intent"], f"charge.dispute.{kind}", dispute)
 
+    def expire_authorization(self, intent_id: str) -> Response:
+        """What Stripe does to an authorization nobody captured in time (about 7 days): the
+        PaymentIntent is canceled with reason `automatic` and the hold released."""
+
+        def action(_: JSON) -> JSON:
+            intent = self.retrieve_payment_intent(intent_id)
+            if intent["status"] != "requires_capture":
+                raise _unexpected_state("Only an uncaptured authorization can expire.")
+            charge = self._charges[intent["latest_charge"]]
+            charge.update(refunded=True, amount_refunded=charge["amount"])
+            self._move("void", intent, intent["amount_capturable"])
+            intent.update(
+                status="canceled",
+                amount_capturable=0,
+                canceled_at=now(),
+                cancellation_reason="automatic",
+            )
+            self._webhooks.stripe_event(intent_id, "payment_intent.canceled", intent)
+            return intent
+
+        status, body = self._execute(action, {})
+        self._store.save()
+        return _json(body, status)
+
     # The customer's side
 
     def pay(self, intent_id: str, request: PayRequest) -> Response:
@@ -842,5 +866,9 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
     @router.post("/sandbox/stripe/payment_intents/{intent_id}/pay")
     async def pay(intent_id: str, body: PayRequest) -> Response:
         return api.pay(intent_id, body)
+
+    @router.post("/sandbox/stripe/payment_intents/{intent_id}/expire")
+    async def expire(intent_id: str) -> Response:
+        return api.expire_authorization(intent_id)
 
     return router

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from temporalio.client import Client, ScheduleIntervalSpec, ScheduleOverlapPolicy
@@ -80,3 +81,49 @@ async def test_a_refund_whose_answer_is_lost_is_made_exactly_once(
         refunds = [m for m in await movements(sandbox, checkout["gateway_payment_id"])
                    if m == "refund"]  # fmt: skip
         assert refunds == ["refund"]
+
+
+async def authorized_manual_checkout(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, gateway: str
+) -> dict[str, Any]:
+    checkout = await create_checkout(api, checkout_body(gateway, capture_mode="manual"))
+    proof = await pay(sandbox, checkout)
+    if gateway == "razorpay":
+        await api.post(f"/v1/checkouts/{checkout['checkout_id']}/razorpay/confirm", json=proof)
+    for _ in range(100):
+        state: dict[str, Any] = (await api.get(f"/v1/checkouts/{checkout['checkout_id']}")).json()
+        if state["status"] == "authorized":
+            return state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never authorized: {state['history']}")
+
+
+async def test_a_stripe_authorization_that_expires_is_recorded_voided(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    checkout = await authorized_manual_checkout(api, sandbox, "stripe")
+    expired = await sandbox.post(
+        f"/sandbox/stripe/payment_intents/{checkout['gateway_payment_id']}/expire"
+    )
+    assert expired.status_code == 200, expired.text
+    voided = await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+
+    assert voided["status"] == "voided"
+    assert voided["last_error"] and "the gateway says canceled" in voided["last_error"]
+    assert await movements(sandbox, checkout["gateway_payment_id"]) == ["authorization", "void"]
+
+
+async def test_a_razorpay_authorization_refunded_by_razorpay_is_found_by_the_reconciler(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    checkout = await authorized_manual_checkout(api, sandbox, "razorpay")
+    refunded = await sandbox.post(
+        f"/sandbox/razorpay/payments/{checkout['gateway_charge_id']}/auto_refund"
+    )
+    assert refunded.status_code == 200, refunded.text
+    report = await api.post(f"/v1/payments/{checkout['checkout_id']}/reconcile")
+    assert report.status_code == 200 and report.json()["changed"] == 1, report.text
+    voided = await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+
+    assert voided["status"] == "voided"
+    assert await movements(sandbox, checkout["gateway_payment_id"]) == ["authorization", "void"]
