@@ -98,7 +98,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     worker_shutdown_grace_seconds: int = 20
-    worker_max_cached_workflows: int = 100
+    worker_max_cached_workflows: int = 50
     """Workflows kept in the worker's memory between tasks; fewer saves memory when thousands of
     checkouts wait for their customers, at the cost of replaying a history on their next event."""
     worker_metrics_address: str = "127.0.0.1:9464"
