@@ -37,6 +37,7 @@ from activities.payments import GatewayActivities
 from activities.reconcile import ReconcileActivities
 from activities.refund_ledger import RefundLedgerActivities
 from db.pool import apply_migrations, create_pool, ensure_database
+from domain import names
 from domain.checkout import Gateway
 from domain.reconcile import ReconcileRequest
 from observability import (
@@ -48,7 +49,7 @@ from observability import (
 from settings import Settings, get_settings
 from workflows.checkout import CheckoutWorkflow
 from workflows.dispute import DisputeWorkflow
-from workflows.reconcile import SCHEDULE_ID, ReconcileWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 
 log = structlog.get_logger("worker")
@@ -140,7 +141,7 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
         action=ScheduleActionStartWorkflow(
             ReconcileWorkflow.run,
             ReconcileRequest(),
-            id="reconcile",
+            id=names.RECONCILE_SCHEDULED_RUN_ID,
             task_queue=settings.task_queue,
             static_summary="Reconcile payments and refunds with the gateways",
         ),
@@ -152,9 +153,9 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
+        await client.create_schedule(names.RECONCILE_SCHEDULE_ID, schedule)
     except ScheduleAlreadyRunningError:
-        await client.get_schedule_handle(SCHEDULE_ID).update(
+        await client.get_schedule_handle(names.RECONCILE_SCHEDULE_ID).update(
             lambda _: ScheduleUpdate(schedule=schedule)
         )
 
@@ -201,7 +202,7 @@ def main() -> None:
 
         async def setup() -> None:
             await ensure_reconcile_schedule(await connect_temporal(settings), settings)
-            log.info("schedules ready", schedule=SCHEDULE_ID)
+            log.info("schedules ready", schedule=names.RECONCILE_SCHEDULE_ID)
 
         asyncio.run(setup())
         return

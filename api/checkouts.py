@@ -32,6 +32,7 @@ from api.models import (
 )
 from api.problems import Problem, temporal_unavailable
 from api.updates import run_update
+from domain import names
 from domain.checkout import (
     CancelCheckout,
     CaptureCheckout,
@@ -112,7 +113,7 @@ async def _start_checkout(
     start = WithStartWorkflowOperation(
         CheckoutWorkflow.run,
         request,
-        id=f"checkout-{body.order_id}",
+        id=names.checkout_workflow_id(body.order_id),
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # One checkout per order, ever: a closed checkout is never followed by a second charge.

@@ -12,9 +12,10 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
+from domain import names
 from domain.checkout import Gateway, PaymentEvent, PaymentEventKind
-from domain.dispute import DisputeEvent, DisputeRequest, dispute_workflow_id
-from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest, refund_workflow_id
+from domain.dispute import DisputeEvent, DisputeRequest
+from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest
 from settings import get_settings
 
 JSON = dict[str, Any]
@@ -95,7 +96,7 @@ async def _stripe_payment_intent(pool: asyncpg.Pool, event_id: str, event: JSON)
         f"checkout {kind}",
         Signal(
             workflow_id,
-            "payment_event",
+            names.PAYMENT_EVENT,
             PaymentEvent(
                 event_id=event_id,
                 kind=kind,
@@ -180,7 +181,7 @@ async def _razorpay_payment(pool: asyncpg.Pool, event_id: str, event: JSON) -> R
         f"checkout {kind}",
         Signal(
             workflow_id,
-            "payment_event",
+            names.PAYMENT_EVENT,
             PaymentEvent(
                 event_id=event_id,
                 kind=kind,
@@ -301,7 +302,9 @@ async def _route_refund(
     notes = refund.get("metadata") or refund.get("notes")
     candidate = notes.get("workflow_id") if isinstance(notes, dict) else None
     workflow_id: str | None = (
-        candidate if isinstance(candidate, str) and candidate.startswith("refund-") else None
+        candidate
+        if isinstance(candidate, str) and candidate.startswith(names.REFUND_ID_PREFIX)
+        else None
     )
     if workflow_id is None:
         workflow_id = await pool.fetchval(
@@ -312,7 +315,7 @@ async def _route_refund(
     if workflow_id is not None:
         return Routing(
             Outcome.ROUTED, f"refund {signal.gateway_status}",
-            Signal(workflow_id, "refund_event", signal),
+            Signal(workflow_id, names.REFUND_EVENT, signal),
         )  # fmt: skip
     column = "gateway_payment_id" if gateway is Gateway.STRIPE else "gateway_charge_id"
     payment_id: str | None = await pool.fetchval(
@@ -337,11 +340,13 @@ async def _route_refund(
         Outcome.ROUTED,
         "refund made outside the service: recorded as observed",
         Signal(
-            refund_workflow_id(payment_id, refund_id),
-            "refund_event",
+            names.refund_workflow_id(payment_id, refund_id),
+            names.REFUND_EVENT,
             signal,
             start=WorkflowStart(
-                "RefundWorkflow", start, f"Observed {gateway} refund {refund_id} of {payment_id}"
+                names.REFUND_WORKFLOW,
+                start,
+                f"Observed {gateway} refund {refund_id} of {payment_id}",
             ),
         ),
     )
@@ -364,13 +369,13 @@ def _route_dispute(
         Outcome.ROUTED,
         f"dispute {event_type.rsplit('.', 1)[1]}",
         Signal(
-            dispute_workflow_id(gateway, gateway_dispute_id),
-            "dispute_event",
+            names.dispute_workflow_id(gateway, gateway_dispute_id),
+            names.DISPUTE_EVENT,
             DisputeEvent(
                 event_id=event_id, event_type=event_type, gateway_dispute_id=gateway_dispute_id
             ),
             start=WorkflowStart(
-                "DisputeWorkflow", start, f"Dispute {gateway_dispute_id} on {gateway}"
+                names.DISPUTE_WORKFLOW, start, f"Dispute {gateway_dispute_id} on {gateway}"
             ),
         ),
     )
@@ -387,6 +392,6 @@ async def checkout_workflow_for(
     )
     if workflow_id is None:
         candidate = notes.get("workflow_id")
-        if isinstance(candidate, str) and candidate.startswith("checkout-"):
+        if isinstance(candidate, str) and candidate.startswith(names.CHECKOUT_ID_PREFIX):
             workflow_id = candidate
     return workflow_id

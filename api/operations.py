@@ -20,6 +20,7 @@ from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.context import AppContext, app_context
 from api.ledger_view import find_checkout
 from api.problems import Problem, temporal_unavailable
+from domain import names
 from domain.reconcile import ReconcileReport, ReconcileRequest
 from workflows.reconcile import ReconcileWorkflow
 
@@ -75,7 +76,7 @@ async def reconcile_payment(
         return await ctx.temporal.execute_workflow(
             ReconcileWorkflow.run,
             ReconcileRequest(payment_id=payment_id, trigger=f"operator:{caller.subject}"),
-            id=f"reconcile-{payment_id}-{uuid.uuid4().hex[:8]}",
+            id=names.reconcile_workflow_id(payment_id, uuid.uuid4().hex[:8]),
             task_queue=ctx.settings.task_queue,
             static_summary=f"Reconcile {payment_id} (asked by {caller.subject})",
             execution_timeout=RECONCILE_TIMEOUT,

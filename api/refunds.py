@@ -19,6 +19,7 @@ from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
 from api.models import Amount, Body
 from api.problems import Problem, temporal_unavailable
+from domain import names
 from domain.checkout import Gateway, PaymentStatus
 from domain.money import format_amount
 from domain.refund import (
@@ -29,7 +30,6 @@ from domain.refund import (
     RefundStatus,
     RefundStep,
     refund_id_for,
-    refund_workflow_id,
 )
 from workflows.refund import RefundWorkflow
 
@@ -141,7 +141,7 @@ async def _start_refund(
     if payment is None:
         raise Problem(404, "not_found", f"no payment {payment_id}")
     amount = format_amount(body.amount, payment["currency"]) if body.amount else "the rest"
-    workflow_id = refund_workflow_id(payment_id, key)
+    workflow_id = names.refund_workflow_id(payment_id, key)
     start = WithStartWorkflowOperation(
         RefundWorkflow.run,
         RefundRequest(

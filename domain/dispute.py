@@ -61,10 +61,6 @@ class DeadlinePolicy(StrEnum):
     SUBMIT_DRAFT_ELSE_LEAVE = "submit_draft_else_leave"
 
 
-def dispute_workflow_id(gateway: Gateway, gateway_dispute_id: str) -> str:
-    return f"dispute-{gateway}-{gateway_dispute_id}"
-
-
 def dispute_id_for(workflow_id: str) -> str:
     """Our dispute id, derived from the workflow id so every run names the same dispute."""
     return "dsp_" + hashlib.sha256(workflow_id.encode()).hexdigest()[:24]

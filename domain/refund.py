@@ -46,12 +46,6 @@ FINAL_REFUND_STATUSES = frozenset(
 )
 
 
-def refund_workflow_id(payment_id: str, key: str) -> str:
-    """`refund-<payment_id>-<key>`: the merchant's Idempotency-Key, a gateway refund id for an
-    observed refund, or `compensation` for a checkout's own."""
-    return f"refund-{payment_id}-{key}"
-
-
 def refund_id_for(workflow_id: str) -> str:
     """Our refund id, derived from the workflow id so every retry and replay names the same refund.
     It is also the gateway idempotency key and the Razorpay receipt (letters, digits, `_`)."""

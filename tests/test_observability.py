@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain import names
 from observability import configure_logging, tracing_interceptors
 from tests.workflows.doubles import FakeGateway, checkout_request
 from workflows.checkout import CheckoutWorkflow
@@ -70,11 +71,14 @@ async def test_traces_cover_the_workflow_and_its_activities(
     ):
         request = checkout_request()
         handle = await client.start_workflow(
-            CheckoutWorkflow.run, request, id=f"checkout-{request.order_id}", task_queue=queue
+            CheckoutWorkflow.run,
+            request,
+            id=names.checkout_workflow_id(request.order_id),
+            task_queue=queue,
         )
         await handle.result()  # expires after the skipped 15 minutes
 
     provider.shutdown()  # type: ignore[attr-defined]
-    names = {span.name for span in exporter.get_finished_spans()}
-    assert "StartWorkflow:CheckoutWorkflow" in names
-    assert "RunActivity:create_gateway_payment" in names
+    span_names = {span.name for span in exporter.get_finished_spans()}
+    assert "StartWorkflow:CheckoutWorkflow" in span_names
+    assert "RunActivity:create_gateway_payment" in span_names

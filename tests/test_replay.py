@@ -12,6 +12,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from domain import names
 from observability import ActivityLogInterceptor
 from worker import WORKFLOWS
 
@@ -27,10 +28,10 @@ def test_every_workflow_has_recorded_histories() -> None:
         for text in TEXTS.values()
     }
     assert {
-        "CheckoutWorkflow",
-        "RefundWorkflow",
-        "ReconcileWorkflow",
-        "DisputeWorkflow",
+        names.CHECKOUT_WORKFLOW,
+        names.REFUND_WORKFLOW,
+        names.RECONCILE_WORKFLOW,
+        names.DISPUTE_WORKFLOW,
     } <= recorded
 
 

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from activities.merchant import MerchantActivities
     from activities.payments import GatewayActivities
+    from domain import names
     from domain.checkout import (
         CLOSED_STATUSES,
         CancelCheckout,
@@ -48,8 +49,8 @@ with workflow.unsafe.imports_passed_through():
         RefundRequest,
         RefundState,
         RefundStatus,
-        refund_workflow_id,
     )
+    from workflows import kit
     from workflows import search_attributes as search
 
 # Gateway calls: a few quick retries for blips, then a slower cadence; declines and invalid
@@ -108,7 +109,7 @@ def _cause(error: BaseException) -> str:
     return f"{kind}: {cause.message if isinstance(cause, ApplicationError) else cause}".strip(": ")
 
 
-@workflow.defn
+@workflow.defn(name=names.CHECKOUT_WORKFLOW)
 class CheckoutWorkflow:
     @workflow.init
     def __init__(self, request: CheckoutRequest) -> None:
@@ -444,7 +445,7 @@ class CheckoutWorkflow:
             return
         amount = s.amount_captured = current.amount_captured
         refund: RefundState = await workflow.execute_child_workflow(
-            "RefundWorkflow",
+            names.REFUND_WORKFLOW,
             RefundRequest(
                 payment_id=s.checkout_id,
                 amount=amount,
@@ -454,7 +455,7 @@ class CheckoutWorkflow:
                 idempotency_key=f"{s.workflow_id}-compensation",
                 capture_to_record=0 if self._capture_recorded else amount,
             ),
-            id=refund_workflow_id(s.checkout_id, "compensation"),
+            id=names.refund_workflow_id(s.checkout_id, "compensation"),
             result_type=RefundState,
             # The refund outlives a terminated checkout: money already moving must be recorded.
             parent_close_policy=ParentClosePolicy.ABANDON,
@@ -497,20 +498,20 @@ class CheckoutWorkflow:
 
     # Handlers: they only validate and queue; the run loop above is the one writer.
 
-    @workflow.update
+    @kit.update(names.CHECKOUT_READY)
     async def checkout_ready(self) -> CheckoutState:
         """Answers once the client can pay (or the checkout failed), for update-with-start."""
         await workflow.wait_condition(lambda: self._ready or self._state.status in CLOSED_STATUSES)
         return self._state
 
-    @workflow.signal
+    @workflow.signal(name=names.PAYMENT_EVENT)
     def payment_event(self, event: PaymentEvent) -> None:
         if event.event_id in self._seen_events:
             return
         self._seen_events.add(event.event_id)
         self._inbox.append(event)
 
-    @workflow.update
+    @kit.update(names.CANCEL_CHECKOUT)
     async def cancel(self, request: CancelCheckout) -> CheckoutState:
         self._cancel = request
         await workflow.wait_condition(lambda: self._state.status in CLOSED_STATUSES)
@@ -524,7 +525,7 @@ class CheckoutWorkflow:
                 type="checkout_not_cancelable",
             )
 
-    @workflow.update
+    @kit.update(names.CAPTURE_CHECKOUT)
     async def capture(self, request: CaptureCheckout) -> CheckoutState:
         self._capture = request
         await workflow.wait_condition(lambda: self._state.status in CLOSED_STATUSES)
@@ -553,7 +554,7 @@ class CheckoutWorkflow:
                 "Razorpay captures only the full authorized amount", type="invalid_capture_amount"
             )
 
-    @workflow.query
+    @workflow.query(name=names.STATE)
     def state(self) -> CheckoutState:
         return self._state
 

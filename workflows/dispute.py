@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.dispute_ledger import DisputeLedgerActivities
     from activities.disputes import DisputeActivities
+    from domain import names
     from domain.checkout import Gateway
     from domain.dispute import (
         FINAL_DISPUTE_STATUSES,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         status_rank,
     )
     from domain.money import format_amount
+    from workflows import kit
     from workflows import search_attributes as search
     from workflows.checkout import (
         GATEWAY_TIMEOUT,
@@ -56,7 +58,7 @@ MAX_POLLS_PER_RUN = 200
 MERCHANT_TIMEOUT = timedelta(seconds=15)
 
 
-@workflow.defn
+@workflow.defn(name=names.DISPUTE_WORKFLOW)
 class DisputeWorkflow:
     @workflow.init
     def __init__(self, request: DisputeRequest) -> None:
@@ -294,7 +296,7 @@ class DisputeWorkflow:
 
     # Handlers: they only validate and queue; the run loop above is the one writer.
 
-    @workflow.signal
+    @workflow.signal(name=names.DISPUTE_EVENT)
     def dispute_event(self, event: DisputeEvent) -> None:
         s = self._state
         if event.event_id in s.seen_events:
@@ -302,7 +304,7 @@ class DisputeWorkflow:
         s.seen_events.append(event.event_id)
         self._inbox.append(event)
 
-    @workflow.update
+    @kit.update(names.SUBMIT_DISPUTE_EVIDENCE)
     async def submit_evidence(self, request: SubmitEvidence) -> DisputeState:
         """Save the evidence as a draft, or submit it; answers once the gateway has it."""
         return await self._command_done(request)
@@ -319,7 +321,7 @@ class DisputeWorkflow:
                     type="evidence_incomplete",
                 )
 
-    @workflow.update
+    @kit.update(names.ACCEPT_DISPUTE)
     async def accept(self, request: AcceptDispute) -> DisputeState:
         """Concede the dispute at the gateway; answers once the gateway has closed it."""
         return await self._command_done(request)
@@ -328,7 +330,7 @@ class DisputeWorkflow:
     def _validate_accept(self, request: AcceptDispute) -> None:
         self._refuse_unless_open()
 
-    @workflow.query
+    @workflow.query(name=names.STATE)
     def state(self) -> DisputeState:
         return self._state
 

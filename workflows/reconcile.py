@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconcile import ReconcileActivities
+    from domain import names
     from domain.checkout import PaymentEvent, PaymentEventKind
     from domain.reconcile import (
         Candidate,
@@ -35,10 +36,9 @@ CHECK_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=3,
 )
-SCHEDULE_ID = "reconcile-payments"
 
 
-@workflow.defn
+@workflow.defn(name=names.RECONCILE_WORKFLOW)
 class ReconcileWorkflow:
     def __init__(self) -> None:
         self._report: ReconcileReport | None = None
@@ -122,7 +122,7 @@ class ReconcileWorkflow:
             if c.kind is ObjectKind.PAYMENT:
                 assert c.payment_ref is not None
                 await owner.signal(
-                    "payment_event",
+                    names.PAYMENT_EVENT,
                     PaymentEvent(
                         event_id=event_id,
                         kind=PaymentEventKind.RECONCILE,
@@ -133,7 +133,7 @@ class ReconcileWorkflow:
             else:
                 assert c.gateway_refund_id is not None
                 await owner.signal(
-                    "refund_event",
+                    names.REFUND_EVENT,
                     RefundEvent(
                         event_id=event_id,
                         event_type="reconcile",
@@ -151,6 +151,6 @@ class ReconcileWorkflow:
             f" {report.flagged} flagged for operators, {report.unreachable} gateway unreachable"
         )
 
-    @workflow.query
+    @workflow.query(name=names.RECONCILE_REPORT)
     def report(self) -> ReconcileReport | None:
         return self._report

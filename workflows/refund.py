@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.payments import GatewayActivities
     from activities.refund_ledger import RefundLedgerActivities
+    from domain import names
     from domain.checkout import GatewayPaymentRef
     from domain.money import format_amount
     from domain.refund import (
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RefundStep,
         refund_id_for,
     )
+    from workflows import kit
     from workflows import search_attributes as search
     from workflows.checkout import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
     from workflows.checkout import _cause as cause_of
@@ -45,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
 MAX_POLLS_PER_RUN = 200
 
 
-@workflow.defn
+@workflow.defn(name=names.REFUND_WORKFLOW)
 class RefundWorkflow:
     @workflow.init
     def __init__(self, request: RefundRequest) -> None:
@@ -236,13 +238,13 @@ class RefundWorkflow:
 
     # Handlers: they only validate and queue; the run loop above is the one writer.
 
-    @workflow.update
+    @kit.update(names.REFUND_RESERVATION)
     async def reservation(self) -> RefundState:
         """Answers once the ledger reserved the amount or refused it, for update-with-start."""
         await workflow.wait_condition(lambda: self._decided)
         return self._state
 
-    @workflow.signal
+    @workflow.signal(name=names.REFUND_EVENT)
     def refund_event(self, event: RefundEvent) -> None:
         s = self._state
         if event.event_id in s.seen_events:
@@ -250,7 +252,7 @@ class RefundWorkflow:
         s.seen_events.append(event.event_id)
         self._inbox.append(event)
 
-    @workflow.query
+    @workflow.query(name=names.STATE)
     def state(self) -> RefundState:
         return self._state
 

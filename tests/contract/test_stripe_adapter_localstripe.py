@@ -14,6 +14,7 @@ import stripe
 
 from activities.gateways.stripe_gateway import StripeGateway
 from devstack.stack import free_port, wait_for_port
+from domain import names
 from domain.checkout import (
     CaptureGatewayPayment,
     CreateGatewayPayment,
@@ -55,7 +56,7 @@ async def create(gateway: StripeGateway, amount: int = 1_000) -> GatewayPayment:
             gateway=Gateway.STRIPE,
             checkout_id=f"pay_{order}",
             order_id=order,
-            workflow_id=f"checkout-{order}",
+            workflow_id=names.checkout_workflow_id(order),
             amount=amount,
             currency="EUR",
             customer_email=None,

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from devstack.stack import Child, Stack, free_port
+from domain import names
 from settings import SANDBOX_JWT_SECRET, SANDBOX_STRIPE_KEY, SANDBOX_STRIPE_WEBHOOK_SECRET
 from tests.e2e.conftest import (
     TERMINAL,
@@ -44,9 +45,9 @@ async def test_operators_find_payments_by_search_attributes(
         if found:
             break
         await asyncio.sleep(0.2)
-    assert [w.id for w in found] == [f"checkout-{body['order_id']}"]
+    assert [w.id for w in found] == [names.checkout_workflow_id(body["order_id"])]
     by_customer = [w.id async for w in client.list_workflows('CustomerId = "c_search"')]
-    assert f"checkout-{body['order_id']}" in by_customer
+    assert names.checkout_workflow_id(body["order_id"]) in by_customer
     refund = await api.post(
         f"/v1/payments/{checkout['checkout_id']}/refunds",
         json={"amount": 500, "reason": "requested_by_customer"},
@@ -59,7 +60,7 @@ async def test_operators_find_payments_by_search_attributes(
         if len(types) == 2:
             break
         await asyncio.sleep(0.2)
-    assert types == ["CheckoutWorkflow", "RefundWorkflow"]
+    assert types == [names.CHECKOUT_WORKFLOW, names.REFUND_WORKFLOW]
     described = await client.get_workflow_handle(found[0].id).describe()
     summary = await described.static_summary()
     assert summary and "25.00 USD via stripe" in summary
@@ -93,7 +94,9 @@ async def test_retry_runs_a_step_in_backoff_now(
     await sandbox.post("/sandbox/faults", json={**fault, "times": 3})
     checkout = await create_checkout(api, checkout_body("stripe"))
     await pay(sandbox, checkout)
-    handle = (await temporal(stack)).get_workflow_handle(f"checkout-{checkout['order_id']}")
+    handle = (await temporal(stack)).get_workflow_handle(
+        names.checkout_workflow_id(checkout["order_id"])
+    )
     try:
         for _ in range(100):
             pending = (await handle.describe()).raw_description.pending_activities
@@ -174,7 +177,7 @@ async def test_logs_are_json_with_ids_and_without_secrets(
     ]
     assert {"step done"} <= {line["event"] for line in steps}
     for line in steps:
-        assert line["workflow_id"] == f"checkout-{checkout['order_id']}"
+        assert line["workflow_id"] == names.checkout_workflow_id(checkout["order_id"])
         assert line["gateway"] == "stripe" and line["component"] == "worker"
     webhooks = [line for line in log_lines(stack, "api") if line["event"] == "webhook"]
     assert webhooks and all(line.get("correlation_id") for line in webhooks)
@@ -256,7 +259,7 @@ async def test_two_workers_and_two_api_replicas_share_the_work(
         identities = set()
         for checkout in checkouts:
             history = await client.get_workflow_handle(
-                f"checkout-{checkout['order_id']}"
+                names.checkout_workflow_id(checkout["order_id"])
             ).fetch_history()
             identities |= {
                 e.activity_task_started_event_attributes.identity

@@ -12,6 +12,7 @@ from temporalio.client import Client, ScheduleIntervalSpec, ScheduleOverlapPolic
 from temporalio.service import RPCError
 
 from devstack.stack import Stack
+from domain import names
 from tests.e2e.conftest import (
     TERMINAL,
     checkout_body,
@@ -20,14 +21,15 @@ from tests.e2e.conftest import (
     pay,
     wait_for_status,
 )
-from workflows.reconcile import SCHEDULE_ID
 
 
 async def test_the_worker_creates_the_reconciler_schedule(stack: Stack) -> None:
     client = await Client.connect(stack.temporal_address)
     for _ in range(100):  # the worker creates it as it starts
         try:
-            schedule = (await client.get_schedule_handle(SCHEDULE_ID).describe()).schedule
+            schedule = (
+                await client.get_schedule_handle(names.RECONCILE_SCHEDULE_ID).describe()
+            ).schedule
             break
         except RPCError:
             await asyncio.sleep(0.2)
@@ -44,7 +46,7 @@ async def test_a_webhook_dropped_on_purpose_is_made_good_by_the_scheduled_reconc
         await pay(sandbox, checkout)  # authorized at Razorpay; the webhook never arrives
         await asyncio.sleep(1.5)  # older than the stack's 1 s threshold
         client = await Client.connect(stack.temporal_address)
-        await client.get_schedule_handle(SCHEDULE_ID).trigger()
+        await client.get_schedule_handle(names.RECONCILE_SCHEDULE_ID).trigger()
         captured = await wait_for_status(api, checkout["checkout_id"], TERMINAL, within=60)
     finally:
         await sandbox.post("/sandbox/webhooks/release", json={})

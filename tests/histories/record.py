@@ -20,9 +20,8 @@ from temporalio.client import Client
 
 from api.auth import Role
 from devstack.stack import Ports, Stack
+from domain import names
 from domain.checkout import Gateway
-from domain.dispute import dispute_workflow_id
-from domain.refund import refund_workflow_id
 from settings import SANDBOX_STRIPE_KEY
 from tests.e2e.conftest import (
     TERMINAL,
@@ -47,11 +46,11 @@ async def captured(api: httpx.AsyncClient, sandbox: httpx.AsyncClient, gateway: 
 
 
 async def checkout_stripe_captured(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
-    return [f"checkout-{(await captured(api, sb, 'stripe'))['order_id']}"]
+    return [names.checkout_workflow_id((await captured(api, sb, "stripe"))["order_id"])]
 
 
 async def checkout_razorpay_captured(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
-    return [f"checkout-{(await captured(api, sb, 'razorpay'))['order_id']}"]
+    return [names.checkout_workflow_id((await captured(api, sb, "razorpay"))["order_id"])]
 
 
 async def checkout_declined_then_paid(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
@@ -60,26 +59,26 @@ async def checkout_declined_then_paid(api: httpx.AsyncClient, sb: httpx.AsyncCli
     await asyncio.sleep(1)
     await pay(sb, checkout)
     await wait_for_status(api, checkout["checkout_id"], TERMINAL)
-    return [f"checkout-{checkout['order_id']}"]
+    return [names.checkout_workflow_id(checkout["order_id"])]
 
 
 async def checkout_merchant_refused(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
     checkout = await create_checkout(api, checkout_body("stripe", order_id="refuse-replay"))
     await pay(sb, checkout)
     await wait_for_status(api, checkout["checkout_id"], TERMINAL)
-    return [f"checkout-{checkout['order_id']}"]
+    return [names.checkout_workflow_id(checkout["order_id"])]
 
 
 async def checkout_canceled(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
     checkout = await create_checkout(api, checkout_body("razorpay"))
     await api.post(f"/v1/checkouts/{checkout['checkout_id']}/cancel", json={})
-    return [f"checkout-{checkout['order_id']}"]
+    return [names.checkout_workflow_id(checkout["order_id"])]
 
 
 async def checkout_expired(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
     checkout = await create_checkout(api, checkout_body("stripe"))
     await wait_for_status(api, checkout["checkout_id"], TERMINAL, within=60)
-    return [f"checkout-{checkout['order_id']}"]
+    return [names.checkout_workflow_id(checkout["order_id"])]
 
 
 async def checkout_manual_capture(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
@@ -96,7 +95,7 @@ async def checkout_manual_capture(api: httpx.AsyncClient, sb: httpx.AsyncClient)
         headers={"Idempotency-Key": new_key()},
     )
     await wait_for_status(api, checkout["checkout_id"], TERMINAL)
-    return [f"checkout-{checkout['order_id']}"]
+    return [names.checkout_workflow_id(checkout["order_id"])]
 
 
 async def refunds(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
@@ -115,8 +114,8 @@ async def refunds(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
     await asyncio.sleep(3)
     assert own.status_code == 202, own.text
     return [
-        refund_workflow_id(checkout["checkout_id"], key),
-        refund_workflow_id(checkout["checkout_id"], dashboard.json()["id"]),
+        names.refund_workflow_id(checkout["checkout_id"], key),
+        names.refund_workflow_id(checkout["checkout_id"], dashboard.json()["id"]),
     ]
 
 
@@ -131,7 +130,7 @@ async def dispute_won(api: httpx.AsyncClient, sb: httpx.AsyncClient, gateway: st
     payment = checkout["gateway_payment_id" if gateway == "stripe" else "gateway_charge_id"]
     opened = (await sb.post("/sandbox/disputes", json={"gateway": gateway, "payment": payment,
                                                        "reason": "fraudulent"})).json()  # fmt: skip
-    workflow_id = dispute_workflow_id(Gateway(gateway), opened["id"])
+    workflow_id = names.dispute_workflow_id(Gateway(gateway), opened["id"])
     for _ in range(100):
         found = (
             await api.get("/v1/disputes", params={"payment_id": checkout["checkout_id"]})
@@ -172,7 +171,7 @@ async def dispute_razorpay_accepted(api: httpx.AsyncClient, sb: httpx.AsyncClien
         headers={"Idempotency-Key": new_key()},
     )
     await sb.post(f"/sandbox/disputes/{opened['id']}/resolve", json={"outcome": "lost"})
-    return [dispute_workflow_id(Gateway.RAZORPAY, opened["id"])]
+    return [names.dispute_workflow_id(Gateway.RAZORPAY, opened["id"])]
 
 
 SCENARIOS: list[Scenario] = [

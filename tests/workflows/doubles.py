@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from domain import names
 from domain.checkout import (
     CaptureGatewayPayment,
     CaptureMode,
@@ -181,7 +182,10 @@ async def start(
     client: Client, request: CheckoutRequest, task_queue: str
 ) -> WorkflowHandle[CheckoutWorkflow, CheckoutState]:
     return await client.start_workflow(
-        CheckoutWorkflow.run, request, id=f"checkout-{request.order_id}", task_queue=task_queue
+        CheckoutWorkflow.run,
+        request,
+        id=names.checkout_workflow_id(request.order_id),
+        task_queue=task_queue,
     )
 
 

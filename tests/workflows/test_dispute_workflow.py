@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain import names
 from domain.checkout import Gateway, PaymentStatus
 from domain.dispute import (
     AcceptDispute,
@@ -24,7 +25,6 @@ from domain.dispute import (
     DisputeState,
     DisputeStatus,
     SubmitEvidence,
-    dispute_workflow_id,
 )
 from tests.workflows.dispute_doubles import AMOUNT, FakeDispute
 from workflows.dispute import DisputeWorkflow
@@ -51,9 +51,9 @@ async def start(
     return await client.start_workflow(
         DisputeWorkflow.run,
         request,
-        id=dispute_workflow_id(desk.gateway, desk.gateway_dispute_id),
+        id=names.dispute_workflow_id(desk.gateway, desk.gateway_dispute_id),
         task_queue=tq,
-        start_signal="dispute_event",
+        start_signal=names.DISPUTE_EVENT,
         start_signal_args=[first],
     )
 

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain import names
 from domain.checkout import Gateway, PaymentStatus
 from domain.refund import (
     RefundEvent,
@@ -19,7 +20,6 @@ from domain.refund import (
     RefundRequest,
     RefundState,
     RefundStatus,
-    refund_workflow_id,
 )
 from tests.workflows.refund_doubles import CAPTURED, FakeRefunds, refund_request
 from workflows.refund import RefundWorkflow
@@ -37,7 +37,7 @@ async def start(
     return await client.start_workflow(
         RefundWorkflow.run,
         request,
-        id=refund_workflow_id(request.payment_id, request.idempotency_key),
+        id=names.refund_workflow_id(request.payment_id, request.idempotency_key),
         task_queue=task_queue,
     )
 
@@ -266,7 +266,7 @@ def with_start(request: RefundRequest, task_queue: str) -> WithStartWorkflowOper
     return WithStartWorkflowOperation(
         RefundWorkflow.run,
         request,
-        id=refund_workflow_id(request.payment_id, request.idempotency_key),
+        id=names.refund_workflow_id(request.payment_id, request.idempotency_key),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
