@@ -4,13 +4,11 @@ the merchant → capture → record, voiding or refunding when a later step fail
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ParentClosePolicy
@@ -52,30 +50,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import kit
     from workflows import search_attributes as search
-
-# Gateway calls: a few quick retries for blips, then a slower cadence; declines and invalid
-# requests are non-retryable and surface at once. The same idempotency key rides every attempt.
-GATEWAY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=12,
-)
-# Ledger writes and compensations must not give up: an outage only delays them.
-PERSISTENT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-)
-# The merchant may be down; after a few minutes of trying, the order is not confirmed.
-MERCHANT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=6,
-)
-GATEWAY_TIMEOUT = timedelta(seconds=30)
-LEDGER_TIMEOUT = timedelta(seconds=15)
+    from workflows.policies import (
+        GATEWAY_RETRY,
+        GATEWAY_TIMEOUT,
+        LEDGER_TIMEOUT,
+        MERCHANT_RETRY,
+        MERCHANT_TIMEOUT,
+        PERSISTENT_RETRY,
+    )
 
 
 # Events after which the saga looks at the gateway rather than trusting what it was told.
@@ -102,13 +84,6 @@ def _outcome_unknown(error: ActivityError) -> bool:
     return isinstance(cause, ApplicationError) and cause.type in UNKNOWN_OUTCOME_TYPES
 
 
-def _cause(error: BaseException) -> str:
-    """The innermost failure's type and message, for last_error and the operator."""
-    cause = error.cause if isinstance(error, ActivityError) and error.cause else error
-    kind = cause.type if isinstance(cause, ApplicationError) and cause.type else ""
-    return f"{kind}: {cause.message if isinstance(cause, ApplicationError) else cause}".strip(": ")
-
-
 @workflow.defn(name=names.CHECKOUT_WORKFLOW)
 class CheckoutWorkflow:
     @workflow.init
@@ -129,8 +104,7 @@ class CheckoutWorkflow:
         )
         self._records = 0
         self._ready = False
-        self._inbox: deque[PaymentEvent] = deque()
-        self._seen_events: set[str] = set()
+        self._inbox: kit.SignalInbox[PaymentEvent] = kit.SignalInbox()
         self._cancel: CancelCheckout | None = None
         self._capture: CaptureCheckout | None = None
         self._capturing = False
@@ -184,8 +158,8 @@ class CheckoutWorkflow:
             )
         except ActivityError as error:
             await self._record(
-                "gateway_payment_refused", PaymentStatus.FAILED, _cause(error),
-                last_error=_cause(error),
+                "gateway_payment_refused", PaymentStatus.FAILED, kit.cause(error),
+                last_error=kit.cause(error),
             )  # fmt: skip
             return None
         s.gateway_payment_id = payment.ref.gateway_payment_id
@@ -220,11 +194,11 @@ class CheckoutWorkflow:
             if self._cancel is not None:
                 await self._release(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
                 return None
-            event = self._inbox.popleft()
+            event = self._inbox.pop()
             if event.kind is PaymentEventKind.FAILED:
                 await self._record_failed_attempt(event)
                 continue
-            payment = await self._fetch(self._ref(event.gateway_charge_id))
+            payment = await kit.fetch_payment(self._ref(event.gateway_charge_id))
             if payment.status is PaymentStatus.CANCELED and event.kind in _GATEWAY_CHECKS:
                 await self._record(
                     "canceled_at_gateway", PaymentStatus.CANCELED, "the gateway canceled it"
@@ -267,7 +241,7 @@ class CheckoutWorkflow:
             except ActivityError as error:
                 if not _outcome_unknown(error):
                     raise
-                captured = await self._settle_unknown_capture(amount, _cause(error))
+                captured = await self._settle_unknown_capture(amount, kit.cause(error))
             s.amount_captured = captured.amount_captured
             if captured.amount_captured != amount:
                 raise CheckoutAborted(
@@ -288,7 +262,7 @@ class CheckoutWorkflow:
             reason, status = (
                 (error.reason, error.status)
                 if isinstance(error, CheckoutAborted)
-                else (_cause(error), PaymentStatus.VOIDED)
+                else (kit.cause(error), PaymentStatus.VOIDED)
             )
             s.last_error = reason
             for compensate in reversed(compensations):
@@ -313,13 +287,13 @@ class CheckoutWorkflow:
                 decision = await workflow.execute_activity_method(
                     MerchantActivities.confirm_order_with_merchant,
                     s,
-                    start_to_close_timeout=timedelta(seconds=15),
+                    start_to_close_timeout=MERCHANT_TIMEOUT,
                     retry_policy=MERCHANT_RETRY,
                     summary="ask the merchant to confirm the order",
                 )
             except ActivityError as error:
                 raise CheckoutAborted(
-                    f"merchant confirmation failed: {_cause(error)}", PaymentStatus.VOIDED
+                    f"merchant confirmation failed: {kit.cause(error)}", PaymentStatus.VOIDED
                 ) from None
             if not decision.accepted:
                 raise CheckoutAborted(f"merchant refused: {decision.reason}", PaymentStatus.VOIDED)
@@ -347,7 +321,7 @@ class CheckoutWorkflow:
                     lambda: (
                         self._capture is not None
                         or self._cancel is not None
-                        or any(e.kind in _GATEWAY_CHECKS for e in self._inbox)
+                        or self._inbox.any(lambda e: e.kind in _GATEWAY_CHECKS)
                     ),
                     timeout=remaining,
                     timeout_summary="manual capture window",
@@ -360,8 +334,8 @@ class CheckoutWorkflow:
                 await self._check_authorization_held()
 
     async def _check_authorization_held(self) -> None:
-        self._inbox = deque(e for e in self._inbox if e.kind not in _GATEWAY_CHECKS)
-        current = await self._fetch(self._ref())
+        self._inbox.drop(lambda e: e.kind in _GATEWAY_CHECKS)
+        current = await kit.fetch_payment(self._ref())
         if current.status is not PaymentStatus.AUTHORIZED:
             raise CheckoutAborted(
                 f"the authorization is gone: the gateway says {current.status}",
@@ -397,8 +371,8 @@ class CheckoutWorkflow:
         )  # fmt: skip
         while True:
             await workflow.wait_condition(lambda: bool(self._inbox))
-            self._inbox.popleft()
-            current = await self._fetch(self._ref(), persistent=True)
+            self._inbox.pop()
+            current = await kit.fetch_payment(self._ref(), persistent=True)
             if current.status is PaymentStatus.CAPTURED:
                 return current
             if current.status is not PaymentStatus.AUTHORIZED:
@@ -431,7 +405,7 @@ class CheckoutWorkflow:
     # Compensations: each looks at the gateway first, so running one twice does nothing twice.
 
     async def _void_authorization(self) -> None:
-        current = await self._fetch(self._ref(), persistent=True)
+        current = await kit.fetch_payment(self._ref(), persistent=True)
         if current.status in (PaymentStatus.CAPTURED, PaymentStatus.CANCELED):
             return
         await self._release_at_gateway("void the authorization")
@@ -440,7 +414,7 @@ class CheckoutWorkflow:
         """A child RefundWorkflow refunds the capture and settles the ledger (recording the capture
         first when this saga could not); the checkout only notes the outcome."""
         s = self._state
-        current = await self._fetch(self._ref(), persistent=True)
+        current = await kit.fetch_payment(self._ref(), persistent=True)
         if current.status is not PaymentStatus.CAPTURED or not current.amount_captured:
             return
         amount = s.amount_captured = current.amount_captured
@@ -506,10 +480,7 @@ class CheckoutWorkflow:
 
     @workflow.signal(name=names.PAYMENT_EVENT)
     def payment_event(self, event: PaymentEvent) -> None:
-        if event.event_id in self._seen_events:
-            return
-        self._seen_events.add(event.event_id)
-        self._inbox.append(event)
+        self._inbox.receive(event)
 
     @kit.update(names.CANCEL_CHECKOUT)
     async def cancel(self, request: CancelCheckout) -> CheckoutState:
@@ -569,15 +540,6 @@ class CheckoutWorkflow:
             gateway_charge_id=charge_id or s.gateway_charge_id,
         )
 
-    async def _fetch(self, ref: GatewayPaymentRef, *, persistent: bool = False) -> GatewayPayment:
-        return await workflow.execute_activity_method(
-            GatewayActivities.fetch_gateway_payment,
-            ref,
-            start_to_close_timeout=GATEWAY_TIMEOUT,
-            retry_policy=PERSISTENT_RETRY if persistent else GATEWAY_RETRY,
-            summary="look the payment up at the gateway",
-        )
-
     async def _record_failed_attempt(self, event: PaymentEvent) -> None:
         s = self._state
         attempt = PaymentAttempt(
@@ -614,7 +576,7 @@ class CheckoutWorkflow:
         if attempt is not None and attempt not in s.attempts:
             s.attempts.append(attempt)
         s.history.append(CheckoutStep(at=workflow.now(), step=step, status=status, detail=detail))
-        workflow.set_current_details(f"**{status}** after `{step}`: {detail}")
+        kit.show(status, step, detail)
         self._publish()
         self._records += 1
         await workflow.execute_local_activity_method(

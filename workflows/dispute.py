@@ -6,7 +6,6 @@ merchant. Disputes last weeks: a run continues as new when the history grows."""
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,17 +44,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import format_amount
     from workflows import kit
     from workflows import search_attributes as search
-    from workflows.checkout import (
+    from workflows.policies import (
         GATEWAY_TIMEOUT,
         LEDGER_TIMEOUT,
         MERCHANT_RETRY,
+        MERCHANT_TIMEOUT,
         PERSISTENT_RETRY,
     )
-    from workflows.checkout import _cause as cause_of
-
-# A run looks at the gateway at most this often before it continues as new.
-MAX_POLLS_PER_RUN = 200
-MERCHANT_TIMEOUT = timedelta(seconds=15)
 
 
 @workflow.defn(name=names.DISPUTE_WORKFLOW)
@@ -70,7 +65,7 @@ class DisputeWorkflow:
             gateway_dispute_id=request.gateway_dispute_id,
         )
         self._ready = request.carried is not None
-        self._inbox: deque[DisputeEvent] = deque()
+        self._inbox: kit.SignalInbox[DisputeEvent] = kit.SignalInbox(self._state.seen_events)
         self._command: SubmitEvidence | AcceptDispute | None = None
         self._command_error: ApplicationError | None = None
 
@@ -91,8 +86,7 @@ class DisputeWorkflow:
             polls_this_run += polled
             if self._inbox or self._command is not None:
                 continue
-            suggested = workflow.info().is_continue_as_new_suggested()
-            if suggested or polls_this_run >= MAX_POLLS_PER_RUN:
+            if kit.continue_as_new_due(polls_this_run):
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() and self._command is None
                 )
@@ -174,7 +168,7 @@ class DisputeWorkflow:
         if self._command is not None:
             await self._run_command(self._command)
             return 0
-        event = self._inbox.popleft()
+        event = self._inbox.pop()
         step = "webhook_" + event.event_type.replace(".", "_")
         await self._apply(await self._fetch(), step, reopen=event.asks_for_resubmission)
         return 0
@@ -209,7 +203,7 @@ class DisputeWorkflow:
                 )  # fmt: skip
         except ActivityError as error:
             await self._record(
-                "deadline_action_refused", s.status, f"{s.deadline_action}: {cause_of(error)}"
+                "deadline_action_refused", s.status, f"{s.deadline_action}: {kit.cause(error)}"
             )
 
     async def _run_command(self, command: SubmitEvidence | AcceptDispute) -> None:
@@ -221,7 +215,7 @@ class DisputeWorkflow:
             else:
                 await self._accept("operator_accepted", command.note)
         except ActivityError as error:
-            reason = cause_of(error)
+            reason = kit.cause(error)
             s.last_error = reason
             self._command_error = ApplicationError(reason, type="gateway_refused")
             await self._record("gateway_refused", s.status, reason)
@@ -298,11 +292,7 @@ class DisputeWorkflow:
 
     @workflow.signal(name=names.DISPUTE_EVENT)
     def dispute_event(self, event: DisputeEvent) -> None:
-        s = self._state
-        if event.event_id in s.seen_events:
-            return
-        s.seen_events.append(event.event_id)
-        self._inbox.append(event)
+        self._inbox.receive(event)
 
     @kit.update(names.SUBMIT_DISPUTE_EVIDENCE)
     async def submit_evidence(self, request: SubmitEvidence) -> DisputeState:
@@ -368,13 +358,7 @@ class DisputeWorkflow:
         return GatewayDisputeRef(gateway=s.gateway, gateway_dispute_id=s.gateway_dispute_id)
 
     async def _fetch(self) -> GatewayDispute:
-        return await workflow.execute_activity_method(
-            DisputeActivities.fetch_gateway_dispute,
-            self._ref(),
-            start_to_close_timeout=GATEWAY_TIMEOUT,
-            retry_policy=PERSISTENT_RETRY,
-            summary="look the dispute up at the gateway",
-        )
+        return await kit.fetch_dispute(self._ref())
 
     async def _notify(self, kind: str) -> None:
         """Tell the merchant; a merchant that cannot be reached is recorded, never fatal."""
@@ -401,12 +385,12 @@ class DisputeWorkflow:
                 summary=f"tell the merchant: {kind}",
             )
         except ActivityError as error:
-            self._step("merchant_not_notified", f"{kind}: {cause_of(error)}")
+            self._step("merchant_not_notified", f"{kind}: {kit.cause(error)}")
 
     def _step(self, step: str, detail: str) -> None:
         s = self._state
         s.history.append(DisputeStep(at=workflow.now(), step=step, status=s.status, detail=detail))
-        workflow.set_current_details(f"**{s.status}** after `{step}`: {detail}")
+        kit.show(s.status, step, detail)
         self._publish()
 
     def _publish(self) -> None:

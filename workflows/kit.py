@@ -1,14 +1,30 @@
-"""The saga kit: machinery every saga shares, kept apart from the business stories."""
+"""The saga kit: what every saga does the same way, kept apart from the business stories — the
+signal inbox with deduplication, the current details an operator reads, the gateway look-ups,
+continue-as-new when due, and the typing of named updates."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar, cast
+from typing import Generic, ParamSpec, Protocol, TypeVar, cast
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.disputes import DisputeActivities
+    from activities.payments import GatewayActivities
+    from domain.checkout import GatewayPayment, GatewayPaymentRef
+    from domain.dispute import GatewayDispute, GatewayDisputeRef
+    from domain.refund import GatewayRefund, GatewayRefundRef
+    from workflows.policies import GATEWAY_RETRY, GATEWAY_TIMEOUT, PERSISTENT_RETRY
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# A run of a long saga looks at the gateway at most this often before it continues as new, so
+# that a refund or dispute pending for weeks keeps a short history.
+MAX_POLLS_PER_RUN = 200
 
 
 def update(
@@ -19,4 +35,94 @@ def update(
     return cast(
         Callable[[Callable[P, Awaitable[R]]], workflow.UpdateMethodMultiParam[P, R]],
         workflow.update(name=name),
+    )
+
+
+class GatewayEvent(Protocol):
+    @property
+    def event_id(self) -> str: ...
+
+
+E = TypeVar("E", bound=GatewayEvent)
+
+
+class SignalInbox(Generic[E]):
+    """Events a signal handler queued for the run loop (the one writer), each event id once.
+
+    `seen` is the list of ids already taken; a saga that continues as new carries it in its state,
+    so a webhook redelivered after the continue-as-new is still dropped."""
+
+    def __init__(self, seen: list[str] | None = None) -> None:
+        self._queue: deque[E] = deque()
+        self._seen = seen if seen is not None else []
+
+    def receive(self, event: E) -> None:
+        if event.event_id in self._seen:
+            return
+        self._seen.append(event.event_id)
+        self._queue.append(event)
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def pop(self) -> E:
+        return self._queue.popleft()
+
+    def clear(self) -> None:
+        """Forget what is queued: a fetch from the gateway has just read what it would say."""
+        self._queue.clear()
+
+    def any(self, predicate: Callable[[E], bool]) -> bool:
+        return any(predicate(e) for e in self._queue)
+
+    def drop(self, predicate: Callable[[E], bool]) -> None:
+        self._queue = deque(e for e in self._queue if not predicate(e))
+
+
+def show(status: str, step: str, detail: str) -> None:
+    """The current details an operator reads in the Temporal UI after each step."""
+    workflow.set_current_details(f"**{status}** after `{step}`: {detail}")
+
+
+def cause(error: BaseException) -> str:
+    """The innermost failure's type and message, for last_error and the operator."""
+    inner = error.cause if isinstance(error, ActivityError) and error.cause else error
+    kind = inner.type if isinstance(inner, ApplicationError) and inner.type else ""
+    return f"{kind}: {inner.message if isinstance(inner, ApplicationError) else inner}".strip(": ")
+
+
+def continue_as_new_due(polls_this_run: int) -> bool:
+    return workflow.info().is_continue_as_new_suggested() or polls_this_run >= MAX_POLLS_PER_RUN
+
+
+# Gateway look-ups: what the gateway holds now, before a saga moves money on a hint.
+
+
+async def fetch_payment(ref: GatewayPaymentRef, *, persistent: bool = False) -> GatewayPayment:
+    return await workflow.execute_activity_method(
+        GatewayActivities.fetch_gateway_payment,
+        ref,
+        start_to_close_timeout=GATEWAY_TIMEOUT,
+        retry_policy=PERSISTENT_RETRY if persistent else GATEWAY_RETRY,
+        summary="look the payment up at the gateway",
+    )
+
+
+async def fetch_refund(ref: GatewayRefundRef) -> GatewayRefund:
+    return await workflow.execute_activity_method(
+        GatewayActivities.fetch_gateway_refund,
+        ref,
+        start_to_close_timeout=GATEWAY_TIMEOUT,
+        retry_policy=PERSISTENT_RETRY,
+        summary="look the refund up at the gateway",
+    )
+
+
+async def fetch_dispute(ref: GatewayDisputeRef) -> GatewayDispute:
+    return await workflow.execute_activity_method(
+        DisputeActivities.fetch_gateway_dispute,
+        ref,
+        start_to_close_timeout=GATEWAY_TIMEOUT,
+        retry_policy=PERSISTENT_RETRY,
+        summary="look the dispute up at the gateway",
     )

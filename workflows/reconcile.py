@@ -7,10 +7,8 @@ flags the object for an operator when that saga has closed. It never writes mone
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -27,15 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ReconcileRequest,
     )
     from domain.refund import RefundEvent
-    from workflows.checkout import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
-
-# A gateway that does not answer is left for the next run rather than retried for long here.
-CHECK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=3,
-)
+    from workflows.policies import CHECK_RETRY, GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
 
 
 @workflow.defn(name=names.RECONCILE_WORKFLOW)

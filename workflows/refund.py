@@ -7,7 +7,6 @@ compensation runs this workflow as a child."""
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -39,12 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import kit
     from workflows import search_attributes as search
-    from workflows.checkout import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
-    from workflows.checkout import _cause as cause_of
-
-# A run polls at most this often before it continues as new, so that a refund pending for weeks
-# keeps a short history.
-MAX_POLLS_PER_RUN = 200
+    from workflows.policies import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
 
 
 @workflow.defn(name=names.REFUND_WORKFLOW)
@@ -65,7 +59,7 @@ class RefundWorkflow:
             gateway_refund_id=request.gateway_refund_id,
         )
         self._decided = request.carried is not None
-        self._inbox: deque[RefundEvent] = deque()
+        self._inbox: kit.SignalInbox[RefundEvent] = kit.SignalInbox(self._state.seen_events)
 
     # The story
 
@@ -171,7 +165,7 @@ class RefundWorkflow:
                 summary=f"refund {self._describe_amount()} at {s.gateway}",
             )
         except ActivityError as error:
-            reason = cause_of(error)
+            reason = kit.cause(error)
             await self._record(
                 "gateway_refused", RefundStatus.FAILED, reason, RefundEffect.RELEASE,
                 failure_reason=reason,
@@ -195,7 +189,7 @@ class RefundWorkflow:
                     timeout=interval,
                     timeout_summary="refund status poll",
                 )
-                event_type = self._inbox.popleft().event_type
+                event_type = self._inbox.pop().event_type
                 step = "reconciled" if event_type == "reconcile" else "webhook_" + event_type
                 step = step.replace(".", "_")
             except TimeoutError:
@@ -205,8 +199,7 @@ class RefundWorkflow:
             if s.status in FINAL_REFUND_STATUSES or self._inbox:
                 continue
             polls_this_run += step == "gateway_polled"
-            suggested = workflow.info().is_continue_as_new_suggested()
-            if suggested or polls_this_run >= MAX_POLLS_PER_RUN:
+            if kit.continue_as_new_due(polls_this_run):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(request.model_copy(update={"carried": s}))
 
@@ -246,11 +239,7 @@ class RefundWorkflow:
 
     @workflow.signal(name=names.REFUND_EVENT)
     def refund_event(self, event: RefundEvent) -> None:
-        s = self._state
-        if event.event_id in s.seen_events:
-            return
-        s.seen_events.append(event.event_id)
-        self._inbox.append(event)
+        self._inbox.receive(event)
 
     @workflow.query(name=names.STATE)
     def state(self) -> RefundState:
@@ -261,18 +250,14 @@ class RefundWorkflow:
     async def _fetch(self) -> GatewayRefund:
         s = self._state
         assert s.gateway is not None and s.gateway_refund_id is not None
-        return await workflow.execute_activity_method(
-            GatewayActivities.fetch_gateway_refund,
-            GatewayRefundRef(gateway=s.gateway, gateway_refund_id=s.gateway_refund_id),
-            start_to_close_timeout=GATEWAY_TIMEOUT,
-            retry_policy=PERSISTENT_RETRY,
-            summary="look the refund up at the gateway",
+        return await kit.fetch_refund(
+            GatewayRefundRef(gateway=s.gateway, gateway_refund_id=s.gateway_refund_id)
         )
 
     def _step(self, step: str, detail: str) -> None:
         s = self._state
         s.history.append(RefundStep(at=workflow.now(), step=step, status=s.status, detail=detail))
-        workflow.set_current_details(f"**{s.status}** after `{step}`: {detail}")
+        kit.show(s.status, step, detail)
         self._publish()
 
     def _publish(self) -> None:

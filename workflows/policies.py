@@ -1,0 +1,40 @@
+"""Retry policies and timeouts of every saga's activities: how hard each kind of step tries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Gateway calls: a few quick retries for blips, then a slower cadence; declines and invalid
+# requests are non-retryable and surface at once. The same idempotency key rides every attempt.
+GATEWAY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=12,
+)
+# Ledger writes and compensations must not give up: an outage only delays them.
+PERSISTENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+# The merchant may be down; after a few minutes of trying, the order is not confirmed.
+MERCHANT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=6,
+)
+# The reconciler leaves a gateway that does not answer to its next run rather than retry long.
+CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+)
+
+GATEWAY_TIMEOUT = timedelta(seconds=30)
+LEDGER_TIMEOUT = timedelta(seconds=15)
+MERCHANT_TIMEOUT = timedelta(seconds=15)
