@@ -22,11 +22,8 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
-from activities.dispute_ledger import DisputeLedgerActivities
 from activities.disputes import DisputeActivities
 from activities.gateways.base import PaymentGateway
 from activities.gateways.razorpay_gateway import RazorpayGateway
@@ -35,18 +32,18 @@ from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities
 from activities.reconcile import ReconcileActivities
-from activities.refund_ledger import RefundLedgerActivities
-from db.pool import apply_migrations, create_pool, ensure_database
+from db.migrate import pending_migrations
+from db.pool import create_pool
 from domain import names
 from domain.checkout import Gateway
 from domain.reconcile import ReconcileRequest
 from observability import (
     ActivityLogInterceptor,
     configure_logging,
-    tracing_interceptors,
     worker_runtime,
 )
 from settings import Settings, get_settings
+from temporal_client import connect_temporal
 from workflows.checkout import CheckoutWorkflow
 from workflows.dispute import DisputeWorkflow
 from workflows.reconcile import ReconcileWorkflow
@@ -55,19 +52,6 @@ from workflows.refund import RefundWorkflow
 log = structlog.get_logger("worker")
 
 WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow, DisputeWorkflow]
-
-
-async def connect_temporal(
-    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
-) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        interceptors=tracing_interceptors(settings.tracing_exporter),
-        lazy=lazy,
-        runtime=runtime,
-    )
 
 
 def build_gateways(settings: Settings) -> dict[Gateway, PaymentGateway]:
@@ -87,7 +71,6 @@ def build_gateways(settings: Settings) -> dict[Gateway, PaymentGateway]:
 
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
     ledger = LedgerActivities(pool)
-    refund_ledger = RefundLedgerActivities(pool)
     adapters = build_gateways(settings)
     gateways = GatewayActivities(adapters)
     reconcile = ReconcileActivities(
@@ -107,12 +90,11 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         settings.merchant_confirmation_url,
         settings.merchant_callback_secret.get_secret_value(),
     )
-    dispute_ledger = DisputeLedgerActivities(pool)
     return [
         ledger.record_new_checkout,
         ledger.record_checkout_step,
-        refund_ledger.reserve_refund,
-        refund_ledger.record_refund_step,
+        ledger.reserve_refund,
+        ledger.record_refund_step,
         gateways.create_gateway_payment,
         gateways.fetch_gateway_payment,
         gateways.capture_gateway_payment,
@@ -128,8 +110,8 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         disputes.submit_gateway_dispute_evidence,
         disputes.accept_gateway_dispute,
         disputes.notify_merchant_of_dispute,
-        dispute_ledger.open_dispute,
-        dispute_ledger.record_dispute_step,
+        ledger.open_dispute,
+        ledger.record_dispute_step,
     ]
 
 
@@ -161,9 +143,13 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    await ensure_database(settings.database_url)
     pool = await create_pool(settings.database_url, settings.database_pool_size)
-    await apply_migrations(pool)
+    pending = await pending_migrations(pool)
+    if pending:
+        await pool.close()
+        raise SystemExit(
+            f"the database lacks migrations {', '.join(pending)}: run `python -m db migrate`"
+        )
     client = await connect_temporal(
         settings, runtime=worker_runtime(settings.worker_metrics_address)
     )

@@ -17,10 +17,10 @@ from api.context import AppContext
 from api.metrics import RequestMetrics, metrics_endpoint
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
-from db.pool import apply_migrations, create_pool, ensure_database
+from db.pool import create_pool
 from observability import configure_logging
 from settings import Settings, get_settings
-from worker import connect_temporal
+from temporal_client import connect_temporal
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,10 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_database(settings.database_url)
         pool = await create_pool(settings.database_url, settings.database_pool_size)
         try:
-            await apply_migrations(pool)
             context = AppContext(
                 settings=settings,
                 pool=pool,

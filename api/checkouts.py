@@ -21,7 +21,6 @@ from api import idempotency
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
-from api.ledger_view import checkout_from_ledger, find_checkout
 from api.metrics import CHECKOUTS
 from api.models import (
     CancelBody,
@@ -32,6 +31,7 @@ from api.models import (
 )
 from api.problems import Problem, temporal_unavailable
 from api.updates import run_update
+from db import payments
 from domain import names
 from domain.checkout import (
     CancelCheckout,
@@ -152,12 +152,10 @@ async def _start_checkout(
 
 
 async def _closed_checkout_for_order(ctx: AppContext, order_id: str) -> CheckoutState | None:
-    checkout_id = await ctx.pool.fetchval(
-        "SELECT payment_id FROM payments WHERE order_id = $1", order_id
-    )
+    checkout_id = await payments.checkout_of_order(ctx.pool, order_id)
     if checkout_id is None:
         return None
-    return await checkout_from_ledger(ctx.pool, checkout_id=checkout_id)
+    return await payments.checkout_state(ctx.pool, checkout_id)
 
 
 @router.get("/{checkout_id}", response_model=Checkout, responses=PROBLEMS)
@@ -172,7 +170,7 @@ async def get_checkout(checkout_id: CheckoutId, ctx: Context, caller: Reader) ->
     except RPCError as error:
         if error.status is not RPCStatusCode.NOT_FOUND:
             raise temporal_unavailable() from error
-    closed = await checkout_from_ledger(ctx.pool, checkout_id=checkout_id)
+    closed = await payments.checkout_state(ctx.pool, checkout_id)
     assert closed is not None
     return Checkout.from_state(closed, "ledger", None)
 
@@ -225,7 +223,7 @@ async def confirm_razorpay_payment(
     checkout_id: CheckoutId, body: RazorpayConfirmation, ctx: Context, caller: Payer
 ) -> Checkout:
     """The client's proof from Razorpay Checkout that the customer paid, verified before use."""
-    state = await checkout_from_ledger(ctx.pool, checkout_id=checkout_id)
+    state = await payments.checkout_state(ctx.pool, checkout_id)
     if state is None or not caller.may_see(state.customer_id):
         raise Problem(404, "not_found", f"no checkout {checkout_id}")
     if state.gateway is not Gateway.RAZORPAY or state.gateway_payment_id != body.razorpay_order_id:
@@ -253,7 +251,7 @@ async def confirm_razorpay_payment(
 
 async def _handle(ctx: AppContext, caller: Caller, checkout_id: str) -> WorkflowHandle[Any, Any]:
     """The checkout's workflow, if it exists and the caller may see it (else 404, alike)."""
-    found = await find_checkout(ctx.pool, checkout_id)
+    found = await payments.find_checkout(ctx.pool, checkout_id)
     if found is None or not caller.may_see(found.customer_id):
         raise Problem(404, "not_found", f"no checkout {checkout_id}")
     return ctx.temporal.get_workflow_handle(found.workflow_id)

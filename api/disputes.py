@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -17,6 +16,7 @@ from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
 from api.problems import Problem
 from api.updates import run_update
+from db import disputes
 from domain.checkout import Gateway, PaymentStatus
 from domain.dispute import (
     AcceptDispute,
@@ -108,23 +108,14 @@ async def list_disputes(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[Dispute]:
     """Disputes, the nearest evidence deadline first, optionally narrowed."""
-    ids = await ctx.pool.fetch(
-        """
-        SELECT dispute_id FROM disputes
-        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR gateway = $2)
-          AND ($3::text IS NULL OR payment_id = $3)
-        ORDER BY due_by NULLS LAST, created_at LIMIT $4
-        """,
-        status, gateway, payment_id, limit,
-    )  # fmt: skip
-    disputes = [await dispute_from_ledger(ctx.pool, row["dispute_id"]) for row in ids]
-    return [Dispute.from_state(d) for d in disputes if d is not None]
+    found = await disputes.list_disputes(ctx.pool, status, gateway, payment_id, limit)
+    return [Dispute.from_state(d) for d in found]
 
 
 @router.get("/{dispute_id}", response_model=Dispute, responses=PROBLEMS)
 async def get_dispute(dispute_id: DisputeId, ctx: Context, caller: Reader) -> Dispute:
     """Status, stage, deadline, evidence, funds and the timeline of every step."""
-    dispute = await dispute_from_ledger(ctx.pool, dispute_id)
+    dispute = await disputes.dispute_state(ctx.pool, dispute_id)
     if dispute is None:
         raise Problem(404, "not_found", f"no dispute {dispute_id}")
     return Dispute.from_state(dispute)
@@ -172,9 +163,7 @@ async def _decide(
     request: SubmitEvidence | AcceptDispute,
     update: Any,
 ) -> JSONResponse:
-    workflow_id = await ctx.pool.fetchval(
-        "SELECT workflow_id FROM disputes WHERE dispute_id = $1", dispute_id
-    )
+    workflow_id = await disputes.dispute_workflow(ctx.pool, dispute_id)
     if workflow_id is None:
         raise Problem(404, "not_found", f"no dispute {dispute_id}")
 
@@ -191,48 +180,3 @@ async def _decide(
         produce,
     )
     return JSONResponse(stored.body, status_code=stored.status)
-
-
-async def dispute_from_ledger(pool: asyncpg.Pool, dispute_id: str) -> DisputeState | None:
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT d.*, p.status AS payment_status FROM disputes d"
-            " LEFT JOIN payments p USING (payment_id) WHERE dispute_id = $1",
-            dispute_id,
-        )
-        if row is None:
-            return None
-        steps = await conn.fetch(
-            "SELECT at, step, dispute_status, detail FROM audit_log WHERE dispute_id = $1"
-            " ORDER BY id",
-            dispute_id,
-        )
-    return DisputeState(
-        dispute_id=row["dispute_id"],
-        workflow_id=row["workflow_id"],
-        gateway=Gateway(row["gateway"]),
-        gateway_dispute_id=row["gateway_dispute_id"],
-        status=DisputeStatus(row["status"]),
-        stage=DisputeStage(row["stage"]),
-        payment_id=row["payment_id"],
-        gateway_payment_id=row["gateway_payment_id"],
-        amount=row["amount"],
-        currency=row["currency"],
-        reason=row["reason"],
-        due_by=row["due_by"],
-        evidence=DisputeEvidence.model_validate_json(row["evidence"]) if row["evidence"] else None,
-        submitted=row["submitted"],
-        deadline_action=row["deadline_action"],
-        amount_withdrawn=row["amount_withdrawn"],
-        flagged=row["flagged_reason"],
-        payment_status=PaymentStatus(row["payment_status"]) if row["payment_status"] else None,
-        history=[
-            DisputeStep(
-                at=s["at"],
-                step=s["step"],
-                status=DisputeStatus(s["dispute_status"]),
-                detail=s["detail"],
-            )
-            for s in steps
-        ],
-    )

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temporalio.service import RPCError
 
 from api.context import AppContext, app_context
-from db.pool import pending_migrations
+from db.migrate import MigrationError, pending_migrations
 
 router = APIRouter(prefix="/health", tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3
@@ -60,6 +60,8 @@ async def _postgres(pool: asyncpg.Pool) -> tuple[str, str]:
             pending = await pending_migrations(pool)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         return f"unreachable: {type(error).__name__}", "unknown"
+    except MigrationError as error:
+        return "ok", f"refused: {error}"
     return "ok", "ok" if not pending else f"pending: {', '.join(pending)}"
 
 

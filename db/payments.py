@@ -1,0 +1,174 @@
+"""Payments in the ledger: the checkout's writes (the payment row, each step with its attempt,
+audit line and balanced postings) and the reads the API serves once a checkout has closed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import asyncpg
+from temporalio.exceptions import ApplicationError
+
+from domain.checkout import (
+    CheckoutRecord,
+    CheckoutState,
+    CheckoutStep,
+    NewCheckout,
+    PaymentAttempt,
+    PaymentInstructions,
+    PaymentStatus,
+)
+
+
+async def record_new_checkout(pool: asyncpg.Pool, new: NewCheckout) -> None:
+    """Insert the checkout's payment row; a retry (or a second run) changes nothing."""
+    r = new.request
+    await pool.execute(
+        """
+        INSERT INTO payments (payment_id, order_id, workflow_id, customer_id, customer_email,
+                              gateway, capture_mode, amount, currency, status, metadata)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'created', $10::jsonb)
+        ON CONFLICT (payment_id) DO NOTHING
+        """,
+        new.checkout_id, r.order_id, new.workflow_id, r.customer_id, r.customer_email,
+        r.gateway.value, r.capture_mode.value, r.amount, r.currency, json.dumps(r.metadata),
+    )  # fmt: skip
+
+
+async def record_checkout_step(pool: asyncpg.Pool, record: CheckoutRecord) -> None:
+    """Apply one state change: status, gateway ids, amounts, attempt, audit and postings."""
+    if sum(line.amount for line in record.postings) != 0:
+        raise ApplicationError(
+            f"unbalanced posting {record.record_key}", type="unbalanced_posting",
+            non_retryable=True,
+        )  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            """
+            INSERT INTO audit_log (payment_id, record_key, step, status, detail)
+            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (record_key) DO NOTHING RETURNING id
+            """,
+            record.checkout_id, record.record_key, record.step, record.status.value,
+            record.detail,
+        )  # fmt: skip
+        if inserted is None:
+            return  # already applied by an earlier attempt of this activity
+        currency = await conn.fetchval(
+            """
+            UPDATE payments SET status = $2,
+                gateway_payment_id = COALESCE($3, gateway_payment_id),
+                gateway_charge_id = COALESCE($4, gateway_charge_id),
+                amount_captured = COALESCE($5, amount_captured),
+                amount_refunded = COALESCE($6, amount_refunded),
+                last_error = COALESCE($7, last_error),
+                updated_at = now()
+            WHERE payment_id = $1 RETURNING currency
+            """,
+            record.checkout_id, record.status.value, record.gateway_payment_id,
+            record.gateway_charge_id, record.amount_captured, record.amount_refunded,
+            record.last_error,
+        )  # fmt: skip
+        if currency is None:
+            raise ApplicationError(
+                f"no payment {record.checkout_id}", type="unknown_payment", non_retryable=True
+            )
+        if record.attempt is not None:
+            a = record.attempt
+            await conn.execute(
+                """
+                INSERT INTO payment_attempts (payment_id, record_key, gateway_attempt_id,
+                                              outcome, error_code, error_message, at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                """,
+                record.checkout_id, record.record_key, a.gateway_attempt_id, a.outcome,
+                a.error_code, a.error_message, a.at,
+            )  # fmt: skip
+        if record.postings:
+            await conn.executemany(
+                """
+                INSERT INTO ledger_entries (payment_id, record_key, account, amount, currency)
+                VALUES ($1, $2, $3, $4, $5)
+                """,
+                [
+                    (record.checkout_id, record.record_key, line.account, line.amount, currency)
+                    for line in record.postings
+                ],
+            )
+
+
+@dataclass(frozen=True)
+class CheckoutOwner:
+    workflow_id: str
+    customer_id: str
+
+
+async def find_checkout(pool: asyncpg.Pool, checkout_id: str) -> CheckoutOwner | None:
+    row = await pool.fetchrow(
+        "SELECT workflow_id, customer_id FROM payments WHERE payment_id = $1", checkout_id
+    )
+    return CheckoutOwner(row["workflow_id"], row["customer_id"]) if row else None
+
+
+async def checkout_state(pool: asyncpg.Pool, checkout_id: str) -> CheckoutState | None:
+    """A checkout as the ledger holds it, for when its workflow has closed."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM payments WHERE payment_id = $1", checkout_id)
+        if row is None:
+            return None
+        attempts = await conn.fetch(
+            "SELECT * FROM payment_attempts WHERE payment_id = $1 ORDER BY id", checkout_id
+        )
+        steps = await conn.fetch(
+            "SELECT * FROM audit_log WHERE payment_id = $1 ORDER BY id", checkout_id
+        )
+    history = [
+        CheckoutStep(
+            at=s["at"], step=s["step"], status=PaymentStatus(s["status"]), detail=s["detail"]
+        )
+        for s in steps
+    ]
+    authorized = any(s.status is PaymentStatus.AUTHORIZED for s in history)
+    return CheckoutState(
+        checkout_id=row["payment_id"],
+        workflow_id=row["workflow_id"],
+        order_id=row["order_id"],
+        customer_id=row["customer_id"],
+        gateway=row["gateway"],
+        capture_mode=row["capture_mode"],
+        amount=row["amount"],
+        currency=row["currency"],
+        status=PaymentStatus(row["status"]),
+        idempotency_key="",
+        amount_authorized=row["amount"] if authorized else 0,
+        amount_captured=row["amount_captured"],
+        amount_refunded=row["amount_refunded"],
+        gateway_payment_id=row["gateway_payment_id"],
+        gateway_charge_id=row["gateway_charge_id"],
+        instructions=PaymentInstructions(),
+        attempts=[
+            PaymentAttempt(
+                at=a["at"],
+                gateway_attempt_id=a["gateway_attempt_id"],
+                outcome=a["outcome"],
+                error_code=a["error_code"],
+                error_message=a["error_message"],
+            )
+            for a in attempts
+        ],
+        history=history,
+        last_error=row["last_error"],
+    )
+
+
+async def checkout_of_order(pool: asyncpg.Pool, order_id: str) -> str | None:
+    checkout_id: str | None = await pool.fetchval(
+        "SELECT payment_id FROM payments WHERE order_id = $1", order_id
+    )
+    return checkout_id
+
+
+async def payment_currency(pool: asyncpg.Pool, payment_id: str) -> str | None:
+    currency: str | None = await pool.fetchval(
+        "SELECT currency FROM payments WHERE payment_id = $1", payment_id
+    )
+    return currency

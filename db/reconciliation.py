@@ -1,0 +1,154 @@
+"""Reconciliation in the ledger: which payments and refunds may have drifted, what the reconciler
+found, and the runs and open flags operators read. Nothing here changes money state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+
+from domain.checkout import Gateway, GatewayPaymentRef
+from domain.reconcile import Candidate, Flag, ObjectKind, ReconcileReport
+
+# Statuses whose money is at the gateway (captured, maybe partly refunded or disputed) versus
+# statuses in which we never took money.
+MONEY_TAKEN = frozenset({"captured", "partially_refunded", "refunded", "disputed", "dispute_lost"})
+NOTHING_TAKEN = frozenset({"voided", "expired", "canceled", "failed"})
+OPEN_REFUND = frozenset({"pending", "requires_action"})
+CANDIDATE_LIMIT = 500
+
+
+async def candidate_rows(
+    pool: asyncpg.Pool, payment_id: str | None, stale: timedelta, lookback: timedelta
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """One payment and its refunds; or every open object not changed for `stale`, and every
+    closed one changed within `lookback` that no run has checked since (with its age)."""
+    payments = await pool.fetch(
+        """
+        SELECT *, now() - updated_at AS age FROM payments
+        WHERE gateway_payment_id IS NOT NULL AND (
+            payment_id = $1 OR ($1 IS NULL AND (
+                (status <> ALL($2::text[]) AND updated_at < now() - $3::interval)
+             OR (status = ANY($2::text[]) AND updated_at > now() - $4::interval
+                 AND (reconciled_at IS NULL OR reconciled_at < updated_at)))))
+        ORDER BY updated_at LIMIT $5
+        """,
+        payment_id, sorted(MONEY_TAKEN | NOTHING_TAKEN), stale, lookback,
+        CANDIDATE_LIMIT,
+    )  # fmt: skip
+    refunds = await pool.fetch(
+        """
+        SELECT r.*, p.gateway_payment_id, p.gateway_charge_id, now() - r.updated_at AS age
+        FROM refunds r JOIN payments p USING (payment_id)
+        WHERE r.gateway_refund_id IS NOT NULL AND (
+            r.payment_id = $1 OR ($1 IS NULL AND (
+                (r.status = ANY($2::text[]) AND r.updated_at < now() - $3::interval)
+             OR (r.status <> ALL($2::text[]) AND r.updated_at > now() - $4::interval
+                 AND (r.reconciled_at IS NULL OR r.reconciled_at < r.updated_at)))))
+        ORDER BY r.updated_at LIMIT $5
+        """,
+        payment_id, sorted(OPEN_REFUND), stale, lookback, CANDIDATE_LIMIT,
+    )  # fmt: skip
+    return list(payments), list(refunds)
+
+
+def payment_candidate(row: asyncpg.Record) -> Candidate:
+    gateway = Gateway(row["gateway"])
+    return Candidate(
+        kind=ObjectKind.PAYMENT,
+        object_id=row["payment_id"],
+        payment_id=row["payment_id"],
+        workflow_id=row["workflow_id"],
+        gateway=gateway,
+        ledger_status=row["status"],
+        amount=row["amount"],
+        currency=row["currency"].strip(),
+        amount_captured=row["amount_captured"],
+        payment_ref=GatewayPaymentRef(
+            gateway=gateway,
+            gateway_payment_id=row["gateway_payment_id"],
+            gateway_charge_id=row["gateway_charge_id"],
+        ),
+        closed=row["status"] in MONEY_TAKEN | NOTHING_TAKEN,
+    )
+
+
+def refund_candidate(row: asyncpg.Record) -> Candidate:
+    return Candidate(
+        kind=ObjectKind.REFUND,
+        object_id=row["refund_id"],
+        payment_id=row["payment_id"],
+        workflow_id=row["workflow_id"],
+        gateway=Gateway(row["gateway"]),
+        ledger_status=row["status"],
+        amount=row["amount"],
+        currency=row["currency"].strip(),
+        gateway_refund_id=row["gateway_refund_id"],
+        closed=row["status"] not in OPEN_REFUND,
+    )
+
+
+async def mark_reconciled(pool: asyncpg.Pool, candidate: Candidate) -> None:
+    """The gateway agrees: the object needs no look until it changes again."""
+    if candidate.kind is ObjectKind.PAYMENT:
+        await pool.execute(
+            "UPDATE payments SET reconciled_at = now() WHERE payment_id = $1", candidate.object_id
+        )
+    else:
+        await pool.execute(
+            "UPDATE refunds SET reconciled_at = now() WHERE refund_id = $1", candidate.object_id
+        )
+
+
+async def flag(pool: asyncpg.Pool, flag: Flag) -> None:
+    """Leave a closed object's disagreement to an operator: recorded once, with an audit line."""
+    c = flag.candidate
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """
+            INSERT INTO reconciliation_flags (run_id, object_kind, object_id, payment_id,
+                                              ledger_status, gateway_status, detail)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (object_kind, object_id, ledger_status, gateway_status) DO NOTHING
+            """,
+            flag.run_id, c.kind.value, c.object_id, c.payment_id, c.ledger_status,
+            flag.gateway_status, flag.detail,
+        )  # fmt: skip
+        await conn.execute(
+            """
+            INSERT INTO audit_log (payment_id, record_key, step, status, detail)
+            SELECT $1, $2, 'reconciliation_flagged', status, $3 FROM payments
+            WHERE payment_id = $1 ON CONFLICT (record_key) DO NOTHING
+            """,
+            c.payment_id, f"{flag.run_id}:{c.kind}:{c.object_id}:flag", flag.detail,
+        )  # fmt: skip
+
+
+async def record_run(pool: asyncpg.Pool, report: ReconcileReport) -> None:
+    await pool.execute(
+        """
+        INSERT INTO reconciliation_runs (run_id, trigger, started_at, finished_at, checked,
+                                         changed, flagged, unreachable)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id) DO NOTHING
+        """,
+        report.run_id, report.trigger, report.started_at, report.finished_at,
+        report.checked, report.changed, report.flagged, report.unreachable,
+    )  # fmt: skip
+
+
+async def recent_runs(pool: asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM reconciliation_runs ORDER BY started_at DESC LIMIT $1", limit
+        )
+    )
+
+
+async def open_flags(pool: asyncpg.Pool, limit: int = 500) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM reconciliation_flags WHERE resolved_at IS NULL"
+            " ORDER BY flagged_at DESC LIMIT $1",
+            limit,
+        )
+    )
