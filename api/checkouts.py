@@ -28,6 +28,7 @@ from api.models import (
     Checkout,
     CreateCheckout,
     RazorpayConfirmation,
+    check_amount_limit,
 )
 from api.problems import Problem, temporal_unavailable
 from api.updates import run_update
@@ -83,6 +84,7 @@ async def create_checkout(
 
     The same key and body again give the same answer; an order that already has a checkout
     gets that checkout back (200), never a second charge."""
+    check_amount_limit(ctx.settings, body.amount)
     stored = await idempotency.once(
         ctx.pool,
         f"checkouts:{caller.subject}",
@@ -196,6 +198,7 @@ async def capture_checkout(
 ) -> JSONResponse:
     """Capture a manual-capture checkout (the whole authorization unless an amount is given)."""
     request = CaptureCheckout(amount=(body or CaptureBody()).amount)
+    check_amount_limit(ctx.settings, request.amount)
     handle = await _handle(ctx, caller, checkout_id)
 
     async def capture() -> idempotency.StoredResponse:

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.problems import Problem
 from domain.checkout import (
     CaptureMode,
     CheckoutState,
@@ -26,7 +27,7 @@ from domain.checkout import (
     PaymentStatus,
 )
 from domain.money import RAZORPAY_CURRENCIES, STRIPE_CURRENCIES, Currency
-from settings import get_settings
+from settings import Settings
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 MetadataKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
@@ -60,16 +61,18 @@ def _refuse_card_data(metadata: dict[str, str]) -> dict[str, str]:
     return metadata
 
 
-def _within_limit(amount: int) -> int:
-    maximum = get_settings().max_amount_minor
-    if amount > maximum:
-        raise ValueError(f"amount must be at most {maximum} minor units")
-    return amount
+def check_amount_limit(settings: Settings, amount: int | None) -> None:
+    """MAX_AMOUNT_MINOR, refused like any invalid body (422 `validation_error`) before anything is
+    written; checked in the handler because the limit is a setting of this process."""
+    if amount is not None and amount > settings.max_amount_minor:
+        raise Problem(
+            422, "validation_error", "the request is not valid",
+            errors=[{"loc": ["body", "amount"], "type": "value_error",
+                     "msg": f"amount must be at most {settings.max_amount_minor} minor units"}],
+        )  # fmt: skip
 
 
-Amount = Annotated[
-    StrictInt, Field(gt=0, description="minor units (cents, paise)"), AfterValidator(_within_limit)
-]
+Amount = Annotated[StrictInt, Field(gt=0, description="minor units (cents, paise)")]
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue], Field(max_length=20), AfterValidator(_refuse_card_data)
 ]

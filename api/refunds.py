@@ -16,7 +16,7 @@ from api import idempotency
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
-from api.models import Amount, Body
+from api.models import Amount, Body, check_amount_limit
 from api.problems import Problem, temporal_unavailable
 from db import payments, refunds
 from domain import names
@@ -119,6 +119,7 @@ async def create_refund(
     the ledger has reserved the amount; the gateway's answer arrives later (GET the refund).
 
     The same key and body give the same refund; the same key with another body is a 422."""
+    check_amount_limit(ctx.settings, body.amount)
     stored = await idempotency.once(
         ctx.pool,
         f"refunds:{caller.subject}:{payment_id}",

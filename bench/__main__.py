@@ -29,21 +29,12 @@ import httpx
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.common import (
-    TERMINAL,
-    Endpoints,
-    Shop,
-    StatusWatcher,
-    cores,
-    latency_summary,
-    new_order_id,
-    rss_mib,
-    start_stack,
-)
+from bench.common import cores, latency_summary, rss_mib, start_stack
 from bench.floor import drive_floor
 from devstack.stack import BIN, ROOT, Stack
 from sandbox.webhooks import hmac_hex, stripe_signature
 from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET
+from testkit.shop import TERMINAL, Endpoints, Shop, StatusWatcher, new_order_id
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GATEWAYS = ("stripe", "razorpay")

@@ -58,7 +58,11 @@ CLOSED_STATUSES = frozenset(
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=False, extra="forbid")
+    """What crosses Temporal (inputs, states, events, activity arguments). Unknown fields are
+    ignored, so that removing a field never breaks the histories of in-flight workflows; HTTP
+    bodies (`api/models.py`) refuse them."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class CheckoutRequest(Model):

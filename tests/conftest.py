@@ -15,6 +15,23 @@ from temporalio.testing import WorkflowEnvironment
 from workflows import search_attributes as search
 
 BIN = Path(sys.executable).parent
+TESTS = Path(__file__).resolve().parent
+
+# The tier of each test, by where it lives (pyproject.toml describes the markers).
+TIERS = {
+    "e2e": "e2e",
+    "workflows": "workflow",
+    "test_replay.py": "workflow",
+    "test_observability.py": "workflow",
+    "db": "integration",
+    "test_rate_limits.py": "integration",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        first = item.path.relative_to(TESTS).parts[0]
+        item.add_marker(getattr(pytest.mark, TIERS.get(first, "unit")))
 
 
 @pytest.fixture(scope="session")

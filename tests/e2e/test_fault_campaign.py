@@ -1,7 +1,7 @@
-"""The fault campaign in small (bench/faults.py): a few dozen checkouts of both gateways, some
-disputed, while the worker is SIGKILLed at random moments, then while gateway answers are lost
-after the money moved; nothing may be lost or doubled. The campaign gives the shared stack back
-whole, even on failure."""
+"""The fault campaign in small (testkit/campaign.py; `python -m bench.faults` runs it large): a
+few dozen checkouts of both gateways, some disputed, while the worker is SIGKILLed at random
+moments, then while gateway answers are lost after the money moved; nothing may be lost or doubled.
+The campaign gives the shared stack back whole, even on failure."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.common import Endpoints, Shop, StatusWatcher
-from bench.faults import Campaign, Saga, check_invariants
 from devstack.stack import Stack
+from testkit.campaign import Campaign, Saga, check_invariants
+from testkit.shop import Endpoints, Shop, StatusWatcher
 
 
 def checkouts(count: int, rng: random.Random) -> list[Saga]:
