@@ -69,10 +69,19 @@ Press Ctrl-C to stop everything.""",
     )
     try:
         while not stopping.wait(1):
-            for child in stack.children.values():
-                if child.process is not None and child.process.poll() is not None:
-                    print(f"{child.name} exited with {child.process.returncode}; stopping")
-                    stopping.set()
+            exited = {
+                c.name: c.process.returncode
+                for c in stack.children.values()
+                if c.process is not None and c.process.poll() is not None
+            }
+            for name, code in exited.items():
+                print(
+                    f"{name} exited with {code}; restarting it (log: logs/{name}.log)", flush=True
+                )
+            try:
+                stack.revive_exited()
+            except (RuntimeError, TimeoutError) as error:
+                print(f"could not restart: {error}; trying again", flush=True)
     finally:
         print("Stopping...", flush=True)
         stack.stop()

@@ -287,6 +287,16 @@ class Stack:
             raise RuntimeError("only the embedded PostgreSQL can be started by the stack")
         server.ensure_postgres_running()
 
+    def revive_exited(self) -> list[str]:
+        """Start again every child that has exited (a crash, an OOM kill); their names."""
+        revived = []
+        for child in self.children.values():
+            if child.process is not None and child.process.poll() is not None:
+                child.stop()
+                child.start()
+                revived.append(child.name)
+        return revived
+
     def stop(self) -> None:
         for child in reversed(list(self.children.values())):
             child.stop()

@@ -229,6 +229,22 @@ async def test_worker_killed_mid_checkout_still_captures_exactly_once(
     assert await movements(sandbox, checkout["gateway_payment_id"]) == ["authorization", "capture"]
 
 
+async def test_the_dev_stack_revives_a_crashed_worker_and_the_checkout_completes(
+    stack: Stack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    checkout = await create_checkout(api, checkout_body("stripe"))
+    crashed = stack.children["worker"].process
+    assert crashed is not None
+    crashed.kill()  # a crash, not a stop: the stack's own bookkeeping does not know of it
+    crashed.wait()
+    await pay(sandbox, checkout)
+
+    assert await asyncio.to_thread(stack.revive_exited) == ["worker"]
+    captured = await wait_for_status(api, checkout["checkout_id"], TERMINAL, within=60)
+    assert captured["status"] == "captured"
+    assert await asyncio.to_thread(stack.revive_exited) == []
+
+
 async def test_capture_whose_answer_is_lost_is_retried_without_a_second_capture(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient
 ) -> None:
