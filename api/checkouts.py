@@ -102,26 +102,38 @@ async def create_checkout(
     return JSONResponse(stored.body, status_code=stored.status)
 
 
+# A checkout that ended without taking money leaves its order free to be paid again.
+ENDED_WITHOUT_MONEY = frozenset(
+    {PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELED, PaymentStatus.VOIDED}
+)
+
+
 async def _start_checkout(
     ctx: AppContext, body: CreateCheckout, idempotency_key: str
 ) -> idempotency.StoredResponse:
     settings = ctx.settings
+    latest = await payments.latest_attempt(ctx.pool, body.order_id)
+    attempt = 1 if latest is None else latest.attempt
+    if latest is not None and latest.status in ENDED_WITHOUT_MONEY:
+        attempt += 1
     request = CheckoutRequest(
         **body.model_dump(),
         idempotency_key=idempotency_key,
         authorization_window_seconds=settings.authorization_window_seconds,
         manual_capture_window_seconds=settings.manual_capture_window_seconds,
+        attempt=attempt,
     )
+    workflow_id = names.checkout_workflow_id(body.order_id, attempt)
     start = WithStartWorkflowOperation(
         CheckoutWorkflow.run,
         request,
-        id=names.checkout_workflow_id(body.order_id),
+        id=workflow_id,
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # One checkout per order, ever: a closed checkout is never followed by a second charge.
+        # One checkout per attempt, ever: a closed checkout is never followed by a second charge.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Checkout {body.order_id}: {format_amount(body.amount, body.currency)}"
-        f" via {body.gateway}",
+        f" via {body.gateway}" + (f" (attempt {attempt})" if attempt > 1 else ""),
         static_details=f"customer {body.customer_id}, capture {body.capture_mode}",
     )
     source = "workflow"
@@ -130,7 +142,7 @@ async def _start_checkout(
             CheckoutWorkflow.checkout_ready, start_workflow_operation=start
         )
     except WorkflowAlreadyStartedError:
-        closed = await _closed_checkout_for_order(ctx, body.order_id)
+        closed = await payments.checkout_state(ctx.pool, names.checkout_id_for(workflow_id))
         if closed is None:
             raise temporal_unavailable() from None
         state, source = closed, "ledger"
@@ -142,6 +154,14 @@ async def _start_checkout(
             f"order {body.order_id} already has checkout {state.checkout_id} with other terms",
             checkout_id=state.checkout_id,
         )  # fmt: skip
+    if state.awaiting_gateway and state.gateway_payment_id is None:
+        # An outage delays the checkout, it does not fail it: the saga keeps trying, and the
+        # same request (same key) later answers with what the client needs to pay.
+        raise Problem(
+            503, "gateway_unavailable",
+            f"{state.gateway} cannot be reached now; retry this request shortly",
+            headers={"Retry-After": "30"}, checkout_id=state.checkout_id,
+        )  # fmt: skip
     view = Checkout.from_state(state, source, settings.sandbox_checkout_base)
     if state.status is PaymentStatus.FAILED and state.gateway_payment_id is None:
         # e.g. an amount under the gateway's minimum: the request, not the service, is at fault
@@ -151,13 +171,6 @@ async def _start_checkout(
         )  # fmt: skip
     status = 201 if state.idempotency_key == idempotency_key else 200
     return idempotency.StoredResponse(status, view.model_dump(mode="json"))
-
-
-async def _closed_checkout_for_order(ctx: AppContext, order_id: str) -> CheckoutState | None:
-    checkout_id = await payments.checkout_of_order(ctx.pool, order_id)
-    if checkout_id is None:
-        return None
-    return await payments.checkout_state(ctx.pool, checkout_id)
 
 
 @router.get("/{checkout_id}", response_model=Checkout, responses=PROBLEMS)

@@ -340,7 +340,7 @@ async def _route_refund(
         Outcome.ROUTED,
         "refund made outside the service: recorded as observed",
         Signal(
-            names.refund_workflow_id(payment_id, refund_id),
+            names.observed_refund_workflow_id(payment_id, refund_id),
             names.REFUND_EVENT,
             signal,
             start=WorkflowStart(

@@ -143,6 +143,9 @@ class Checkout(BaseModel):
     attempts: list[PaymentAttempt]
     history: list[CheckoutStep]
     last_error: str | None
+    attempt: int = Field(
+        1, description="1 for the order's first checkout; n after n - 1 ended without money"
+    )
     source: str = Field(description="`workflow` while the saga runs, `ledger` once it has closed")
 
     @classmethod

@@ -73,6 +73,7 @@ class CreateRefund(Body):
 
 class Refund(BaseModel):
     refund_id: str
+    workflow_id: str = Field(description="the refund's saga in the Temporal UI")
     payment_id: str
     status: RefundStatus
     mode: RefundMode
@@ -93,8 +94,8 @@ class Refund(BaseModel):
         return cls(
             **state.model_dump(
                 include={
-                    "refund_id", "payment_id", "status", "mode", "reason", "note", "amount",
-                    "currency", "gateway", "gateway_refund_id", "failure_reason",
+                    "refund_id", "workflow_id", "payment_id", "status", "mode", "reason", "note",
+                    "amount", "currency", "gateway", "gateway_refund_id", "failure_reason",
                     "payment_status",
                 }
             ),
@@ -125,7 +126,7 @@ async def create_refund(
         f"refunds:{caller.subject}:{payment_id}",
         idempotency_key,
         body.model_dump(mode="json"),
-        lambda: _start_refund(ctx, payment_id, body, idempotency_key),
+        lambda: _start_refund(ctx, caller, payment_id, body, idempotency_key),
     )
     if stored.status >= 400:
         refusal = stored.body
@@ -134,13 +135,13 @@ async def create_refund(
 
 
 async def _start_refund(
-    ctx: AppContext, payment_id: str, body: CreateRefund, key: str
+    ctx: AppContext, caller: Caller, payment_id: str, body: CreateRefund, key: str
 ) -> idempotency.StoredResponse:
     currency = await payments.payment_currency(ctx.pool, payment_id)
     if currency is None:
         raise Problem(404, "not_found", f"no payment {payment_id}")
     amount = format_amount(body.amount, currency) if body.amount else "the rest"
-    workflow_id = names.refund_workflow_id(payment_id, key)
+    workflow_id = names.own_refund_workflow_id(payment_id, caller.subject, key)
     start = WithStartWorkflowOperation(
         RefundWorkflow.run,
         RefundRequest(

@@ -25,13 +25,15 @@ async def record_new_checkout(pool: asyncpg.Pool, new: NewCheckout) -> None:
     r = new.request
     await pool.execute(
         """
-        INSERT INTO payments (payment_id, order_id, workflow_id, customer_id, customer_email,
-                              gateway, capture_mode, amount, currency, status, metadata)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'created', $10::jsonb)
+        INSERT INTO payments (payment_id, order_id, attempt, workflow_id, customer_id,
+                              customer_email, gateway, capture_mode, amount, currency, status,
+                              metadata)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'created', $11::jsonb)
         ON CONFLICT (payment_id) DO NOTHING
         """,
-        new.checkout_id, r.order_id, new.workflow_id, r.customer_id, r.customer_email,
-        r.gateway.value, r.capture_mode.value, r.amount, r.currency, json.dumps(r.metadata),
+        new.checkout_id, r.order_id, r.attempt, new.workflow_id, r.customer_id,
+        r.customer_email, r.gateway.value, r.capture_mode.value, r.amount, r.currency,
+        json.dumps(r.metadata),
     )  # fmt: skip
 
 
@@ -55,7 +57,17 @@ async def record_checkout_step(pool: asyncpg.Pool, record: CheckoutRecord) -> No
             return  # already applied by an earlier attempt of this activity
         currency = await conn.fetchval(
             """
-            UPDATE payments SET status = $2,
+            UPDATE payments SET status = CASE
+                    -- a recorded fact in conflict (an observed refund) waits for an operator
+                    WHEN status = 'needs_review' AND EXISTS (
+                        SELECT 1 FROM reconciliation_flags f
+                        WHERE f.payment_id = payments.payment_id AND f.resolved_at IS NULL
+                          AND f.run_id = 'observed_refund') THEN status
+                    -- refunds the ledger already holds (observed while the capture was unknown)
+                    WHEN $2 = 'captured' AND amount_refunded > 0 THEN CASE
+                        WHEN amount_refunded >= COALESCE($5, amount_captured) THEN 'refunded'
+                        ELSE 'partially_refunded' END
+                    ELSE $2 END,
                 gateway_payment_id = COALESCE($3, gateway_payment_id),
                 gateway_charge_id = COALESCE($4, gateway_charge_id),
                 amount_captured = COALESCE($5, amount_captured),
@@ -157,14 +169,27 @@ async def checkout_state(pool: asyncpg.Pool, checkout_id: str) -> CheckoutState 
         ],
         history=history,
         last_error=row["last_error"],
+        attempt=row["attempt"],
     )
 
 
-async def checkout_of_order(pool: asyncpg.Pool, order_id: str) -> str | None:
-    checkout_id: str | None = await pool.fetchval(
-        "SELECT payment_id FROM payments WHERE order_id = $1", order_id
+@dataclass(frozen=True)
+class OrderAttempt:
+    checkout_id: str
+    attempt: int
+    status: PaymentStatus
+
+
+async def latest_attempt(pool: asyncpg.Pool, order_id: str) -> OrderAttempt | None:
+    """The order's most recent checkout, if it has one."""
+    row = await pool.fetchrow(
+        "SELECT payment_id, attempt, status FROM payments WHERE order_id = $1"
+        " ORDER BY attempt DESC LIMIT 1",
+        order_id,
     )
-    return checkout_id
+    if row is None:
+        return None
+    return OrderAttempt(row["payment_id"], row["attempt"], PaymentStatus(row["status"]))
 
 
 async def payment_currency(pool: asyncpg.Pool, payment_id: str) -> str | None:

@@ -29,7 +29,11 @@ _CAPTURED = ("captured", "partially_refunded", "refunded")
 
 async def reserve_refund(pool: asyncpg.Pool, r: RefundReservation) -> ReservationOutcome:
     """Reserve `amount` (None: all that is left) unless it is not positive, the payment is not
-    captured, or captured - refunded - pending is less than it."""
+    captured, or captured - refunded - pending is less than it.
+
+    Facts are recorded, requests may be refused: an observed refund (made at the gateway) has
+    happened whatever the ledger says, so it is never refused for the payment's state or what is
+    left; the conflict puts the payment in `needs_review` with a reconciliation flag."""
     async with pool.acquire() as conn, conn.transaction():
         payment = await conn.fetchrow(
             "SELECT * FROM payments WHERE payment_id = $1 FOR UPDATE", r.payment_id
@@ -75,6 +79,9 @@ async def reserve_refund(pool: asyncpg.Pool, r: RefundReservation) -> Reservatio
                 f" refunded {format_amount(payment['amount_refunded'], currency)},"
                 f" pending {format_amount(payment['amount_refund_pending'], currency)})",
             )
+        conflict: str | None = None
+        if refusal is not None and r.mode is RefundMode.OBSERVED and amount > 0:
+            conflict, refusal = refusal[1], None
         if refusal is not None:
             code, detail = refusal
             await _audit(
@@ -103,6 +110,8 @@ async def reserve_refund(pool: asyncpg.Pool, r: RefundReservation) -> Reservatio
             payment["status"], f"{format_amount(amount, currency)} reserved ({r.mode})",
             r.refund_id, RefundStatus.PENDING,
         )  # fmt: skip
+        if conflict is not None:
+            await _flag_conflict(conn, r, payment, amount, conflict)
         refund = await conn.fetchrow("SELECT * FROM refunds WHERE refund_id = $1", r.refund_id)
         return _outcome(payment, refund)
 
@@ -136,7 +145,9 @@ async def record_refund_step(pool: asyncpg.Pool, record: RefundRecord) -> Paymen
         if record.effect is RefundEffect.SETTLE:
             refunded = payment["amount_refunded"] + amount
             status = (
-                PaymentStatus.REFUNDED
+                PaymentStatus.NEEDS_REVIEW  # a conflict stays for an operator to see
+                if payment["status"] == PaymentStatus.NEEDS_REVIEW
+                else PaymentStatus.REFUNDED
                 if refunded >= payment["amount_captured"]
                 else PaymentStatus.PARTIALLY_REFUNDED
             )
@@ -186,12 +197,46 @@ async def record_refund_step(pool: asyncpg.Pool, record: RefundRecord) -> Paymen
         return PaymentStatus(status)
 
 
+async def _flag_conflict(
+    conn: asyncpg.Connection,
+    r: RefundReservation,
+    payment: asyncpg.Record,
+    amount: int,
+    conflict: str,
+) -> None:
+    """An observed refund the ledger would not have allowed: recorded all the same, and left to an
+    operator (the payment in `needs_review`, a reconciliation flag with why)."""
+    detail = (
+        f"{r.gateway_refund_id} refunded {format_amount(amount, payment['currency'])} at the"
+        f" gateway while the ledger says: {conflict}"
+    )
+    await conn.execute(
+        """
+        INSERT INTO reconciliation_flags (run_id, object_kind, object_id, payment_id,
+                                          ledger_status, gateway_status, detail)
+        VALUES ('observed_refund', 'refund', $1, $2, $3, 'refunded', $4)
+        ON CONFLICT (object_kind, object_id, ledger_status, gateway_status) DO NOTHING
+        """,
+        r.refund_id, r.payment_id, payment["status"], detail,
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE payments SET status = 'needs_review', updated_at = now() WHERE payment_id = $1",
+        r.payment_id,
+    )
+    await _audit(
+        conn, r.payment_id, f"{r.refund_id}:conflict", "needs_review", "needs_review", detail,
+        r.refund_id, RefundStatus.PENDING,
+    )  # fmt: skip
+
+
 async def _record_unrecorded_capture(
     conn: asyncpg.Connection, r: RefundReservation, payment: asyncpg.Record
 ) -> asyncpg.Record:
-    """A checkout compensating a capture its ledger never recorded: record the capture first, so
-    the refund reverses money the ledger knows about."""
+    """A capture the ledger never recorded — a checkout compensating one it could not record, or a
+    late payment of a checkout that had ended without money — is recorded first, so the refund
+    reverses money the ledger knows about."""
     missing = r.capture_to_record - payment["amount_captured"]
+    late = r.mode is RefundMode.LATE_PAYMENT
     key = f"{r.refund_id}:capture"
     await conn.executemany(
         """
@@ -204,16 +249,21 @@ async def _record_unrecorded_capture(
         ],
     )
     await _audit(
-        conn, r.payment_id, key, "capture_recorded_for_refund", PaymentStatus.CAPTURED,
-        f"{format_amount(r.capture_to_record, payment['currency'])} captured at the gateway",
+        conn, r.payment_id, key, "late_payment_captured" if late else "capture_recorded_for_refund",
+        PaymentStatus.CAPTURED,
+        f"{format_amount(r.capture_to_record, payment['currency'])} captured at the gateway"
+        + (f" after the checkout ended {payment['status']}; refunding it" if late else ""),
         None, None,
     )  # fmt: skip
     updated = await conn.fetchrow(
-        "UPDATE payments SET amount_captured = $2, status = 'captured', updated_at = now()"
-        " WHERE payment_id = $1 RETURNING *",
-        r.payment_id,
-        r.capture_to_record,
-    )
+        """
+        UPDATE payments SET amount_captured = $2, status = 'captured', updated_at = now(),
+            gateway_charge_id = COALESCE($3, gateway_charge_id)
+        WHERE payment_id = $1 RETURNING *
+        """,
+        r.payment_id, r.capture_to_record,
+        r.payment_ref.gateway_charge_id if r.payment_ref else None,
+    )  # fmt: skip
     assert updated is not None
     return updated
 

@@ -80,6 +80,8 @@ class CheckoutRequest(Model):
     """The merchant's key for the request that started this checkout."""
     authorization_window_seconds: int
     manual_capture_window_seconds: int
+    attempt: int = 1
+    """1 for the order's first checkout; n for its n-th, after n - 1 ended without money."""
 
 
 class PaymentInstructions(Model):
@@ -128,6 +130,10 @@ class CheckoutState(Model):
     attempts: list[PaymentAttempt] = Field(default_factory=list)
     history: list[CheckoutStep] = Field(default_factory=list)
     last_error: str | None = None
+    attempt: int = 1
+    awaiting_gateway: bool = False
+    """The gateway could not be reached to create the payment; the saga keeps trying until the
+    authorization deadline (the API answers 503 meanwhile)."""
 
 
 class PaymentEventKind(StrEnum):

@@ -4,6 +4,7 @@ relay address them by them, so a rename is one edit here (and a replay-safety qu
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 # Workflow types
@@ -38,15 +39,38 @@ CHECKOUT_ID_PREFIX: Final = "checkout-"
 REFUND_ID_PREFIX: Final = "refund-"
 
 
-def checkout_workflow_id(order_id: str) -> str:
-    """One checkout per order: the order id is the business key."""
-    return f"{CHECKOUT_ID_PREFIX}{order_id}"
+def checkout_workflow_id(order_id: str, attempt: int = 1) -> str:
+    """The order id is the business key; an order whose checkout ended without money may be paid
+    again, each attempt its own workflow (`checkout-<order>`, then `checkout-<order>#2`, ...)."""
+    suffix = "" if attempt == 1 else f"#{attempt}"
+    return f"{CHECKOUT_ID_PREFIX}{order_id}{suffix}"
 
 
-def refund_workflow_id(payment_id: str, key: str) -> str:
-    """`refund-<payment_id>-<key>`: the merchant's Idempotency-Key, a gateway refund id for an
-    observed refund, or `compensation` for a checkout's own."""
-    return f"{REFUND_ID_PREFIX}{payment_id}-{key}"
+def checkout_id_for(workflow_id: str) -> str:
+    """Our payment id, derived from the workflow id so a reset or replay names the same payment."""
+    return "pay_" + _digest(workflow_id)
+
+
+def own_refund_workflow_id(payment_id: str, caller: str, idempotency_key: str) -> str:
+    """A refund asked for through the API: the caller's key, scoped to the caller, so two callers
+    (or one caller's key that happens to read `compensation`) never share a refund."""
+    return f"{REFUND_ID_PREFIX}{payment_id}-own-{_digest(caller + chr(0) + idempotency_key)}"
+
+
+def observed_refund_workflow_id(payment_id: str, gateway_refund_id: str) -> str:
+    """A refund made elsewhere (a gateway dashboard), recorded from its webhook."""
+    return f"{REFUND_ID_PREFIX}{payment_id}-observed-{gateway_refund_id}"
+
+
+def compensation_refund_workflow_id(payment_id: str) -> str:
+    """A checkout undoing its own capture."""
+    return f"{REFUND_ID_PREFIX}{payment_id}-compensation"
+
+
+def late_payment_refund_workflow_id(payment_id: str, gateway_charge_id: str) -> str:
+    """Money the gateway took after the checkout had ended without it (a late authorization the
+    gateway captured): given back."""
+    return f"{REFUND_ID_PREFIX}{payment_id}-late-{gateway_charge_id}"
 
 
 def dispute_workflow_id(gateway: str, gateway_dispute_id: str) -> str:
@@ -56,3 +80,7 @@ def dispute_workflow_id(gateway: str, gateway_dispute_id: str) -> str:
 def reconcile_workflow_id(payment_id: str, run: str) -> str:
     """A reconciliation of one payment, asked for by an operator."""
     return f"{RECONCILE_SCHEDULED_RUN_ID}-{payment_id}-{run}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -24,11 +24,13 @@ class RefundReason(StrEnum):
 class RefundMode(StrEnum):
     """`own`: asked for through our API; `observed`: made elsewhere (a gateway dashboard) and
     recorded from its webhook, without calling the gateway; `compensation`: a checkout undoing
-    its capture."""
+    its capture; `late_payment`: money the gateway took after the checkout had ended without it
+    (a late authorization it captured), recorded as captured and given back."""
 
     OWN = "own"
     OBSERVED = "observed"
     COMPENSATION = "compensation"
+    LATE_PAYMENT = "late_payment"
 
 
 class RefundStatus(StrEnum):
@@ -69,6 +71,9 @@ class RefundRequest(Model):
     """Observed mode: the gateway and its refund, as the webhook named them."""
     capture_to_record: int = 0
     """Compensation mode: what the gateway captured, in case the ledger has not recorded it."""
+    payment_ref: GatewayPaymentRef | None = None
+    """Compensation and late-payment modes: the gateway payment that holds the money, which the
+    ledger may not know yet (a late payment of a checkout that had ended without money)."""
     carried: RefundState | None = None
     """Set on continue-as-new: the state so far."""
 
@@ -165,6 +170,7 @@ class RefundReservation(Model):
     idempotency_key: str
     gateway_refund_id: str | None = None
     capture_to_record: int = 0
+    payment_ref: GatewayPaymentRef | None = None
 
 
 class ReservationOutcome(Model):

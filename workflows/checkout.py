@@ -1,16 +1,16 @@
 """Checkout saga: record → create the gateway payment → wait for the customer to pay → confirm with
-the merchant → capture → record, voiding or refunding when a later step fails for good."""
+the merchant → capture → record. Whatever ends it early — a refusal, a deadline, a cancel, a
+workflow cancellation — it looks at what the gateway holds and leaves nothing there: an open
+payment is released, an authorization voided, a capture refunded."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import kit
     from workflows import search_attributes as search
     from workflows.policies import (
+        CREATE_RETRY,
         GATEWAY_RETRY,
         GATEWAY_TIMEOUT,
         LEDGER_TIMEOUT,
@@ -59,29 +60,30 @@ with workflow.unsafe.imports_passed_through():
         PERSISTENT_RETRY,
     )
 
-
 # Events after which the saga looks at the gateway rather than trusting what it was told.
 _GATEWAY_CHECKS = frozenset({PaymentEventKind.CANCELED, PaymentEventKind.RECONCILE})
+# What the gateway may hold that is ours to release (cancel, void); captured money is refunded.
+_RELEASABLE = frozenset(
+    {
+        PaymentStatus.CREATED,
+        PaymentStatus.REQUIRES_ACTION,
+        PaymentStatus.PROCESSING,
+        PaymentStatus.AUTHORIZED,
+        PaymentStatus.UNKNOWN,
+    }
+)
+# How often a saga looks again when the gateway cannot be reached: an outage only delays.
+_FIRST_PAUSE = timedelta(seconds=30)
+_LONGEST_PAUSE = timedelta(minutes=5)
 
 
 class CheckoutAborted(Exception):
-    """A step after authorization failed for good; the saga undoes what it did."""
+    """A step after authorization failed for good; the saga undoes what the gateway holds."""
 
     def __init__(self, reason: str, status: PaymentStatus) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
-
-
-# Failures after which a gateway call may or may not have taken effect.
-UNKNOWN_OUTCOME_TYPES = frozenset({"gateway_unreachable", "gateway_error", "gateway_rate_limited"})
-
-
-def _outcome_unknown(error: ActivityError) -> bool:
-    cause = error.cause
-    if isinstance(cause, ActivityTimeout):
-        return True
-    return isinstance(cause, ApplicationError) and cause.type in UNKNOWN_OUTCOME_TYPES
 
 
 @workflow.defn(name=names.CHECKOUT_WORKFLOW)
@@ -91,7 +93,7 @@ class CheckoutWorkflow:
         info = workflow.info()
         self._request = request
         self._state = CheckoutState(
-            checkout_id=f"pay_{workflow.uuid4().hex[:24]}",
+            checkout_id=names.checkout_id_for(info.workflow_id),
             workflow_id=info.workflow_id,
             order_id=request.order_id,
             customer_id=request.customer_id,
@@ -101,6 +103,7 @@ class CheckoutWorkflow:
             currency=request.currency,
             status=PaymentStatus.CREATED,
             idempotency_key=request.idempotency_key,
+            attempt=request.attempt,
         )
         self._records = 0
         self._ready = False
@@ -115,64 +118,80 @@ class CheckoutWorkflow:
     @workflow.run
     async def run(self, request: CheckoutRequest) -> CheckoutState:
         s = self._state
-        # Ledger writes are short, idempotent PostgreSQL transactions: local activities, so
-        # they cost no round trip to the Temporal server (see BENCHMARKS.md).
+        try:
+            if await self._create_gateway_payment():
+                payment = await self._wait_for_authorization()
+                if payment is not None:
+                    await self._take_payment(payment)
+        except asyncio.CancelledError:
+            # Canceled through Temporal (an operator, a script): nothing may stay at the gateway,
+            # unless the sale was done (captured and recorded).
+            if not self._capture_recorded:
+                await kit.shielded(
+                    self._undo("the checkout's workflow was canceled", PaymentStatus.CANCELED)
+                )
+            raise
+        finally:
+            workflow.metric_meter().create_counter(
+                "payments_checkouts_finished", "Checkouts by gateway and final status"
+            ).add(1, {"gateway": s.gateway.value, "status": s.status.value})
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return s
+
+    async def _create_gateway_payment(self) -> bool:
+        """Record the checkout and create its payment at the gateway. A refusal (e.g. an amount
+        under the gateway's minimum) fails the checkout; an outage does not: the saga keeps
+        trying until the authorization deadline, and the API tells the client to come back."""
+        s = self._state
         await workflow.execute_local_activity_method(
             LedgerActivities.record_new_checkout,
-            NewCheckout(checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=request),
+            NewCheckout(
+                checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=self._request
+            ),
             start_to_close_timeout=LEDGER_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
             summary="record the checkout in the ledger",
         )
-        await self._record("checkout_created", PaymentStatus.CREATED, self._describe_amount())
-        payment = await self._create_gateway_payment()
-        if payment is not None:
-            authorization = await self._wait_for_authorization()
-            if authorization is not None:
-                await self._take_payment(authorization)
-        workflow.metric_meter().create_counter(
-            "payments_checkouts_finished", "Checkouts by gateway and final status"
-        ).add(1, {"gateway": s.gateway.value, "status": s.status.value})
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return s
-
-    async def _create_gateway_payment(self) -> GatewayPayment | None:
-        s = self._state
-        try:
-            payment = await workflow.execute_activity_method(
-                GatewayActivities.create_gateway_payment,
-                CreateGatewayPayment(
-                    gateway=s.gateway,
-                    checkout_id=s.checkout_id,
-                    order_id=s.order_id,
-                    workflow_id=s.workflow_id,
-                    amount=s.amount,
-                    currency=s.currency,
-                    customer_email=self._request.customer_email,
-                    metadata=self._request.metadata,
-                    idempotency_key=f"{s.workflow_id}-create",
-                ),
-                start_to_close_timeout=GATEWAY_TIMEOUT,
-                retry_policy=GATEWAY_RETRY,
-                summary=f"create the {s.gateway} payment",
-            )
-        except ActivityError as error:
-            await self._record(
-                "gateway_payment_refused", PaymentStatus.FAILED, kit.cause(error),
-                last_error=kit.cause(error),
-            )  # fmt: skip
-            return None
-        s.gateway_payment_id = payment.ref.gateway_payment_id
-        s.instructions = payment.instructions
         s.authorization_deadline = workflow.now() + timedelta(
             seconds=self._request.authorization_window_seconds
         )
+        await self._record("checkout_created", PaymentStatus.CREATED, self._describe_amount())
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                payment = await self._create_at_gateway()
+                break
+            except ActivityError as error:
+                kit.reraise_cancellation(error)
+                reason = kit.cause(error)
+                if not kit.gateway_unavailable(error):
+                    await self._record(
+                        "gateway_payment_refused", PaymentStatus.FAILED, reason, last_error=reason
+                    )
+                    return False
+            if not s.awaiting_gateway:
+                s.awaiting_gateway = True
+                await self._record(
+                    "gateway_unavailable", PaymentStatus.CREATED,
+                    f"{reason}; trying again until {s.authorization_deadline:%H:%M:%S} UTC",
+                    last_error=reason,
+                )  # fmt: skip
+                self._ready = True  # the API answers 503: the client comes back later
+            if not await self._pause(pause):
+                status = PaymentStatus.CANCELED if self._cancel else PaymentStatus.EXPIRED
+                why = f"canceled: {self._cancel.reason}" if self._cancel else "deadline passed"
+                await self._record(status.value, status, f"{why}; the gateway was unavailable")
+                return False
+            pause = min(pause * 2, _LONGEST_PAUSE)
+        s.awaiting_gateway = False
+        s.gateway_payment_id = payment.ref.gateway_payment_id
+        s.instructions = payment.instructions
         await self._record(
             "gateway_payment_created", PaymentStatus.CREATED,
             f"{s.gateway} {s.gateway_payment_id}; waiting for the customer to pay",
         )  # fmt: skip
         self._ready = True
-        return payment
+        return True
 
     async def _wait_for_authorization(self) -> GatewayPayment | None:
         """Until the deadline: record failed attempts, honour a cancel, return the authorization."""
@@ -189,16 +208,22 @@ class CheckoutWorkflow:
                     timeout_summary="authorization deadline",
                 )
             except TimeoutError:
-                await self._release("authorization deadline passed", PaymentStatus.EXPIRED)
+                # Look before releasing: an authorization whose webhook is late is taken.
+                current = await self._look()
+                if current.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
+                    return current
+                await self._undo("authorization deadline passed", PaymentStatus.EXPIRED)
                 return None
             if self._cancel is not None:
-                await self._release(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
+                await self._undo(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
                 return None
             event = self._inbox.pop()
             if event.kind is PaymentEventKind.FAILED:
                 await self._record_failed_attempt(event)
                 continue
-            payment = await kit.fetch_payment(self._ref(event.gateway_charge_id))
+            payment = await self._look_at(event)
+            if payment is None:
+                continue
             if payment.status is PaymentStatus.CANCELED and event.kind in _GATEWAY_CHECKS:
                 await self._record(
                     "canceled_at_gateway", PaymentStatus.CANCELED, "the gateway canceled it"
@@ -214,34 +239,57 @@ class CheckoutWorkflow:
                 f"{event.kind} event {event.event_id}: the gateway says {payment.status}",
             )  # fmt: skip
 
+    async def _look_at(self, event: PaymentEvent) -> GatewayPayment | None:
+        """What the gateway says of the payment an event names. None when it will not say: a
+        payment of another order (a crafted event) is dropped; an outage is looked at again
+        later, never a reason to end the checkout."""
+        s = self._state
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                return await kit.fetch_payment(self._ref(event.gateway_charge_id))
+            except ActivityError as error:
+                kit.reraise_cancellation(error)
+                reason = kit.cause(error)
+                if not kit.gateway_unavailable(error):
+                    await self._record(
+                        "event_ignored", s.status, f"{event.kind} event {event.event_id}: {reason}"
+                    )
+                    return None
+            if not await self._pause(pause):
+                return None  # the deadline (or the cancel) looks at the gateway itself
+            pause = min(pause * 2, _LONGEST_PAUSE)
+
     async def _take_payment(self, payment: GatewayPayment) -> None:
-        """The saga proper: every step after the authorization, with its compensations."""
+        """The saga proper: every step after the authorization. Any failure undoes what the
+        gateway holds, looked up afresh."""
         s = self._state
         s.gateway_charge_id = payment.ref.gateway_charge_id
         s.amount_authorized = payment.amount_capturable or payment.amount
-        compensations: list[Callable[[], Awaitable[None]]] = [self._void_authorization]
+        by_gateway = payment.status is PaymentStatus.CAPTURED
         try:
             if (payment.amount, payment.currency) != (s.amount, s.currency):
                 await self._hold_for_review(
                     f"amount mismatch: the gateway has {payment.amount} {payment.currency},"
                     f" the order {s.amount} {s.currency}"
                 )
+            if not by_gateway and payment.amount_capturable < payment.amount:
+                await self._hold_for_review(
+                    f"partial authorization: {format_amount(payment.amount_capturable, s.currency)}"
+                    f" of {format_amount(payment.amount, s.currency)} can be captured"
+                )
             await self._record(
-                "authorized", PaymentStatus.AUTHORIZED, self._describe_amount(),
+                "authorized", PaymentStatus.AUTHORIZED,
+                self._describe_amount()
+                + ("; the gateway captured it on its own" if by_gateway else ""),
                 gateway_charge_id=s.gateway_charge_id,
                 attempt=PaymentAttempt(
                     at=workflow.now(), gateway_attempt_id=s.gateway_charge_id, outcome="authorized"
                 ),
             )  # fmt: skip
-            amount = await self._await_capture_decision()
+            amount = await self._await_capture_decision(by_gateway)
             self._capturing = True
-            compensations.append(self._refund_capture)
-            try:
-                captured = await self._capture_at_gateway(amount)
-            except ActivityError as error:
-                if not _outcome_unknown(error):
-                    raise
-                captured = await self._settle_unknown_capture(amount, kit.cause(error))
+            captured = payment if by_gateway else await self._capture_payment(amount)
             s.amount_captured = captured.amount_captured
             if captured.amount_captured != amount:
                 raise CheckoutAborted(
@@ -258,28 +306,19 @@ class CheckoutWorkflow:
             )  # fmt: skip
             self._capture_recorded = True
         # a failed local activity (ledger write) arrives as its ApplicationError, unwrapped
-        except (CheckoutAborted, ActivityError, ApplicationError, asyncio.CancelledError) as error:
-            reason, status = (
-                (error.reason, error.status)
-                if isinstance(error, CheckoutAborted)
-                else (kit.cause(error), PaymentStatus.VOIDED)
-            )
+        except (CheckoutAborted, ActivityError, ApplicationError) as error:
+            if isinstance(error, ActivityError):
+                kit.reraise_cancellation(error)
+            if isinstance(error, CheckoutAborted):
+                reason, status = error.reason, error.status
+            else:
+                reason, status = kit.cause(error), PaymentStatus.VOIDED
             s.last_error = reason
-            for compensate in reversed(compensations):
-                await compensate()
-            final = (
-                PaymentStatus.REFUNDED
-                if s.amount_refunded
-                else PaymentStatus.CAPTURED
-                if s.amount_captured
-                else status
-            )
-            await self._record("compensated", final, reason, last_error=reason)
-            if isinstance(error, asyncio.CancelledError):
-                raise
+            await self._undo(reason, status, step="compensated")
 
-    async def _await_capture_decision(self) -> int:
-        """Automatic: the merchant's callback confirms. Manual: wait for the capture call."""
+    async def _await_capture_decision(self, captured_by_gateway: bool) -> int:
+        """Automatic: the merchant's callback confirms. Manual: wait for the capture call, unless
+        the gateway captured on its own (then there is nothing left to decide)."""
         s = self._state
         if s.capture_mode is CaptureMode.AUTOMATIC:
             workflow.set_current_details("Waiting for the merchant to confirm the order")
@@ -292,12 +331,15 @@ class CheckoutWorkflow:
                     summary="ask the merchant to confirm the order",
                 )
             except ActivityError as error:
+                kit.reraise_cancellation(error)
                 raise CheckoutAborted(
                     f"merchant confirmation failed: {kit.cause(error)}", PaymentStatus.VOIDED
                 ) from None
             if not decision.accepted:
                 raise CheckoutAborted(f"merchant refused: {decision.reason}", PaymentStatus.VOIDED)
             await self._record("merchant_confirmed", PaymentStatus.AUTHORIZED, decision.reason)
+            amount = s.amount
+        elif captured_by_gateway:
             amount = s.amount
         else:
             workflow.set_current_details("Authorized; waiting for the merchant's capture call")
@@ -335,7 +377,7 @@ class CheckoutWorkflow:
 
     async def _check_authorization_held(self) -> None:
         self._inbox.drop(lambda e: e.kind in _GATEWAY_CHECKS)
-        current = await kit.fetch_payment(self._ref())
+        current = await self._look()
         if current.status is not PaymentStatus.AUTHORIZED:
             raise CheckoutAborted(
                 f"the authorization is gone: the gateway says {current.status}",
@@ -360,19 +402,36 @@ class CheckoutWorkflow:
         assert self._cancel is not None
         raise CheckoutAborted(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
 
+    async def _capture_payment(self, amount: int) -> GatewayPayment:
+        try:
+            return await self._capture_at_gateway(amount)
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
+            if not kit.gateway_unavailable(error):
+                raise
+            return await self._settle_unknown_capture(amount, kit.cause(error))
+
     async def _settle_unknown_capture(self, amount: int, reason: str) -> GatewayPayment:
-        """The capture may or may not have happened: never guess. Wait until the reconciler or a
-        webhook says to look, then look; capture again only with the same idempotency key."""
+        """The capture may or may not have happened: never guess. Look again when the reconciler
+        or a webhook says to, or on a timer of its own; capture again only with the same key."""
         s = self._state
         s.last_error = reason
         await self._record(
             "capture_outcome_unknown", PaymentStatus.UNKNOWN,
-            f"{reason}; waiting for the reconciler or a webhook", last_error=reason,
+            f"{reason}; looking again on a timer, a webhook or the reconciler", last_error=reason,
         )  # fmt: skip
+        pause = _FIRST_PAUSE
         while True:
-            await workflow.wait_condition(lambda: bool(self._inbox))
-            self._inbox.pop()
-            current = await kit.fetch_payment(self._ref(), persistent=True)
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox),
+                    timeout=pause,
+                    timeout_summary="look at the capture again",
+                )
+                self._inbox.pop()
+            except TimeoutError:
+                pause = min(pause * 2, _LONGEST_PAUSE)
+            current = await self._look()
             if current.status is PaymentStatus.CAPTURED:
                 return current
             if current.status is not PaymentStatus.AUTHORIZED:
@@ -383,7 +442,8 @@ class CheckoutWorkflow:
             try:
                 return await self._capture_at_gateway(amount)
             except ActivityError as error:
-                if not _outcome_unknown(error):
+                kit.reraise_cancellation(error)
+                if not kit.gateway_unavailable(error):
                     raise
 
     async def _capture_at_gateway(self, amount: int) -> GatewayPayment:
@@ -402,22 +462,48 @@ class CheckoutWorkflow:
             summary=f"capture {format_amount(amount, s.currency)}",
         )
 
-    # Compensations: each looks at the gateway first, so running one twice does nothing twice.
+    # Compensation: it looks at what the gateway holds, so running it twice does nothing twice.
 
-    async def _void_authorization(self) -> None:
-        current = await kit.fetch_payment(self._ref(), persistent=True)
-        if current.status in (PaymentStatus.CAPTURED, PaymentStatus.CANCELED):
-            return
-        await self._release_at_gateway("void the authorization")
+    async def _undo(self, reason: str, status: PaymentStatus, *, step: str | None = None) -> None:
+        """End the checkout with nothing at the gateway, whatever path led here: release what is
+        open or authorized, refund what is captured (a gateway may capture on its own), then
+        record why. `status` is the outcome when no money was taken."""
+        s = self._state
+        detail = reason
+        if s.gateway_payment_id is not None:
+            while True:
+                current = await self._look()
+                if current.status is PaymentStatus.CAPTURED and current.amount_captured:
+                    await self._refund(current)
+                    break
+                if current.status not in _RELEASABLE:
+                    break  # canceled, voided, failed: the gateway holds nothing of ours
+                try:
+                    released = await self._release_at_gateway(reason)
+                except ActivityError as error:
+                    kit.reraise_cancellation(error)
+                    # captured meanwhile (look again and refund), or refused: look again later
+                    if not kit.refused_as(error, "already_captured"):
+                        await self._record("release_refused", s.status, kit.cause(error))
+                        await workflow.sleep(_LONGEST_PAUSE)
+                    continue
+                detail += f"; the gateway says {released.status}"
+                break
+        final = (
+            PaymentStatus.REFUNDED
+            if s.amount_refunded
+            else PaymentStatus.CAPTURED
+            if s.amount_captured
+            else status
+        )
+        await self._record(step or final.value, final, detail, last_error=s.last_error)
 
-    async def _refund_capture(self) -> None:
+    async def _refund(self, captured: GatewayPayment) -> None:
         """A child RefundWorkflow refunds the capture and settles the ledger (recording the capture
         first when this saga could not); the checkout only notes the outcome."""
         s = self._state
-        current = await kit.fetch_payment(self._ref(), persistent=True)
-        if current.status is not PaymentStatus.CAPTURED or not current.amount_captured:
-            return
-        amount = s.amount_captured = current.amount_captured
+        amount = s.amount_captured = captured.amount_captured
+        s.gateway_charge_id = s.gateway_charge_id or captured.ref.gateway_charge_id
         refund: RefundState = await workflow.execute_child_workflow(
             names.REFUND_WORKFLOW,
             RefundRequest(
@@ -428,8 +514,9 @@ class CheckoutWorkflow:
                 mode=RefundMode.COMPENSATION,
                 idempotency_key=f"{s.workflow_id}-compensation",
                 capture_to_record=0 if self._capture_recorded else amount,
+                payment_ref=captured.ref,
             ),
-            id=names.refund_workflow_id(s.checkout_id, "compensation"),
+            id=names.compensation_refund_workflow_id(s.checkout_id),
             result_type=RefundState,
             # The refund outlives a terminated checkout: money already moving must be recorded.
             parent_close_policy=ParentClosePolicy.ABANDON,
@@ -450,14 +537,6 @@ class CheckoutWorkflow:
                 "refund_failed", PaymentStatus.CAPTURED, s.last_error, last_error=s.last_error
             )
 
-    async def _release(self, reason: str, status: PaymentStatus) -> None:
-        """End a checkout nobody captured: cancel at the gateway, then record why."""
-        released = await self._release_at_gateway(reason)
-        await self._record(
-            status.value, status, f"{reason}; gateway says {released.status}",
-            last_error=self._state.last_error,
-        )  # fmt: skip
-
     async def _release_at_gateway(self, reason: str) -> GatewayPayment:
         s = self._state
         return await workflow.execute_activity_method(
@@ -474,7 +553,8 @@ class CheckoutWorkflow:
 
     @kit.update(names.CHECKOUT_READY)
     async def checkout_ready(self) -> CheckoutState:
-        """Answers once the client can pay (or the checkout failed), for update-with-start."""
+        """Answers once the client can pay, the gateway is unavailable for now, or the checkout
+        failed; for update-with-start."""
         await workflow.wait_condition(lambda: self._ready or self._state.status in CLOSED_STATUSES)
         return self._state
 
@@ -484,13 +564,17 @@ class CheckoutWorkflow:
 
     @kit.update(names.CANCEL_CHECKOUT)
     async def cancel(self, request: CancelCheckout) -> CheckoutState:
+        self._refuse_cancel()  # again: a capture accepted in the same activation wins
         self._cancel = request
         await workflow.wait_condition(lambda: self._state.status in CLOSED_STATUSES)
         return self._state
 
     @cancel.validator
     def _validate_cancel(self, request: CancelCheckout) -> None:
-        if self._capturing or self._state.status in CLOSED_STATUSES:
+        self._refuse_cancel()
+
+    def _refuse_cancel(self) -> None:
+        if self._capturing or self._capture is not None or self._state.status in CLOSED_STATUSES:
             raise ApplicationError(
                 f"checkout is {self._state.status}; only an uncaptured checkout can be canceled",
                 type="checkout_not_cancelable",
@@ -498,6 +582,7 @@ class CheckoutWorkflow:
 
     @kit.update(names.CAPTURE_CHECKOUT)
     async def capture(self, request: CaptureCheckout) -> CheckoutState:
+        self._validate_capture(request)  # again: a cancel accepted in the same activation wins
         self._capture = request
         await workflow.wait_condition(lambda: self._state.status in CLOSED_STATUSES)
         return self._state
@@ -538,6 +623,47 @@ class CheckoutWorkflow:
             gateway=s.gateway,
             gateway_payment_id=s.gateway_payment_id,
             gateway_charge_id=charge_id or s.gateway_charge_id,
+        )
+
+    async def _look(self) -> GatewayPayment:
+        """The payment as the gateway holds it now; an outage only delays the answer."""
+        return await kit.fetch_payment(self._ref(), persistent=True)
+
+    async def _pause(self, pause: timedelta) -> bool:
+        """Wait `pause`, or less: False when the authorization deadline came or a cancel."""
+        s = self._state
+        assert s.authorization_deadline is not None
+        remaining = s.authorization_deadline - workflow.now()
+        if remaining <= timedelta(0) or self._cancel is not None:
+            return False
+        try:
+            await workflow.wait_condition(
+                lambda: self._cancel is not None,
+                timeout=min(pause, remaining),
+                timeout_summary="the gateway again",
+            )
+        except TimeoutError:
+            return workflow.now() < s.authorization_deadline
+        return False
+
+    async def _create_at_gateway(self) -> GatewayPayment:
+        s = self._state
+        return await workflow.execute_activity_method(
+            GatewayActivities.create_gateway_payment,
+            CreateGatewayPayment(
+                gateway=s.gateway,
+                checkout_id=s.checkout_id,
+                order_id=s.order_id,
+                workflow_id=s.workflow_id,
+                amount=s.amount,
+                currency=s.currency,
+                customer_email=self._request.customer_email,
+                metadata=self._request.metadata,
+                idempotency_key=f"{s.workflow_id}-create",
+            ),
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=CREATE_RETRY,
+            summary=f"create the {s.gateway} payment",
         )
 
     async def _record_failed_attempt(self, event: PaymentEvent) -> None:

@@ -4,12 +4,14 @@ continue-as-new when due, and the typing of named updates."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Generic, ParamSpec, Protocol, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.disputes import DisputeActivities
@@ -21,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 # A run of a long saga looks at the gateway at most this often before it continues as new, so
 # that a refund or dispute pending for weeks keeps a short history.
@@ -82,6 +85,43 @@ class SignalInbox(Generic[E]):
 def show(status: str, step: str, detail: str) -> None:
     """The current details an operator reads in the Temporal UI after each step."""
     workflow.set_current_details(f"**{status}** after `{step}`: {detail}")
+
+
+# Failures after which a gateway call may or may not have taken effect: retrying (with the same
+# idempotency key) or looking the object up is right; giving up is not.
+UNAVAILABLE_TYPES = frozenset({"gateway_unreachable", "gateway_error", "gateway_rate_limited"})
+
+
+def gateway_unavailable(error: ActivityError) -> bool:
+    """The gateway did not say no: it could not be reached, failed, or asked us to slow down."""
+    inner = error.cause
+    if isinstance(inner, ActivityTimeoutError):
+        return True
+    return isinstance(inner, ApplicationError) and inner.type in UNAVAILABLE_TYPES
+
+
+def reraise_cancellation(error: ActivityError) -> None:
+    """An activity cut short because the workflow is being canceled fails with a cancellation,
+    which is no failure of the step: it goes on as the workflow's cancellation."""
+    if isinstance(error.cause, CancelledError):
+        raise asyncio.CancelledError() from error
+
+
+def refused_as(error: ActivityError, *kinds: str) -> bool:
+    inner = error.cause
+    return isinstance(inner, ApplicationError) and inner.type in kinds
+
+
+async def shielded(work: Coroutine[Any, Any, T]) -> T:
+    """Run a compensation to its end even when the workflow is canceled (again) meanwhile: a
+    refund or a void half-done is money in flight."""
+    task = asyncio.ensure_future(work)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()
 
 
 def cause(error: BaseException) -> str:

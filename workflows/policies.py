@@ -14,6 +14,14 @@ GATEWAY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
     maximum_attempts=12,
 )
+# Creating the gateway payment: a short try while the client waits for its answer; an outage is
+# then retried in rounds until the authorization window closes (an outage delays, not refuses).
+CREATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+)
 # Ledger writes and compensations must not give up: an outage only delays them.
 PERSISTENT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

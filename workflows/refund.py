@@ -7,6 +7,7 @@ compensation runs this workflow as a child."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from activities.payments import GatewayActivities
     from domain import names
-    from domain.checkout import GatewayPaymentRef
+    from domain.checkout import GatewayPaymentRef, PaymentStatus
     from domain.money import format_amount
     from domain.refund import (
         FINAL_REFUND_STATUSES,
@@ -59,6 +60,7 @@ class RefundWorkflow:
             gateway_refund_id=request.gateway_refund_id,
         )
         self._decided = request.carried is not None
+        self._asked_gateway = request.carried is not None
         self._inbox: kit.SignalInbox[RefundEvent] = kit.SignalInbox(self._state.seen_events)
 
     # The story
@@ -66,22 +68,74 @@ class RefundWorkflow:
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundState:
         s = self._state
-        if request.carried is None:
-            workflow.upsert_memo(
-                {"payment_id": s.payment_id, "refund_id": s.refund_id, "mode": s.mode.value}
-            )
-            observed = await self._observe() if s.mode is RefundMode.OBSERVED else None
-            # A retried reservation of a refund already settled (a second observed run of the same
-            # gateway refund) finds it final: nothing is left to do.
-            if await self._reserve(request) and s.status not in FINAL_REFUND_STATUSES:
-                if observed is not None:
-                    await self._apply(observed, "observed_at_gateway")
-                elif s.gateway_refund_id is None:
-                    await self._create_at_gateway()
-        if s.status not in FINAL_REFUND_STATUSES:
-            await self._await_final_status(request)
+        try:
+            if request.carried is None:
+                await self._begin(request)
+            if s.status not in FINAL_REFUND_STATUSES:
+                await self._await_final_status(request)
+        except asyncio.CancelledError:
+            # Canceled through Temporal: a refund the gateway has is followed to its end (it
+            # cannot be called back); a reservation that never reached the gateway is released.
+            await kit.shielded(self._finish_canceled(request))
+            raise
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
+
+    async def _begin(self, request: RefundRequest) -> None:
+        s = self._state
+        workflow.upsert_memo(
+            {"payment_id": s.payment_id, "refund_id": s.refund_id, "mode": s.mode.value}
+        )
+        observed = await self._observe() if s.mode is RefundMode.OBSERVED else None
+        if s.mode is RefundMode.LATE_PAYMENT and not await self._observe_late_payment(request):
+            return
+        # A retried reservation of a refund already settled (a second observed run of the same
+        # gateway refund) finds it final: nothing is left to do.
+        if await self._reserve(request) and s.status not in FINAL_REFUND_STATUSES:
+            if observed is not None:
+                await self._apply(observed, "observed_at_gateway")
+            elif s.gateway_refund_id is None:
+                await self._create_at_gateway(request)
+
+    async def _observe_late_payment(self, request: RefundRequest) -> bool:
+        """Money the gateway took for a checkout that had ended without it: the gateway says how
+        much (the event that started us is a hint); nothing captured, nothing to give back."""
+        s = self._state
+        assert request.payment_ref is not None
+        payment = await kit.fetch_payment(request.payment_ref, persistent=True)
+        if payment.status is not PaymentStatus.CAPTURED or not payment.amount_captured:
+            s.status, s.refusal_code = RefundStatus.REFUSED, "nothing_captured"
+            s.failure_reason = f"the gateway says the late payment is {payment.status}"
+            self._decided = True
+            self._step("refund_refused", s.failure_reason)
+            return False
+        request.capture_to_record = payment.amount_captured
+        return True
+
+    async def _finish_canceled(self, request: RefundRequest) -> None:
+        """What a canceled refund leaves: nothing in flight. A reservation whose answer never
+        came is read again (the ledger is idempotent); a refund the gateway may have received is
+        asked for again with the same refund id (so never twice) and followed to its end; one it
+        never received is released."""
+        s = self._state
+        if s.status in FINAL_REFUND_STATUSES:
+            return
+        if not self._decided:
+            if s.mode is RefundMode.LATE_PAYMENT and not request.capture_to_record:
+                return  # canceled before the late payment was looked at: nothing reserved
+            if not await self._reserve(request) or s.status in FINAL_REFUND_STATUSES:
+                return
+        if s.gateway_refund_id is None and s.mode is not RefundMode.OBSERVED:
+            if not self._asked_gateway:
+                await self._record(
+                    "canceled_before_gateway", RefundStatus.CANCELED,
+                    "the refund's workflow was canceled before the gateway was asked",
+                    RefundEffect.RELEASE, failure_reason="workflow canceled",
+                )  # fmt: skip
+                return
+            await self._create_at_gateway(request)
+        if s.status not in FINAL_REFUND_STATUSES:
+            await self._await_final_status(request, continue_as_new=False)
 
     async def _observe(self) -> GatewayRefund:
         """A refund made elsewhere: the webhook is a hint, the gateway tells the amount."""
@@ -108,6 +162,7 @@ class RefundWorkflow:
                 idempotency_key=request.idempotency_key,
                 gateway_refund_id=s.gateway_refund_id,
                 capture_to_record=request.capture_to_record,
+                payment_ref=request.payment_ref,
             ),
             start_to_close_timeout=LEDGER_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
@@ -138,15 +193,17 @@ class RefundWorkflow:
         self._step("refund_reserved", f"{self._describe_amount()} reserved on {s.payment_id}")
         return True
 
-    async def _create_at_gateway(self) -> None:
+    async def _create_at_gateway(self, request: RefundRequest) -> None:
         s = self._state
         assert s.gateway is not None and s.currency is not None and s.gateway_payment_id
         workflow.set_current_details(f"Creating the refund of {self._describe_amount()}")
+        self._asked_gateway = True
         try:
             refund = await workflow.execute_activity_method(
                 GatewayActivities.refund_gateway_payment,
                 CreateGatewayRefund(
-                    ref=GatewayPaymentRef(
+                    ref=request.payment_ref
+                    or GatewayPaymentRef(
                         gateway=s.gateway,
                         gateway_payment_id=s.gateway_payment_id,
                         gateway_charge_id=s.gateway_charge_id,
@@ -165,6 +222,7 @@ class RefundWorkflow:
                 summary=f"refund {self._describe_amount()} at {s.gateway}",
             )
         except ActivityError as error:
+            kit.reraise_cancellation(error)
             reason = kit.cause(error)
             await self._record(
                 "gateway_refused", RefundStatus.FAILED, reason, RefundEffect.RELEASE,
@@ -173,7 +231,9 @@ class RefundWorkflow:
             return
         await self._apply(refund, "gateway_refund_created")
 
-    async def _await_final_status(self, request: RefundRequest) -> None:
+    async def _await_final_status(
+        self, request: RefundRequest, *, continue_as_new: bool = True
+    ) -> None:
         """Webhooks say when to look; a timer looks anyway when none comes."""
         s = self._state
         interval = timedelta(seconds=request.poll_interval_seconds)
@@ -199,7 +259,7 @@ class RefundWorkflow:
             if s.status in FINAL_REFUND_STATUSES or self._inbox:
                 continue
             polls_this_run += step == "gateway_polled"
-            if kit.continue_as_new_due(polls_this_run):
+            if continue_as_new and kit.continue_as_new_due(polls_this_run):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(request.model_copy(update={"carried": s}))
 

@@ -9,7 +9,7 @@ is synchronous and has no default timeout, so every call runs in a thread with a
 from __future__ import annotations
 
 import asyncio
-import functools
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -73,35 +73,50 @@ _DISPUTE_STAGES = {
 }
 
 
-def classify(error: Exception) -> ApplicationError:
-    """The one place that decides which Razorpay errors are worth retrying."""
-    if isinstance(error, razorpay.errors.BadRequestError):
-        if "authentication" in str(error).lower():
-            return refused("gateway_misconfigured", f"razorpay: {error}")
-        return refused("invalid_request", f"razorpay: {error}")
+def classify(error: Exception, status: int | None) -> ApplicationError:
+    """The one place that decides which Razorpay errors are worth retrying: by the HTTP status
+    first (the SDK raises BadRequestError for a 429 too, whose body says BAD_REQUEST_ERROR;
+    https://razorpay.com/docs/api/errors/), then by the SDK's class."""
     if isinstance(error, requests.Timeout | requests.ConnectionError):
         return unavailable("gateway_unreachable", f"razorpay: {type(error).__name__}")
+    if status == 429:
+        return unavailable("gateway_rate_limited", f"razorpay: {error}")
+    if status is not None and status >= 500:
+        return unavailable("gateway_error", f"razorpay: HTTP {status}: {error}")
+    if status == 401 or "authentication" in str(error).lower():
+        return refused("gateway_misconfigured", f"razorpay: {error}")
+    if isinstance(error, razorpay.errors.BadRequestError):
+        return refused("invalid_request", f"razorpay: {error}")
     return unavailable("gateway_error", f"razorpay: {type(error).__name__}: {error}")
 
 
 class RazorpayGateway:
     def __init__(self, key_id: str, key_secret: str, api_base: str, timeout_seconds: float) -> None:
         self._client = razorpay.Client(auth=(key_id, key_secret), base_url=api_base)
+        # The SDK keeps no HTTP status on its errors: a response hook remembers it per thread.
+        self._last_status = threading.local()
+        self._client.session.hooks["response"].append(self._remember_status)
         self._key_id = key_id
         self._timeout = timeout_seconds
 
+    def _remember_status(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_status.value = response.status_code
+
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        call = functools.partial(method, *args, timeout=self._timeout, **kwargs)
-        try:
-            return await asyncio.to_thread(call)
-        except (
-            razorpay.errors.BadRequestError,
-            razorpay.errors.GatewayError,
-            razorpay.errors.ServerError,
-            requests.RequestException,
-            ValueError,
-        ) as error:
-            raise classify(error) from None  # fmt: skip
+        def call() -> Any:
+            self._last_status.value = None
+            try:
+                return method(*args, timeout=self._timeout, **kwargs)
+            except (
+                razorpay.errors.BadRequestError,
+                razorpay.errors.GatewayError,
+                razorpay.errors.ServerError,
+                requests.RequestException,
+                ValueError,
+            ) as error:
+                raise classify(error, self._last_status.value) from None  # fmt: skip
+
+        return await asyncio.to_thread(call)
 
     async def create_payment(self, request: CreateGatewayPayment) -> GatewayPayment:
         existing = await self._call(self._client.order.all, {"receipt": request.checkout_id})
@@ -145,12 +160,20 @@ class RazorpayGateway:
             return current  # an earlier attempt captured it and its answer was lost
         if current.status is not PaymentStatus.AUTHORIZED:
             raise refused("not_authorized", f"razorpay: payment is {current.status}")
-        await self._call(
-            self._client.payment.capture,
-            request.ref.gateway_charge_id,
-            request.amount,
-            {"currency": request.currency},
-        )
+        try:
+            await self._call(
+                self._client.payment.capture,
+                request.ref.gateway_charge_id,
+                request.amount,
+                {"currency": request.currency},
+            )
+        except ApplicationError:
+            # A capture that failed may have happened all the same: an earlier attempt the
+            # gateway applied after its client gave up answers this one "already captured".
+            current = await self.fetch_payment(request.ref)
+            if current.status is PaymentStatus.CAPTURED:
+                return current
+            raise
         return await self.fetch_payment(request.ref)
 
     async def release(self, request: ReleaseGatewayPayment) -> GatewayPayment:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -64,6 +64,32 @@ _DISPUTE_STATUSES = {
 }
 
 
+# Stripe saves the answer of a request that reached an endpoint, a 500 included, and replays it for
+# the same key for at least 24 hours ("Idempotent requests", https://docs.stripe.com/api/
+# idempotent_requests). A key whose saved failure a look-up showed had no effect is spent; the
+# next generation of the key is used, never a random one.
+MAX_KEY_GENERATIONS = 5
+
+
+def key_generations(key: str) -> Iterator[str]:
+    yield key
+    for generation in range(2, MAX_KEY_GENERATIONS + 1):
+        yield f"{key}-g{generation}"
+
+
+def replayed(error: stripe.StripeError) -> bool:
+    """Whether the failure is Stripe replaying the saved answer of an earlier request."""
+    return any(
+        k.lower() == "idempotent-replayed" and v == "true" for k, v in (error.headers or {}).items()
+    )
+
+
+def keys_spent(what: str) -> ApplicationError:
+    return unavailable(
+        "gateway_error", f"stripe: {what}: every key generation replays a failure; later"
+    )
+
+
 def classify(error: stripe.StripeError) -> ApplicationError:
     """The one place that decides which Stripe errors are worth retrying."""
     code = getattr(error, "code", None) or ""
@@ -114,13 +140,29 @@ class StripeGateway:
         }
         if request.customer_email:
             params["receipt_email"] = request.customer_email
-        intent = await self._call(
-            self._client.v1.payment_intents.create_async(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": request.idempotency_key},
+        for key in key_generations(request.idempotency_key):
+            try:
+                intent = await self._client.v1.payment_intents.create_async(
+                    params,  # type: ignore[arg-type]
+                    {"idempotency_key": key},
+                )
+                return self._payment(intent)
+            except stripe.StripeError as error:
+                if not replayed(error):
+                    raise classify(error) from None
+                found = await self._intent_of(request.checkout_id)
+                if found is not None:
+                    return found  # the replayed failure had created it after all
+        raise keys_spent("create the PaymentIntent")
+
+    async def _intent_of(self, checkout_id: str) -> GatewayPayment | None:
+        """The PaymentIntent a checkout created, found by its metadata (Stripe's search API)."""
+        found = await self._call(
+            self._client.v1.payment_intents.search_async(
+                {"query": f"metadata['checkout_id']:'{checkout_id}'", "limit": 1}
             )
         )
-        return self._payment(intent)
+        return self._payment(found.data[0]) if found.data else None
 
     async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
         intent = await self._call(
@@ -129,20 +171,23 @@ class StripeGateway:
         return self._payment(intent)
 
     async def capture(self, request: CaptureGatewayPayment) -> GatewayPayment:
-        try:
-            intent = await self._client.v1.payment_intents.capture_async(
-                request.ref.gateway_payment_id,
-                {"amount_to_capture": request.amount},
-                {"idempotency_key": request.idempotency_key},
-            )
-        except stripe.InvalidRequestError as error:
-            current = await self.fetch_payment(request.ref)
-            if current.status is PaymentStatus.CAPTURED:
-                return current  # an earlier attempt captured it and its answer was lost
-            raise classify(error) from None
-        except stripe.StripeError as error:
-            raise classify(error) from None
-        return self._payment(intent)
+        """A failed capture may have happened all the same (an answer lost, a commit after the
+        client gave up): the PaymentIntent tells, and a capture seen is a success."""
+        for key in key_generations(request.idempotency_key):
+            try:
+                intent = await self._client.v1.payment_intents.capture_async(
+                    request.ref.gateway_payment_id,
+                    {"amount_to_capture": request.amount},
+                    {"idempotency_key": key},
+                )
+                return self._payment(intent)
+            except stripe.StripeError as error:
+                current = await self.fetch_payment(request.ref)
+                if current.status is PaymentStatus.CAPTURED:
+                    return current
+                if not (replayed(error) and current.status is PaymentStatus.AUTHORIZED):
+                    raise classify(error) from None
+        raise keys_spent("capture")
 
     async def release(self, request: ReleaseGatewayPayment) -> GatewayPayment:
         current = await self.fetch_payment(request.ref)
@@ -150,12 +195,21 @@ class StripeGateway:
             return current
         if current.status is PaymentStatus.CAPTURED:
             raise refused("already_captured", "stripe: captured payments can only be refunded")
-        intent = await self._call(
-            self._client.v1.payment_intents.cancel_async(
-                request.ref.gateway_payment_id, {}, {"idempotency_key": request.idempotency_key}
-            )
-        )
-        return self._payment(intent)
+        for key in key_generations(request.idempotency_key):
+            try:
+                intent = await self._client.v1.payment_intents.cancel_async(
+                    request.ref.gateway_payment_id, {}, {"idempotency_key": key}
+                )
+                return self._payment(intent)
+            except stripe.StripeError as error:
+                current = await self.fetch_payment(request.ref)
+                if current.status is PaymentStatus.CANCELED:
+                    return current
+                if current.status is PaymentStatus.CAPTURED:
+                    raise refused("already_captured", "stripe: captured meanwhile") from None
+                if not replayed(error):
+                    raise classify(error) from None
+        raise keys_spent("cancel")
 
     async def refund(self, request: CreateGatewayRefund) -> GatewayRefund:
         """Our refund id is the idempotency key, so a retry after a lost answer gets the same
@@ -173,13 +227,25 @@ class StripeGateway:
         }
         if request.reason.value in _REFUND_REASONS:
             params["reason"] = request.reason.value
-        refund = await self._call(
-            self._client.v1.refunds.create_async(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": request.refund_id},
-            )
-        )
-        return _refund(refund, request.ref.gateway_payment_id, request.currency)
+        for key in key_generations(request.refund_id):
+            try:
+                refund = await self._client.v1.refunds.create_async(
+                    params,  # type: ignore[arg-type]
+                    {"idempotency_key": key},
+                )
+                return _refund(refund, request.ref.gateway_payment_id, request.currency)
+            except stripe.StripeError as error:
+                if not replayed(error):
+                    raise classify(error) from None
+                listed = await self._call(
+                    self._client.v1.refunds.list_async(
+                        {"payment_intent": request.ref.gateway_payment_id, "limit": 100}
+                    )
+                )
+                for made in listed.data:
+                    if getattr(made.metadata, "refund_id", None) == request.refund_id:
+                        return _refund(made, request.ref.gateway_payment_id, request.currency)
+        raise keys_spent("refund")
 
     async def fetch_refund(self, ref: GatewayRefundRef) -> GatewayRefund:
         refund = await self._call(self._client.v1.refunds.retrieve_async(ref.gateway_refund_id))

@@ -114,8 +114,8 @@ async def refunds(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
     await asyncio.sleep(3)
     assert own.status_code == 202, own.text
     return [
-        names.refund_workflow_id(checkout["checkout_id"], key),
-        names.refund_workflow_id(checkout["checkout_id"], dashboard.json()["id"]),
+        own.json()["workflow_id"],
+        names.observed_refund_workflow_id(checkout["checkout_id"], dashboard.json()["id"]),
     ]
 
 

@@ -59,9 +59,19 @@ class FakeGateway:
         """The next n capture calls capture (the first) but their answers never arrive."""
         self.capture_gate: asyncio.Event | None = None
         self.refuse_record_step: str | None = None
+        self.auto_capture = False
+        """The gateway captures on its own when the customer pays (Razorpay's default)."""
+        self.capturable: int | None = None
+        """What the authorization lets capture, when less than the amount (a partial one)."""
+        self.create_errors: list[ApplicationError] = []
+        self.fetch_errors: list[ApplicationError] = []
+        """Raised, one per call, by the next look-ups."""
+        self.creates = 0
+        self.fetches = 0
 
     def customer_pays(self) -> PaymentEvent:
-        self.status = PaymentStatus.AUTHORIZED
+        self.status = PaymentStatus.CAPTURED if self.auto_capture else PaymentStatus.AUTHORIZED
+        self.captured = self.amount if self.auto_capture else 0
         self.charge_id = "ch_1"
         return PaymentEvent(
             event_id=f"evt_{uuid.uuid4().hex}",
@@ -79,7 +89,7 @@ class FakeGateway:
             status=self.status,
             amount=self.amount,
             currency="USD",
-            amount_capturable=self.amount if authorized else 0,
+            amount_capturable=(self.capturable or self.amount) if authorized else 0,
             amount_captured=self.captured,
             instructions=PaymentInstructions(stripe_client_secret="pi_1_secret_x"),
         )
@@ -113,10 +123,16 @@ class FakeGateway:
 
         @activity.defn(name="create_gateway_payment")
         async def create_gateway_payment(request: CreateGatewayPayment) -> GatewayPayment:
+            self.creates += 1
+            if self.create_errors:
+                raise self.create_errors.pop(0)
             return self.payment()
 
         @activity.defn(name="fetch_gateway_payment")
         async def fetch_gateway_payment(ref: GatewayPaymentRef) -> GatewayPayment:
+            self.fetches += 1
+            if self.fetch_errors:
+                raise self.fetch_errors.pop(0)
             return self.payment()
 
         @activity.defn(name="capture_gateway_payment")
@@ -135,6 +151,12 @@ class FakeGateway:
 
         @activity.defn(name="release_gateway_payment")
         async def release_gateway_payment(request: ReleaseGatewayPayment) -> GatewayPayment:
+            if self.status is PaymentStatus.CAPTURED:  # as the adapters answer
+                raise ApplicationError(
+                    "captured payments can only be refunded",
+                    type="already_captured",
+                    non_retryable=True,
+                )
             self.releases.append(request)
             self.status = PaymentStatus.CANCELED
             return self.payment()

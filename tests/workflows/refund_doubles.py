@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,10 @@ class FakeRefunds:
         self.fetches = 0
         self.final_after_fetches: tuple[int, RefundStatus] | None = None
         """(n, status): the gateway settles the refund once it has been looked up n times."""
+        self.create_gate: asyncio.Event | None = None
+        """Holds every refund call until set (a slow gateway)."""
+        self.asking: asyncio.Event | None = None
+        """Set when the first refund call reaches the gateway."""
         self._made_for: dict[str, str] = {}
 
     def steps(self) -> list[str]:
@@ -139,6 +144,10 @@ class FakeRefunds:
         @activity.defn(name="refund_gateway_payment")
         async def refund_gateway_payment(request: CreateGatewayRefund) -> GatewayRefund:
             self.calls += 1
+            if self.asking is not None:
+                self.asking.set()
+            if self.create_gate is not None:
+                await self.create_gate.wait()
             if self.create_error is not None:
                 raise self.create_error
             if request.refund_id in self._made_for:  # the idempotency key: the same refund

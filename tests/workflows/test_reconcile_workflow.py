@@ -24,6 +24,7 @@ from domain.reconcile import (
 )
 from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for
 from workflows.checkout import CheckoutWorkflow
+from workflows.policies import GATEWAY_RETRY
 from workflows.reconcile import ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -101,7 +102,7 @@ async def reconcile(client: Client, queue: str) -> ReconcileReport:
     )
 
 
-async def test_a_capture_stuck_unknown_is_settled_by_the_next_run_without_capturing_twice(
+async def test_a_capture_stuck_unknown_looks_again_on_its_own_timer_without_capturing_twice(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     client, queue = time_skipping_env.client, f"reconcile-{uuid.uuid4().hex}"
@@ -112,20 +113,15 @@ async def test_a_capture_stuck_unknown_is_settled_by_the_next_run_without_captur
         handle = await start(client, checkout_request(), queue)
         await wait_for(handle, lambda s: s.gateway_payment_id is not None)
         await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        await time_skipping_env.sleep(3600)  # retries exhausted long before
-        state = await wait_for(handle, lambda s: s.status is PaymentStatus.UNKNOWN)
-        assert state.last_error and "gateway_unreachable" in state.last_error
-        calls_before = len(fake.captures)
+        result = await handle.result()  # no webhook, no reconciler: the saga's own timer looks
 
-        reconciler.candidates = [candidate(handle.id, "unknown")]
-        report = await reconcile(client, queue)
-        result = await handle.result()
-
-    assert report.checked == 1 and report.changed == 1 and report.flagged == 0
+    steps = [step.step for step in result.history]
+    assert steps[-2:] == ["capture_outcome_unknown", "captured"]
     assert result.status is PaymentStatus.CAPTURED
     assert result.amount_captured == AMOUNT
-    assert len(fake.captures) == calls_before  # it looked; it did not capture again
+    assert len(fake.captures) == GATEWAY_RETRY.maximum_attempts  # it looked; no capture again
     assert fake.releases == [] and fake.refunds == []
+    assert reconciler.runs == []
 
 
 async def test_an_authorization_whose_webhook_never_came_is_picked_up(

@@ -37,7 +37,7 @@ async def start(
     return await client.start_workflow(
         RefundWorkflow.run,
         request,
-        id=names.refund_workflow_id(request.payment_id, request.idempotency_key),
+        id=names.own_refund_workflow_id(request.payment_id, "tests", request.idempotency_key),
         task_queue=task_queue,
     )
 
@@ -266,7 +266,7 @@ def with_start(request: RefundRequest, task_queue: str) -> WithStartWorkflowOper
     return WithStartWorkflowOperation(
         RefundWorkflow.run,
         request,
-        id=names.refund_workflow_id(request.payment_id, request.idempotency_key),
+        id=names.own_refund_workflow_id(request.payment_id, "tests", request.idempotency_key),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
