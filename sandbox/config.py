@@ -1,9 +1,10 @@
 """Sandbox settings, read from ``SANDBOX_*`` environment variables."""
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sandbox.behaviour import RefundMode
 
 
 class SandboxConfig(BaseSettings):
@@ -21,6 +22,6 @@ class SandboxConfig(BaseSettings):
     razorpay_webhook_url: str | None = None
     razorpay_webhook_secret: str = "rzp_webhook_sandbox"
     state_file: Path | None = None
-    refund_mode: Literal["instant", "pending"] = "instant"
+    refund_mode: RefundMode = "instant"
     webhook_max_attempts: int = 8
     webhook_initial_backoff_seconds: float = 0.5

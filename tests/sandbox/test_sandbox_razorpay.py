@@ -9,13 +9,21 @@ import pytest
 import razorpay
 from razorpay.errors import BadRequestError
 
+from tests.sandbox.conftest import MANUAL_CAPTURE
+
 if TYPE_CHECKING:
     from tests.sandbox.conftest import Receiver, Sandbox, SandboxFactory
 
 
 def _order(sandbox_api: Sandbox, receipt: str = "rcpt-1", amount: int = 5000) -> dict[str, Any]:
     order: dict[str, Any] = sandbox_api.razorpay.order.create(
-        {"amount": amount, "currency": "INR", "receipt": receipt, "notes": {"order_id": "o-1"}}
+        {
+            "amount": amount,
+            "currency": "INR",
+            "receipt": receipt,
+            "notes": {"order_id": "o-1"},
+            **MANUAL_CAPTURE,
+        }
     )
     return order
 
