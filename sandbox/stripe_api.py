@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sandbox.behaviour import Behaviour
 from sandbox.config import SandboxConfig
@@ -183,10 +183,16 @@ def _required_int(params: JSON, name: str) -> int:
     return value
 
 
-def _choice(params: JSON, name: str, choices: tuple[str, ...], default: str | None) -> Any:
+def _choice(
+    params: JSON,
+    name: str,
+    choices: tuple[str, ...],
+    default: str | None,
+    param: str | None = None,
+) -> Any:
     value = params.get(name) or default
     if value is not None and value not in choices:
-        raise _bad_param(f"Invalid {name}: must be one of {', '.join(choices)}", name)
+        raise _bad_param(f"Invalid {name}: must be one of {', '.join(choices)}", param or name)
     return value
 
 
@@ -198,10 +204,13 @@ def _metadata(params: JSON) -> JSON:
 
 
 class PayRequest(BaseModel):
-    """What Stripe.js sends when the customer confirms a PaymentIntent."""
+    """What Stripe.js sends when the customer confirms a PaymentIntent, plus what the card's
+    issuer approves (sandbox control): less than the amount is a partial authorization when the
+    PaymentIntent asked for one, else a decline for insufficient funds."""
 
     client_secret: str
     payment_method: str
+    authorized_amount: int | None = Field(default=None, ge=1)
 
 
 class StripeApi:
@@ -353,6 +362,15 @@ class StripeApi:
         payment_method = (
             self._payment_method(params["payment_method"]) if params.get("payment_method") else None
         )
+        method_options = params.get("payment_method_options")
+        card_options = method_options.get("card") if isinstance(method_options, dict) else None
+        partial = _choice(
+            card_options if isinstance(card_options, dict) else {},
+            "request_partial_authorization",
+            ("if_available", "never"),
+            None,
+            "payment_method_options[card][request_partial_authorization]",
+        )
         intent_id = new_id("pi", 24)
         intent: JSON = {
             "id": intent_id,
@@ -375,6 +393,9 @@ class StripeApi:
             "metadata": metadata,
             "next_action": None,
             "payment_method": payment_method["id"] if payment_method else None,
+            "payment_method_options": (
+                {"card": {"request_partial_authorization": partial}} if partial else {}
+            ),
             "payment_method_types": params.get("payment_method_types") or ["card"],
             "receipt_email": params.get("receipt_email") or None,
             "statement_descriptor": params.get("statement_descriptor") or None,
@@ -468,7 +489,13 @@ class StripeApi:
         self._methods[method["id"]] = method
         return method
 
-    def _confirm(self, intent: JSON, token: str | None) -> None:
+    def _confirm(self, intent: JSON, token: str | None, approved: int | None = None) -> None:
+        """The card's issuer approves ``approved`` (default: the whole amount).
+
+        Partial authorization (https://docs.stripe.com/payments/partial-authorization): a
+        PaymentIntent created with ``payment_method_options[card][request_partial_authorization]
+        =if_available`` is authorized for what the issuer approves, its ``amount_capturable``
+        below its ``amount``; without it an insufficient balance is a decline."""
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
             raise _unexpected_state(
                 "You cannot confirm this PaymentIntent because it has a status of "
@@ -487,7 +514,19 @@ class StripeApi:
                 code="payment_intent_unexpected_state",
                 param="payment_method",
             )
+        authorized = intent["amount"] if approved is None else approved
+        if authorized > intent["amount"]:
+            raise _bad_param(
+                "The issuer cannot approve more than the PaymentIntent's amount.",
+                "authorized_amount",
+            )
+        partial_allowed = (
+            intent["payment_method_options"].get("card", {}).get("request_partial_authorization")
+            == "if_available"
+        )
         decline = _DECLINES.get(method["card"]["last4"])
+        if decline is None and authorized < intent["amount"] and not partial_allowed:
+            decline = _DECLINES["9995"]
         if decline is not None:
             decline_code, message = decline
             error = StripeError(
@@ -512,7 +551,7 @@ class StripeApi:
             "id": charge_id,
             "object": "charge",
             "amount": intent["amount"],
-            "amount_captured": intent["amount"] if automatic else 0,
+            "amount_captured": authorized if automatic else 0,
             "amount_refunded": 0,
             "captured": automatic,
             "created": now(),
@@ -523,18 +562,26 @@ class StripeApi:
             "paid": True,
             "payment_intent": intent["id"],
             "payment_method": method["id"],
+            "payment_method_details": {
+                "type": "card",
+                "card": {
+                    "brand": method["card"]["brand"],
+                    "last4": method["card"]["last4"],
+                    "amount_authorized": authorized,
+                },
+            },
             "receipt_email": intent["receipt_email"],
             "refunded": False,
             "status": "succeeded",
         }
         intent.update(payment_method=method["id"], last_payment_error=None, latest_charge=charge_id)
-        self._move("authorization", intent, intent["amount"])
+        self._move("authorization", intent, authorized)
         if automatic:
-            intent.update(status="succeeded", amount_received=intent["amount"])
-            self._move("capture", intent, intent["amount"])
+            intent.update(status="succeeded", amount_received=authorized)
+            self._move("capture", intent, authorized)
             self._webhooks.stripe_event(intent["id"], "payment_intent.succeeded", intent)
         else:
-            intent.update(status="requires_capture", amount_capturable=intent["amount"])
+            intent.update(status="requires_capture", amount_capturable=authorized)
             self._webhooks.stripe_event(
                 intent["id"], "payment_intent.amount_capturable_updated", intent
             )
@@ -839,7 +886,7 @@ class StripeApi:
                     "with the PaymentIntent.",
                     param="client_secret",
                 )
-            self._confirm(intent, request.payment_method)
+            self._confirm(intent, request.payment_method, request.authorized_amount)
             return intent
 
         status, body = self._execute(action, {})
