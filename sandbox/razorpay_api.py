@@ -193,14 +193,18 @@ class RazorpayApi:
                 return _json(error.body(), 400)
             scoped = f"{self._config.razorpay_key_id}:{idempotency_key}"
             saved = self._idempotency.saved(scoped)
+            # "Create a Normal Refund (Idempotent Request)",
+            # https://razorpay.com/docs/api/refunds/normal-refunds-idempotent: another body under
+            # a used key "will be rejected as a BAD_REQUEST" (this body), the same key while its
+            # refund is being processed gets "a 409 Conflict status code".
             if saved is not None:
                 if saved.fingerprint != digest:
                     error = _na(
-                        409,
+                        400,
                         "Different request with the same idempotency key has already been "
                         "processed.",
                     )
-                    return _json(error.body(), 409)
+                    return _json(error.body(), 400)
                 return _json(self._refunds[saved.body["id"]], 200)
             if self._idempotency.running(scoped):
                 error = _na(409, "A request with the same idempotency key is being processed.")
@@ -471,7 +475,8 @@ class RazorpayApi:
 
     def auto_refund(self, payment_id: str) -> JSON:
         """What Razorpay does to a payment authorized but not captured within its window (3 days):
-        it refunds it by itself; the payment reads `refunded` with `captured: false`."""
+        it refunds it by itself; the payment reads `refunded` with `captured: false` ("Payment
+        Capture Settings", https://razorpay.com/docs/payments/payments/capture-settings)."""
         payment = _find(self._payments, payment_id)
         if payment["status"] != "authorized" or payment["captured"]:
             raise _bad("Only an authorized, uncaptured payment is refunded automatically")

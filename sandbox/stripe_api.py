@@ -850,8 +850,9 @@ class StripeApi:
         self._webhooks.stripe_event(dispute["payment_intent"], f"charge.dispute.{kind}", dispute)
 
     def expire_authorization(self, intent_id: str) -> Response:
-        """What Stripe does to an authorization nobody captured in time (about 7 days): the
-        PaymentIntent is canceled with reason `automatic` and the hold released."""
+        """What Stripe does to an authorization nobody captured in time (about 7 days, "Place a
+        hold on a payment method", https://docs.stripe.com/payments/place-a-hold-on-a-payment-method):
+        the PaymentIntent is canceled with reason `automatic` and the hold released."""
 
         def action(_: JSON) -> JSON:
             intent = self.retrieve_payment_intent(intent_id)
