@@ -320,8 +320,11 @@ class StripeApi:
 
     def _refund_subject(self, params: JSON) -> str | None:
         """The PaymentIntent a new refund writes to, named directly or through its charge."""
+        intent = params.get("payment_intent")
+        if isinstance(intent, str) and intent:
+            return intent
         charge = self._charges.get(str(params.get("charge")))
-        return params.get("payment_intent") or (charge["payment_intent"] if charge else None)
+        return charge["payment_intent"] if charge else None
 
     def _execute(
         self,
