@@ -1,6 +1,8 @@
 """Test controls and the customer's checkout pages (no auth).
 
-``/sandbox/faults`` arms failures, ``/sandbox/movements`` lists the money the sandbox
+``/sandbox/faults`` arms failures, ``/sandbox/reset-behaviour`` restores every default,
+``/sandbox/razorpay/account`` sets the Razorpay account's capture settings,
+``/sandbox/movements`` lists the money the sandbox
 moved, ``/sandbox/refunds/mode`` switches new refunds between instant and pending,
 ``/sandbox/refunds/{id}/settle`` finishes pending refunds, ``/sandbox/disputes`` opens a
 dispute on a captured payment and ``/sandbox/disputes/{id}/resolve`` decides it,
@@ -10,6 +12,7 @@ dispute on a captured payment and ``/sandbox/disputes/{id}/resolve`` decides it,
 """
 
 import json
+from dataclasses import asdict
 from importlib import resources
 from typing import Literal
 
@@ -17,9 +20,9 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
-from sandbox.config import SandboxConfig
+from sandbox.behaviour import Behaviour, Fault, FaultKind, RazorpayAccount, RefundMode
 from sandbox.razorpay_api import RazorpayApi, RazorpayError
-from sandbox.state import JSON, OPERATIONS, Fault, FaultKind, Faults, Gateway, Store
+from sandbox.state import JSON, OPERATIONS, WRITES, Gateway, Store
 from sandbox.stripe_api import StripeApi, StripeError
 from sandbox.webhooks import WebhookDispatcher
 
@@ -38,6 +41,9 @@ class FaultRequest(BaseModel):
         if self.operation not in OPERATIONS[self.gateway]:
             known = ", ".join(sorted(OPERATIONS[self.gateway]))
             raise ValueError(f"unknown {self.gateway} operation {self.operation!r}; one of {known}")
+        if self.kind == "slow_commit" and self.operation not in WRITES[self.gateway]:
+            writes = ", ".join(sorted(WRITES[self.gateway]))
+            raise ValueError(f"only a write commits late; one of {writes}")
         return self
 
 
@@ -51,7 +57,7 @@ class ReleaseRequest(BaseModel):
 class RefundModeRequest(BaseModel):
     """How refunds created from now on behave: settled at once, or pending until settled."""
 
-    mode: Literal["instant", "pending"]
+    mode: RefundMode
 
 
 class SettleRequest(BaseModel):
@@ -83,9 +89,8 @@ def _checkout_page(title: str, config: JSON) -> HTMLResponse:
 
 
 def create_control_router(
-    config: SandboxConfig,
     store: Store,
-    faults: Faults,
+    behaviour: Behaviour,
     webhooks: WebhookDispatcher,
     stripe: StripeApi,
     razorpay: RazorpayApi,
@@ -95,13 +100,35 @@ def create_control_router(
 
     @router.post("/sandbox/faults")
     async def add_fault(request: FaultRequest) -> JSON:
-        faults.add(Fault(**request.model_dump()))
+        behaviour.faults.add(Fault(**request.model_dump()))
         return request.model_dump()
+
+    @router.get("/sandbox/faults")
+    async def armed_faults() -> list[JSON]:
+        return [asdict(fault) for fault in behaviour.faults.armed]
 
     @router.delete("/sandbox/faults")
     async def clear_faults() -> JSON:
-        faults.clear()
+        behaviour.faults.clear()
         return {"cleared": True}
+
+    @router.post("/sandbox/reset-behaviour")
+    async def reset_behaviour() -> JSON:
+        """Faults disarmed, settings back to the gateways' defaults, held webhooks sent."""
+        behaviour.reset()
+        if webhooks.holding:
+            webhooks.release(reverse=False, duplicate=False)
+        return {"reset": True}
+
+    @router.get("/sandbox/razorpay/account")
+    async def razorpay_account() -> RazorpayAccount:
+        return behaviour.razorpay_account
+
+    @router.post("/sandbox/razorpay/account")
+    async def set_razorpay_account(request: RazorpayAccount) -> RazorpayAccount:
+        """Replace the account's settings; fields left out take their default."""
+        behaviour.razorpay_account = request
+        return behaviour.razorpay_account
 
     @router.get("/sandbox/movements")
     async def movements(gateway: str | None = None, payment: str | None = None) -> list[JSON]:
@@ -128,12 +155,12 @@ def create_control_router(
 
     @router.get("/sandbox/refunds/mode")
     async def refund_mode() -> JSON:
-        return {"mode": config.refund_mode}
+        return {"mode": behaviour.refund_mode}
 
     @router.post("/sandbox/refunds/mode")
     async def set_refund_mode(request: RefundModeRequest) -> JSON:
-        config.refund_mode = request.mode
-        return {"mode": config.refund_mode}
+        behaviour.refund_mode = request.mode
+        return {"mode": behaviour.refund_mode}
 
     @router.post("/sandbox/refunds/{refund_id}/settle")
     async def settle(refund_id: str, request: SettleRequest) -> JSON:

@@ -16,17 +16,21 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from sandbox.behaviour import Behaviour
 from sandbox.config import SandboxConfig
+from sandbox.razorpay_capture import (
+    InvalidCaptureSetting,
+    captures_automatically,
+    order_capture_setting,
+)
 from sandbox.state import (
     JSON,
-    Faults,
     IdempotencyKeys,
     MovementKind,
     SavedResponse,
     Store,
-    delay_if_slow,
     fingerprint,
     new_id,
     now,
@@ -86,6 +90,15 @@ def _na(status: int, description: str, code: str = "BAD_REQUEST_ERROR") -> Razor
     return RazorpayError(status, description, code=code, source="NA", step="NA", reason="NA")
 
 
+# Razorpay's rate limiter answers HTTP 429 ("Pagination" page, section "Rate Limiter":
+# https://razorpay.com/docs/api/pagination, "watch for HTTP status code 429"). Its body is the
+# error envelope of requests refused before any business step ("About Errors",
+# https://razorpay.com/docs/errors; source/step/reason "NA" as in "Common Errors"), with
+# code BAD_REQUEST_ERROR: the `razorpay` SDK picks its exception by that code, so a 429 reaches
+# the client as a BadRequestError, not as a server error. Nothing is applied.
+_RATE_LIMITED = _na(429, "Too many requests")
+
+
 def _amount(params: JSON) -> int | None:
     raw = params.get("amount")
     if raw is None:
@@ -102,24 +115,36 @@ def _collection(items: list[JSON]) -> JSON:
 
 
 class RazorpayPayRequest(BaseModel):
-    """The customer's choice on the sandbox checkout page."""
+    """The customer's choice on the sandbox checkout page; ``pending``: the bank has not
+    answered and the payment stays ``created`` (see ``authorize_late``)."""
 
-    outcome: Literal["success", "failure"]
+    outcome: Literal["success", "failure", "pending"]
     method: str = "card"
+
+
+class LateAuthorization(BaseModel):
+    """How long after its creation the late authorization arrives (default: the real time)."""
+
+    minutes_since_creation: float | None = Field(default=None, ge=0)
 
 
 class RazorpayApi:
     """The Razorpay endpoints' behaviour over the shared store."""
 
     def __init__(
-        self, config: SandboxConfig, store: Store, faults: Faults, webhooks: WebhookDispatcher
+        self,
+        config: SandboxConfig,
+        store: Store,
+        behaviour: Behaviour,
+        webhooks: WebhookDispatcher,
     ) -> None:
         self._config = config
         self._store = store
-        self._faults = faults
+        self._behaviour = behaviour
         self._webhooks = webhooks
         self._idempotency = IdempotencyKeys(store.table("razorpay_idempotency"))
         self._orders = store.table("razorpay_orders")
+        self._capture_settings = store.table("razorpay_order_capture")
         self._payments = store.table("razorpay_payments")
         self._refunds = store.table("razorpay_refunds")
         self._disputes = store.table("razorpay_disputes")
@@ -130,11 +155,14 @@ class RazorpayApi:
         operation: str,
         action: Callable[[JSON], JSON],
         idempotency_key: str | None = None,
+        subject: str | None = None,
     ) -> Response:
-        """Authenticate, parse, apply faults (and refund idempotency), run ``action``."""
+        """Authenticate, parse, apply faults (and refund idempotency), run ``action`` in the
+        turn of the object it writes (``subject``)."""
         if not self._authorized(request.headers.get("authorization", "")):
             return _json(_na(401, "Authentication failed").body(), 401)
-        if request.method in ("POST", "PATCH"):
+        writes = request.method in ("POST", "PATCH")
+        if writes:
             raw = await request.body()
             try:
                 params: Any = json.loads(raw) if raw.strip() else {}
@@ -144,7 +172,9 @@ class RazorpayApi:
                 return _json(_bad("The request body must be a JSON object.").body(), 400)
         else:
             params = dict(request.query_params)
-        fault = self._faults.take("razorpay", operation)
+        fault = self._behaviour.faults.take("razorpay", operation)
+        if fault is not None and fault.kind == "rate_limited":
+            return _json(_RATE_LIMITED.body(), 429)
         if fault is not None and fault.kind == "error_500":
             error = _na(
                 500,
@@ -152,10 +182,9 @@ class RazorpayApi:
                 "SERVER_ERROR",
             )
             return _json(error.body(), 500)
-        if idempotency_key is None:
-            await delay_if_slow(fault)
-            status, body = self._execute(action, params)
-        else:
+        digest = fingerprint(request.url.path, params)
+        scoped = None
+        if idempotency_key is not None:
             if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
                 error = _bad(
                     "The idempotency key must be at least 10 characters long and contain only "
@@ -163,32 +192,42 @@ class RazorpayApi:
                 )
                 return _json(error.body(), 400)
             scoped = f"{self._config.razorpay_key_id}:{idempotency_key}"
-            digest = fingerprint(request.url.path, params)
             saved = self._idempotency.saved(scoped)
+            # "Create a Normal Refund (Idempotent Request)",
+            # https://razorpay.com/docs/api/refunds/normal-refunds-idempotent: another body under
+            # a used key "will be rejected as a BAD_REQUEST" (this body), the same key while its
+            # refund is being processed gets "a 409 Conflict status code".
             if saved is not None:
                 if saved.fingerprint != digest:
                     error = _na(
-                        409,
+                        400,
                         "Different request with the same idempotency key has already been "
                         "processed.",
                     )
-                    return _json(error.body(), 409)
+                    return _json(error.body(), 400)
                 return _json(self._refunds[saved.body["id"]], 200)
             if self._idempotency.running(scoped):
                 error = _na(409, "A request with the same idempotency key is being processed.")
                 return _json(error.body(), 409)
-            with self._idempotency.hold(scoped):
-                await delay_if_slow(fault)
-                status, body = self._execute(action, params)
-                if status == 200:
-                    # A replay answers with the refund as it is now, so only its id is kept.
-                    self._idempotency.save(
-                        scoped, SavedResponse(digest, status, {"id": body["id"]})
-                    )
-        if request.method in ("POST", "PATCH"):
-            self._store.save()
-        if fault is not None and fault.kind == "applied_but_lost":
+            self._idempotency.begin(scoped)
+
+        def apply() -> tuple[int, JSON]:
+            status, body = self._execute(action, params)
+            if scoped is not None and status == 200:
+                # A replay answers with the refund as it is now, so only its id is kept.
+                self._idempotency.save(scoped, SavedResponse(digest, status, {"id": body["id"]}))
+            if writes:
+                self._store.save()
+            return status, body
+
+        def done() -> None:
+            if scoped is not None:
+                self._idempotency.end(scoped)
+
+        answered = await self._behaviour.writes.run(subject if writes else None, fault, apply, done)
+        if answered is None or (fault is not None and fault.kind == "applied_but_lost"):
             return PlainTextResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
+        status, body = answered
         return _json(body, status)
 
     def _authorized(self, header: str) -> bool:
@@ -228,6 +267,10 @@ class RazorpayApi:
         notes = params.get("notes") or []
         if not isinstance(notes, dict | list):
             raise _bad("The notes must be an array.", "notes")
+        try:
+            capture_setting = order_capture_setting(params)
+        except InvalidCaptureSetting as invalid:
+            raise _bad(str(invalid), invalid.field) from None
         order_id = new_id("order", 14)
         order: JSON = {
             "id": order_id,
@@ -244,6 +287,7 @@ class RazorpayApi:
             "created_at": now(),
         }
         self._orders[order_id] = order
+        self._capture_settings[order_id] = capture_setting
         return order
 
     def list_orders(self, params: JSON) -> JSON:
@@ -284,6 +328,9 @@ class RazorpayApi:
         if not currency:
             raise _bad("The currency field is required.", "currency")
         if payment["captured"]:
+            # The body of Razorpay's answer, as razorpay/razorpay-mcp-server's capture test
+            # (pkg/razorpay/payments_test.go) and the "Capture a Payment" errors
+            # (https://razorpay.com/docs/api/payments/capture) give it.
             raise _bad("This payment has already been captured")
         if payment["status"] != "authorized":
             raise _bad(
@@ -296,13 +343,47 @@ class RazorpayApi:
         order = self._orders[payment["order_id"]]
         if order["status"] == "paid":
             raise _bad("Your payment has been declined as the order is already paid")
+        self._capture_now(payment, order)
+        return payment
+
+    def _capture_now(self, payment: JSON, order: JSON) -> None:
+        amount = payment["amount"]
         payment.update(status="captured", captured=True)
         order.update(status="paid", amount_paid=amount, amount_due=order["amount"] - amount)
-        self._move("capture", payment, payment_id, amount)
+        self._move("capture", payment, payment["id"], amount)
         self._webhooks.razorpay_event(order["id"], "payment.captured", {"payment": payment})
         self._webhooks.razorpay_event(
             order["id"], "order.paid", {"payment": payment, "order": order}
         )
+
+    def _authorize(self, payment: JSON, order: JSON, minutes_since_creation: float) -> None:
+        """The bank authorized the payment; Razorpay captures it at once when the order's or
+        the account's capture setting says so. payment.authorized goes out either way, with the
+        payment as it was when authorized ("Payments Webhook Events",
+        https://razorpay.com/docs/webhooks/payments)."""
+        payment["status"] = "authorized"
+        self._move("authorization", payment, payment["id"], payment["amount"])
+        self._webhooks.razorpay_event(order["id"], "payment.authorized", {"payment": payment})
+        setting = self._capture_settings.get(order["id"], {})
+        account = self._behaviour.razorpay_account
+        if order["status"] != "paid" and captures_automatically(
+            setting, account, minutes_since_creation
+        ):
+            self._capture_now(payment, order)
+
+    def authorize_late(self, payment_id: str, minutes_since_creation: float | None) -> JSON:
+        """Late authorization (sandbox control): the bank confirms a payment Razorpay kept in
+        `created` while the customer was gone ("Late Authorization",
+        https://razorpay.com/docs/payments/payments/late-authorisation: Razorpay polls the bank
+        for days). ``minutes_since_creation`` stands for how late it is (default: as late as
+        it really is), which decides whether the auto-capture period is over."""
+        payment = _find(self._payments, payment_id)
+        if payment["status"] != "created":
+            raise _bad(f"The payment is {payment['status']}, not waiting for the bank")
+        if minutes_since_creation is None:
+            minutes_since_creation = (now() - payment["created_at"]) / 60
+        self._authorize(payment, self._orders[payment["order_id"]], minutes_since_creation)
+        self._store.save()
         return payment
 
     def refund(self, payment_id: str, params: JSON) -> JSON:
@@ -322,7 +403,7 @@ class RazorpayApi:
             raise _bad("The refund amount must be at least 1.", "amount")
         if amount > remaining:
             raise _bad("The refund amount provided is greater than amount captured", "amount")
-        instant = self._config.refund_mode == "instant"
+        instant = self._behaviour.refund_mode == "instant"
         refund_id = new_id("rfnd", 14)
         refund: JSON = {
             "id": refund_id,
@@ -394,7 +475,8 @@ class RazorpayApi:
 
     def auto_refund(self, payment_id: str) -> JSON:
         """What Razorpay does to a payment authorized but not captured within its window (3 days):
-        it refunds it by itself; the payment reads `refunded` with `captured: false`."""
+        it refunds it by itself; the payment reads `refunded` with `captured: false` ("Payment
+        Capture Settings", https://razorpay.com/docs/payments/payments/capture-settings)."""
         payment = _find(self._payments, payment_id)
         if payment["status"] != "authorized" or payment["captured"]:
             raise _bad("Only an authorized, uncaptured payment is refunded automatically")
@@ -538,13 +620,13 @@ class RazorpayApi:
                 _bad("Your payment has been declined as the order is already paid").body(), 400
             )
         payment_id = new_id("pay", 14)
-        success = request.outcome == "success"
+        failed = request.outcome == "failure"
         payment: JSON = {
             "id": payment_id,
             "entity": "payment",
             "amount": order["amount_due"],
             "currency": order["currency"],
-            "status": "authorized" if success else "failed",
+            "status": "failed" if failed else "created",
             "order_id": order_id,
             "invoice_id": None,
             "international": False,
@@ -561,23 +643,22 @@ class RazorpayApi:
             "notes": order["notes"],
             "fee": None,
             "tax": None,
-            "error_code": None if success else "BAD_REQUEST_ERROR",
-            "error_description": None if success else _DECLINED,
-            "error_source": None if success else "bank",
-            "error_step": None if success else "payment_authorization",
-            "error_reason": None if success else "payment_failed",
+            "error_code": "BAD_REQUEST_ERROR" if failed else None,
+            "error_description": _DECLINED if failed else None,
+            "error_source": "bank" if failed else None,
+            "error_step": "payment_authorization" if failed else None,
+            "error_reason": "payment_failed" if failed else None,
             "acquirer_data": {},
             "created_at": now(),
         }
         self._payments[payment_id] = payment
         order.update(status="attempted", attempts=order["attempts"] + 1)
-        if success:
-            self._move("authorization", payment, payment_id, payment["amount"])
-            self._webhooks.razorpay_event(order_id, "payment.authorized", {"payment": payment})
-        else:
+        if request.outcome == "success":
+            self._authorize(payment, order, 0)
+        elif failed:
             self._webhooks.razorpay_event(order_id, "payment.failed", {"payment": payment})
         self._store.save()
-        if not success:
+        if failed:
             error = RazorpayError(
                 402,
                 _DECLINED,
@@ -587,6 +668,10 @@ class RazorpayApi:
                 metadata={"payment_id": payment_id, "order_id": order_id},
             )
             return _json(error.body(), 402)
+        if request.outcome == "pending":
+            # The customer left (or the bank is slow): Checkout hands the client nothing; the
+            # id is only for the test that authorizes the payment later.
+            return _json({"razorpay_payment_id": payment_id, "razorpay_order_id": order_id}, 202)
         return _json(
             {
                 "razorpay_payment_id": payment_id,
@@ -641,7 +726,9 @@ def create_razorpay_router(api: RazorpayApi) -> APIRouter:
 
     @router.post(f"{base}/payments/{{payment_id}}/capture")
     async def capture(payment_id: str, request: Request) -> Response:
-        return await api.call(request, "payments.capture", lambda p: api.capture(payment_id, p))
+        return await api.call(
+            request, "payments.capture", lambda p: api.capture(payment_id, p), None, payment_id
+        )
 
     @router.post(f"{base}/payments/{{payment_id}}/refund")
     async def refund(payment_id: str, request: Request) -> Response:
@@ -650,6 +737,7 @@ def create_razorpay_router(api: RazorpayApi) -> APIRouter:
             "payments.refund",
             lambda p: api.refund(payment_id, p),
             request.headers.get("x-refund-idempotency"),
+            payment_id,
         )
 
     @router.get(f"{base}/payments/{{payment_id}}/refunds")
@@ -668,15 +756,27 @@ def create_razorpay_router(api: RazorpayApi) -> APIRouter:
 
     @router.patch(f"{base}/disputes/{{dispute_id}}/contest")
     async def contest_dispute(dispute_id: str, request: Request) -> Response:
-        return await api.call(request, "disputes.contest", lambda p: api.contest(dispute_id, p))
+        return await api.call(
+            request, "disputes.contest", lambda p: api.contest(dispute_id, p), None, dispute_id
+        )
 
     @router.post(f"{base}/disputes/{{dispute_id}}/accept")
     async def accept_dispute(dispute_id: str, request: Request) -> Response:
-        return await api.call(request, "disputes.accept", lambda _: api.accept_dispute(dispute_id))
+        return await api.call(
+            request, "disputes.accept", lambda _: api.accept_dispute(dispute_id), None, dispute_id
+        )
 
     @router.post("/sandbox/razorpay/orders/{order_id}/pay")
     async def pay(order_id: str, body: RazorpayPayRequest) -> Response:
         return api.pay(order_id, body)
+
+    @router.post("/sandbox/razorpay/payments/{payment_id}/authorize")
+    async def authorize_late(payment_id: str, body: LateAuthorization | None = None) -> Response:
+        late = body or LateAuthorization()
+        try:
+            return _json(api.authorize_late(payment_id, late.minutes_since_creation), 200)
+        except RazorpayError as error:
+            return _json(error.body(), error.status)
 
     @router.post("/sandbox/razorpay/payments/{payment_id}/auto_refund")
     async def auto_refund(payment_id: str) -> Response:

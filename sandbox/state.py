@@ -1,19 +1,16 @@
-"""The sandbox's memory: gateway objects, idempotency records, money movements and faults.
+"""The sandbox's memory: gateway objects, idempotency records and money movements.
 
 Gateway objects are kept as the JSON dicts the APIs return, so persisting them is a
 plain ``json.dump``. When a state file is configured it is rewritten atomically after
 every mutation, so a restarted sandbox still knows every object it ever created.
 """
 
-import asyncio
 import hashlib
 import json
 import os
 import secrets
 import string
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +21,6 @@ Gateway = Literal["stripe", "razorpay"]
 MovementKind = Literal[
     "authorization", "capture", "void", "refund", "dispute_withdrawal", "dispute_reinstatement"
 ]
-FaultKind = Literal["error_500", "timeout", "applied_but_lost"]
 Table = Literal[
     "stripe_payment_intents",
     "stripe_payment_methods",
@@ -33,23 +29,39 @@ Table = Literal[
     "stripe_disputes",
     "stripe_idempotency",
     "razorpay_orders",
+    "razorpay_order_capture",
     "razorpay_payments",
     "razorpay_refunds",
     "razorpay_disputes",
     "razorpay_idempotency",
 ]
 
-OPERATIONS: dict[Gateway, frozenset[str]] = {
+# The operations a fault can be armed on: reads, and writes (which change an existing object or
+# create one; only they can commit late).
+READS: dict[Gateway, frozenset[str]] = {
+    "stripe": frozenset(
+        {"payment_intents.retrieve", "refunds.retrieve", "refunds.list", "disputes.retrieve"}
+    ),
+    "razorpay": frozenset(
+        {
+            "orders.all",
+            "orders.fetch",
+            "orders.payments",
+            "payments.fetch",
+            "payments.refunds",
+            "refunds.fetch",
+            "disputes.fetch",
+        }
+    ),
+}
+WRITES: dict[Gateway, frozenset[str]] = {
     "stripe": frozenset(
         {
             "payment_intents.create",
-            "payment_intents.retrieve",
             "payment_intents.confirm",
             "payment_intents.capture",
             "payment_intents.cancel",
             "refunds.create",
-            "refunds.retrieve",
-            "disputes.retrieve",
             "disputes.update",
             "disputes.close",
         }
@@ -57,18 +69,15 @@ OPERATIONS: dict[Gateway, frozenset[str]] = {
     "razorpay": frozenset(
         {
             "orders.create",
-            "orders.all",
-            "orders.fetch",
-            "orders.payments",
-            "payments.fetch",
             "payments.capture",
             "payments.refund",
-            "refunds.fetch",
-            "disputes.fetch",
             "disputes.contest",
             "disputes.accept",
         }
     ),
+}
+OPERATIONS: dict[Gateway, frozenset[str]] = {
+    gateway: READS[gateway] | WRITES[gateway] for gateway in ("stripe", "razorpay")
 }
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
@@ -160,29 +169,44 @@ class SavedResponse:
 
 
 class IdempotencyKeys:
-    """Remembers answers by idempotency key and notices keys whose request is still running."""
+    """Remembers answers by idempotency key and notices keys whose request is still running.
 
-    def __init__(self, table: dict[str, JSON]) -> None:
+    ``lifetime_seconds``: how long an answer is kept; after that the key makes a new request
+    (Stripe prunes keys once they are at least 24 hours old, docs "Idempotent requests").
+    """
+
+    def __init__(self, table: dict[str, JSON], lifetime_seconds: int | None = None) -> None:
         self._table = table
+        self._lifetime = lifetime_seconds
         self._running: set[str] = set()
 
     def saved(self, key: str) -> SavedResponse | None:
-        """The stored answer for a key, if its request has finished."""
+        """The stored answer for a key, if its request has finished and the key is alive."""
         record = self._table.get(key)
-        return None if record is None else SavedResponse(**record)
+        if record is None:
+            return None
+        if self._lifetime is not None and now() - record.get("at", now()) >= self._lifetime:
+            del self._table[key]
+            return None
+        return SavedResponse(record["fingerprint"], record["status"], record["body"])
+
+    def expire(self) -> int:
+        """Forget every saved answer, as if the keys had outlived their lifetime."""
+        count = len(self._table)
+        self._table.clear()
+        return count
 
     def running(self, key: str) -> bool:
         """Whether a request with this key is being executed right now."""
         return key in self._running
 
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        """Mark a key as in progress for the duration of the block."""
+    def begin(self, key: str) -> None:
+        """Mark a key's request as in progress (until ``end``)."""
         self._running.add(key)
-        try:
-            yield
-        finally:
-            self._running.discard(key)
+
+    def end(self, key: str) -> None:
+        """The key's request has finished (its answer saved, or not worth saving)."""
+        self._running.discard(key)
 
     def save(self, key: str, saved: SavedResponse) -> None:
         """Store the answer a key will replay from now on."""
@@ -190,46 +214,5 @@ class IdempotencyKeys:
             "fingerprint": saved.fingerprint,
             "status": saved.status,
             "body": saved.body,
+            "at": now(),
         }
-
-
-@dataclass
-class Fault:
-    """One injected failure waiting for the next ``times`` calls of an operation."""
-
-    gateway: Gateway
-    operation: str
-    kind: FaultKind
-    times: int
-    delay_seconds: float
-
-
-class Faults:
-    """The armed faults, consumed by matching calls in the order they were added."""
-
-    def __init__(self) -> None:
-        self._armed: list[Fault] = []
-
-    def add(self, fault: Fault) -> None:
-        """Arm a fault."""
-        self._armed.append(fault)
-
-    def clear(self) -> None:
-        """Disarm every fault."""
-        self._armed.clear()
-
-    def take(self, gateway: Gateway, operation: str) -> Fault | None:
-        """The fault that fires for this call, if any, counting it as used once."""
-        for fault in self._armed:
-            if fault.gateway == gateway and fault.operation == operation:
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._armed.remove(fault)
-                return fault
-        return None
-
-
-async def delay_if_slow(fault: Fault | None) -> None:
-    """Sleep for a ``timeout`` fault before the operation is applied."""
-    if fault is not None and fault.kind == "timeout":
-        await asyncio.sleep(fault.delay_seconds)

@@ -3,8 +3,9 @@
 Requests are form encoded with bracketed nested keys, answers and errors have Stripe's
 JSON shapes and HTTP codes, so ``stripe.StripeClient`` raises its real exception
 classes. Every POST honours ``Idempotency-Key`` like Stripe does: same key and same
-request replays the first answer, a different request under a used key is an
-``idempotency_error``. Also serves the customer's side (what Stripe.js confirm does).
+request replays the first answer (a 500 included) for 24 hours, a different request under a
+used key is an ``idempotency_error``, the same key while its request runs is a 409. Also
+serves the customer's side (what Stripe.js confirm does).
 """
 
 import copy
@@ -15,20 +16,11 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from sandbox.behaviour import Behaviour
 from sandbox.config import SandboxConfig
-from sandbox.state import (
-    JSON,
-    Faults,
-    IdempotencyKeys,
-    SavedResponse,
-    Store,
-    delay_if_slow,
-    fingerprint,
-    new_id,
-    now,
-)
+from sandbox.state import JSON, IdempotencyKeys, SavedResponse, Store, fingerprint, new_id, now
 from sandbox.webhooks import WebhookDispatcher
 
 _CANCELABLE = (
@@ -69,6 +61,9 @@ _DECLINES = {
     "9995": ("insufficient_funds", "Your card has insufficient funds."),
 }
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
+# "Idempotent requests" (https://docs.stripe.com/idempotency): keys can be pruned once they are
+# at least 24 hours old; a key reused after that makes a new request.
+_KEY_LIFETIME = 24 * 3600
 
 
 class StripeError(Exception):
@@ -128,6 +123,25 @@ def _unexpected_state(message: str) -> StripeError:
     return _invalid(message, code="payment_intent_unexpected_state")
 
 
+def _fail_with_500(_: JSON) -> JSON:
+    """The ``error_500`` fault: the endpoint began executing and failed, applying nothing.
+    Stripe saves this answer under the request's idempotency key like any other and replays it
+    to every retry with that key ("Idempotent requests": "including 500 errors")."""
+    raise StripeError(500, "api_error", "An unknown error occurred")
+
+
+# "Rate limits" (https://docs.stripe.com/rate-limits): too many requests get status 429; the
+# body carries the error code `rate_limit` ("Error codes", https://docs.stripe.com/error-codes).
+# Nothing is executed or saved under the idempotency key, so a later retry runs normally.
+_RATE_LIMITED = StripeError(
+    429,
+    "invalid_request_error",
+    "Too many requests hit the API too quickly. We recommend an exponential backoff of your "
+    "requests.",
+    code="rate_limit",
+)
+
+
 def parse_form(raw: str) -> JSON:
     """Decode Stripe's form encoding (``metadata[k]=v``, ``types[0]=card``) into JSON."""
     root: JSON = {}
@@ -169,10 +183,16 @@ def _required_int(params: JSON, name: str) -> int:
     return value
 
 
-def _choice(params: JSON, name: str, choices: tuple[str, ...], default: str | None) -> Any:
+def _choice(
+    params: JSON,
+    name: str,
+    choices: tuple[str, ...],
+    default: str | None,
+    param: str | None = None,
+) -> Any:
     value = params.get(name) or default
     if value is not None and value not in choices:
-        raise _bad_param(f"Invalid {name}: must be one of {', '.join(choices)}", name)
+        raise _bad_param(f"Invalid {name}: must be one of {', '.join(choices)}", param or name)
     return value
 
 
@@ -184,23 +204,30 @@ def _metadata(params: JSON) -> JSON:
 
 
 class PayRequest(BaseModel):
-    """What Stripe.js sends when the customer confirms a PaymentIntent."""
+    """What Stripe.js sends when the customer confirms a PaymentIntent, plus what the card's
+    issuer approves (sandbox control): less than the amount is a partial authorization when the
+    PaymentIntent asked for one, else a decline for insufficient funds."""
 
     client_secret: str
     payment_method: str
+    authorized_amount: int | None = Field(default=None, ge=1)
 
 
 class StripeApi:
     """The Stripe endpoints' behaviour over the shared store."""
 
     def __init__(
-        self, config: SandboxConfig, store: Store, faults: Faults, webhooks: WebhookDispatcher
+        self,
+        config: SandboxConfig,
+        store: Store,
+        behaviour: Behaviour,
+        webhooks: WebhookDispatcher,
     ) -> None:
         self._config = config
         self._store = store
-        self._faults = faults
+        self._behaviour = behaviour
         self._webhooks = webhooks
-        self._idempotency = IdempotencyKeys(store.table("stripe_idempotency"))
+        self._idempotency = IdempotencyKeys(store.table("stripe_idempotency"), _KEY_LIFETIME)
         self._intents = store.table("stripe_payment_intents")
         self._methods = store.table("stripe_payment_methods")
         self._charges = store.table("stripe_charges")
@@ -208,9 +235,14 @@ class StripeApi:
         self._disputes = store.table("stripe_disputes")
 
     async def call(
-        self, request: Request, operation: str, action: Callable[[JSON], JSON]
+        self,
+        request: Request,
+        operation: str,
+        action: Callable[[JSON], JSON],
+        subject: str | None = None,
     ) -> Response:
-        """Authenticate, apply faults and idempotency, run ``action`` and answer."""
+        """Authenticate, apply faults and idempotency, run ``action`` in the turn of the object
+        it writes (``subject``) and answer."""
         api_key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if api_key != self._config.stripe_secret_key:
             shown = api_key[:8] + "*" * max(len(api_key) - 12, 0) + api_key[-4:]
@@ -224,18 +256,18 @@ class StripeApi:
                 ).body(),
                 401,
             )
-        raw = (await request.body()).decode() if request.method == "POST" else request.url.query
+        writes = request.method == "POST"
+        raw = (await request.body()).decode() if writes else request.url.query
         params = parse_form(raw)
-        fault = self._faults.take("stripe", operation)
+        fault = self._behaviour.faults.take("stripe", operation)
+        if fault is not None and fault.kind == "rate_limited":
+            return _json(_RATE_LIMITED.body(), 429)
         if fault is not None and fault.kind == "error_500":
-            return _json(StripeError(500, "api_error", "An unknown error occurred").body(), 500)
-        key = request.headers.get("idempotency-key") if request.method == "POST" else None
-        if key is None:
-            await delay_if_slow(fault)
-            status, body = self._execute(action, params)
-        else:
-            scoped = f"{api_key}:{key}"
-            digest = fingerprint(request.url.path, params)
+            action = _fail_with_500
+        key = request.headers.get("idempotency-key") if writes else None
+        scoped = f"{api_key}:{key}" if key else None
+        digest = fingerprint(request.url.path, params)
+        if scoped is not None:
             saved = self._idempotency.saved(scoped)
             if saved is not None:
                 if saved.fingerprint != digest:
@@ -248,26 +280,51 @@ class StripeApi:
                 return _json(
                     saved.body,
                     saved.status,
-                    {"Idempotency-Key": key, "Idempotent-Replayed": "true"},
+                    {"Idempotency-Key": str(key), "Idempotent-Replayed": "true"},
                 )
             if self._idempotency.running(scoped):
                 message = (
                     "There is currently another in-progress request using this Idempotent Key "
                     "(that probably means you submitted twice, and the other request is still "
-                    "going through): " + key + ". Please try again later."
+                    f"going through): {key}. Please try again later."
                 )
                 error = StripeError(
                     409, "idempotency_error", message, code="idempotency_key_in_use"
                 )
                 return _json(error.body(), 409)
-            with self._idempotency.hold(scoped):
-                await delay_if_slow(fault)
-                status, body = self._execute(action, params, scoped, digest)
-        if request.method == "POST":
-            self._store.save()
-        if fault is not None and fault.kind == "applied_but_lost":
+            self._idempotency.begin(scoped)
+
+        def apply() -> tuple[int, JSON]:
+            answer = self._execute(action, params, scoped, digest)
+            if writes:
+                self._store.save()
+            return answer
+
+        def done() -> None:
+            if scoped is not None:
+                self._idempotency.end(scoped)
+
+        answered = await self._behaviour.writes.run(
+            (subject or self._refund_subject(params)) if writes else None, fault, apply, done
+        )
+        if answered is None or (fault is not None and fault.kind == "applied_but_lost"):
             return PlainTextResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
+        status, body = answered
         return _json(body, status, {"Idempotency-Key": key} if key else {})
+
+    def expire_idempotency_keys(self) -> int:
+        """Forget every saved answer (sandbox control); returns how many there were."""
+        count = self._idempotency.expire()
+        self._store.save()
+        return count
+
+    def _refund_subject(self, params: JSON) -> str | None:
+        """The PaymentIntent a new refund writes to, named directly or through its charge."""
+        intent = params.get("payment_intent")
+        if isinstance(intent, str) and intent:
+            return intent
+        charge = self._charges.get(str(params.get("charge")))
+        return charge["payment_intent"] if charge else None
 
     def _execute(
         self,
@@ -276,6 +333,8 @@ class StripeApi:
         key: str | None = None,
         digest: str = "",
     ) -> tuple[int, JSON]:
+        """Run ``action``; under an idempotency key save its answer, errors included, unless
+        the request failed validation before the endpoint began executing."""
         try:
             status, body, saved = 200, action(params), True
         except StripeError as error:
@@ -306,6 +365,15 @@ class StripeApi:
         payment_method = (
             self._payment_method(params["payment_method"]) if params.get("payment_method") else None
         )
+        method_options = params.get("payment_method_options")
+        card_options = method_options.get("card") if isinstance(method_options, dict) else None
+        partial = _choice(
+            card_options if isinstance(card_options, dict) else {},
+            "request_partial_authorization",
+            ("if_available", "never"),
+            None,
+            "payment_method_options[card][request_partial_authorization]",
+        )
         intent_id = new_id("pi", 24)
         intent: JSON = {
             "id": intent_id,
@@ -328,6 +396,9 @@ class StripeApi:
             "metadata": metadata,
             "next_action": None,
             "payment_method": payment_method["id"] if payment_method else None,
+            "payment_method_options": (
+                {"card": {"request_partial_authorization": partial}} if partial else {}
+            ),
             "payment_method_types": params.get("payment_method_types") or ["card"],
             "receipt_email": params.get("receipt_email") or None,
             "statement_descriptor": params.get("statement_descriptor") or None,
@@ -421,7 +492,13 @@ class StripeApi:
         self._methods[method["id"]] = method
         return method
 
-    def _confirm(self, intent: JSON, token: str | None) -> None:
+    def _confirm(self, intent: JSON, token: str | None, approved: int | None = None) -> None:
+        """The card's issuer approves ``approved`` (default: the whole amount).
+
+        Partial authorization (https://docs.stripe.com/payments/partial-authorization): a
+        PaymentIntent created with ``payment_method_options[card][request_partial_authorization]
+        =if_available`` is authorized for what the issuer approves, its ``amount_capturable``
+        below its ``amount``; without it an insufficient balance is a decline."""
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
             raise _unexpected_state(
                 "You cannot confirm this PaymentIntent because it has a status of "
@@ -440,7 +517,19 @@ class StripeApi:
                 code="payment_intent_unexpected_state",
                 param="payment_method",
             )
+        authorized = intent["amount"] if approved is None else approved
+        if authorized > intent["amount"]:
+            raise _bad_param(
+                "The issuer cannot approve more than the PaymentIntent's amount.",
+                "authorized_amount",
+            )
+        partial_allowed = (
+            intent["payment_method_options"].get("card", {}).get("request_partial_authorization")
+            == "if_available"
+        )
         decline = _DECLINES.get(method["card"]["last4"])
+        if decline is None and authorized < intent["amount"] and not partial_allowed:
+            decline = _DECLINES["9995"]
         if decline is not None:
             decline_code, message = decline
             error = StripeError(
@@ -465,7 +554,7 @@ class StripeApi:
             "id": charge_id,
             "object": "charge",
             "amount": intent["amount"],
-            "amount_captured": intent["amount"] if automatic else 0,
+            "amount_captured": authorized if automatic else 0,
             "amount_refunded": 0,
             "captured": automatic,
             "created": now(),
@@ -476,18 +565,26 @@ class StripeApi:
             "paid": True,
             "payment_intent": intent["id"],
             "payment_method": method["id"],
+            "payment_method_details": {
+                "type": "card",
+                "card": {
+                    "brand": method["card"]["brand"],
+                    "last4": method["card"]["last4"],
+                    "amount_authorized": authorized,
+                },
+            },
             "receipt_email": intent["receipt_email"],
             "refunded": False,
             "status": "succeeded",
         }
         intent.update(payment_method=method["id"], last_payment_error=None, latest_charge=charge_id)
-        self._move("authorization", intent, intent["amount"])
+        self._move("authorization", intent, authorized)
         if automatic:
-            intent.update(status="succeeded", amount_received=intent["amount"])
-            self._move("capture", intent, intent["amount"])
+            intent.update(status="succeeded", amount_received=authorized)
+            self._move("capture", intent, authorized)
             self._webhooks.stripe_event(intent["id"], "payment_intent.succeeded", intent)
         else:
-            intent.update(status="requires_capture", amount_capturable=intent["amount"])
+            intent.update(status="requires_capture", amount_capturable=authorized)
             self._webhooks.stripe_event(
                 intent["id"], "payment_intent.amount_capturable_updated", intent
             )
@@ -546,7 +643,7 @@ class StripeApi:
                 param="amount",
             )
         refund_id = new_id("re", 24)
-        instant = self._config.refund_mode == "instant"
+        instant = self._behaviour.refund_mode == "instant"
         refund: JSON = {
             "id": refund_id,
             "object": "refund",
@@ -756,8 +853,9 @@ class StripeApi:
         self._webhooks.stripe_event(dispute["payment_intent"], f"charge.dispute.{kind}", dispute)
 
     def expire_authorization(self, intent_id: str) -> Response:
-        """What Stripe does to an authorization nobody captured in time (about 7 days): the
-        PaymentIntent is canceled with reason `automatic` and the hold released."""
+        """What Stripe does to an authorization nobody captured in time (about 7 days, "Place a
+        hold on a payment method", https://docs.stripe.com/payments/place-a-hold-on-a-payment-method):
+        the PaymentIntent is canceled with reason `automatic` and the hold released."""
 
         def action(_: JSON) -> JSON:
             intent = self.retrieve_payment_intent(intent_id)
@@ -792,7 +890,7 @@ class StripeApi:
                     "with the PaymentIntent.",
                     param="client_secret",
                 )
-            self._confirm(intent, request.payment_method)
+            self._confirm(intent, request.payment_method, request.authorized_amount)
             return intent
 
         status, body = self._execute(action, {})
@@ -822,18 +920,20 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
     @router.post(f"{base}/payment_intents/{{intent_id}}/confirm")
     async def confirm_payment_intent(intent_id: str, request: Request) -> Response:
         return await api.call(
-            request, "payment_intents.confirm", lambda p: api.confirm(intent_id, p)
+            request, "payment_intents.confirm", lambda p: api.confirm(intent_id, p), intent_id
         )
 
     @router.post(f"{base}/payment_intents/{{intent_id}}/capture")
     async def capture_payment_intent(intent_id: str, request: Request) -> Response:
         return await api.call(
-            request, "payment_intents.capture", lambda p: api.capture(intent_id, p)
+            request, "payment_intents.capture", lambda p: api.capture(intent_id, p), intent_id
         )
 
     @router.post(f"{base}/payment_intents/{{intent_id}}/cancel")
     async def cancel_payment_intent(intent_id: str, request: Request) -> Response:
-        return await api.call(request, "payment_intents.cancel", lambda p: api.cancel(intent_id, p))
+        return await api.call(
+            request, "payment_intents.cancel", lambda p: api.cancel(intent_id, p), intent_id
+        )
 
     @router.post(f"{base}/refunds")
     async def create_refund(request: Request) -> Response:
@@ -856,12 +956,14 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
     @router.post(f"{base}/disputes/{{dispute_id}}")
     async def update_dispute(dispute_id: str, request: Request) -> Response:
         return await api.call(
-            request, "disputes.update", lambda p: api.update_dispute(dispute_id, p)
+            request, "disputes.update", lambda p: api.update_dispute(dispute_id, p), dispute_id
         )
 
     @router.post(f"{base}/disputes/{{dispute_id}}/close")
     async def close_dispute(dispute_id: str, request: Request) -> Response:
-        return await api.call(request, "disputes.close", lambda _: api.close_dispute(dispute_id))
+        return await api.call(
+            request, "disputes.close", lambda _: api.close_dispute(dispute_id), dispute_id
+        )
 
     @router.post("/sandbox/stripe/payment_intents/{intent_id}/pay")
     async def pay(intent_id: str, body: PayRequest) -> Response:
@@ -870,5 +972,10 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
     @router.post("/sandbox/stripe/payment_intents/{intent_id}/expire")
     async def expire(intent_id: str) -> Response:
         return api.expire_authorization(intent_id)
+
+    @router.post("/sandbox/stripe/idempotency_keys/expire")
+    async def expire_idempotency_keys() -> JSON:
+        """Every saved answer is forgotten, as once its key is 24 hours old."""
+        return {"expired": api.expire_idempotency_keys()}
 
     return router

@@ -156,6 +156,11 @@ class WebhookDispatcher:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    @property
+    def holding(self) -> bool:
+        """Whether new events are being held back."""
+        return self._held is not None
+
     def hold(self) -> None:
         """Keep every new event back until ``release``, to send them reordered or twice."""
         if self._held is None:

@@ -51,6 +51,14 @@ _PAYMENT_STATUSES = {
 # Which of an order's payments tells the order's story, best first.
 _PAYMENT_RANK = {"captured": 0, "refunded": 0, "authorized": 1, "created": 2, "failed": 3}
 _NOTES_LIMIT = 15  # Razorpay keeps at most 15 notes
+# Razorpay captures a payment by itself unless its order asks otherwise (the account default is
+# automatic capture): the saga captures only after the merchant confirmed the order. 7200 minutes
+# is the longest manual capture period an order may ask for; an authorization not captured by
+# then is refunded at normal speed (https://razorpay.com/docs/payments/payments/capture-settings/api).
+_MANUAL_CAPTURE = {
+    "capture": "manual",
+    "capture_options": {"manual_expiry_period": 7200, "refund_speed": "normal"},
+}
 _REFUND_STATUSES = {
     "pending": RefundStatus.PENDING,
     "processed": RefundStatus.SUCCEEDED,
@@ -137,6 +145,7 @@ class RazorpayGateway:
                     "currency": request.currency,
                     "receipt": request.checkout_id,
                     "notes": notes,
+                    "payment": _MANUAL_CAPTURE,
                 },
             )
         return self._order_payment(order, None)

@@ -102,8 +102,13 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def sandbox(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """The sandbox's controls; whatever a test switched is back to the gateways' defaults after
+    it, passed or failed."""
     async with httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as client:
-        yield client
+        try:
+            yield client
+        finally:
+            (await client.post("/sandbox/reset-behaviour")).raise_for_status()
 
 
 @pytest.fixture

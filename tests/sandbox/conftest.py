@@ -18,6 +18,15 @@ from fastapi import FastAPI, Request, Response
 from sandbox.app import create_app
 from sandbox.config import SandboxConfig
 
+# What an order adds to be captured by the caller, as the product's orders do; without it the
+# account's default (automatic capture) applies.
+MANUAL_CAPTURE: dict[str, Any] = {
+    "payment": {
+        "capture": "manual",
+        "capture_options": {"manual_expiry_period": 7200, "refund_speed": "normal"},
+    }
+}
+
 
 @dataclass
 class Served:

@@ -11,6 +11,8 @@ import pytest
 import stripe
 from razorpay.errors import BadRequestError
 
+from tests.sandbox.conftest import MANUAL_CAPTURE
+
 if TYPE_CHECKING:
     from tests.sandbox.conftest import Receiver, Sandbox
 
@@ -93,13 +95,13 @@ async def test_stripe_close_concedes(sandbox_api: Sandbox) -> None:
 
 
 def _captured_razorpay(sandbox_api: Sandbox) -> dict[str, Any]:
+    """A payment Razorpay captured by itself, as the account's default capture setting says."""
     order = sandbox_api.razorpay.order.create({"amount": 5000, "currency": "INR", "receipt": "r1"})
     paid = sandbox_api.http.post(
         f"/sandbox/razorpay/orders/{order['id']}/pay", json={"outcome": "success"}
     ).json()
-    payment: dict[str, Any] = sandbox_api.razorpay.payment.capture(
-        paid["razorpay_payment_id"], 5000, {"currency": "INR"}
-    )
+    payment: dict[str, Any] = sandbox_api.razorpay.payment.fetch(paid["razorpay_payment_id"])
+    assert payment["status"] == "captured"
     return payment
 
 
@@ -142,7 +144,9 @@ def test_razorpay_accept_loses_the_dispute(sandbox_api: Sandbox) -> None:
 
 
 def test_a_dispute_needs_a_captured_payment(sandbox_api: Sandbox) -> None:
-    order = sandbox_api.razorpay.order.create({"amount": 5000, "currency": "INR", "receipt": "r2"})
+    order = sandbox_api.razorpay.order.create(
+        {"amount": 5000, "currency": "INR", "receipt": "r2", **MANUAL_CAPTURE}
+    )
     paid = sandbox_api.http.post(
         f"/sandbox/razorpay/orders/{order['id']}/pay", json={"outcome": "success"}
     ).json()

@@ -9,13 +9,21 @@ import pytest
 import razorpay
 from razorpay.errors import BadRequestError
 
+from tests.sandbox.conftest import MANUAL_CAPTURE
+
 if TYPE_CHECKING:
     from tests.sandbox.conftest import Receiver, Sandbox, SandboxFactory
 
 
 def _order(sandbox_api: Sandbox, receipt: str = "rcpt-1", amount: int = 5000) -> dict[str, Any]:
     order: dict[str, Any] = sandbox_api.razorpay.order.create(
-        {"amount": amount, "currency": "INR", "receipt": receipt, "notes": {"order_id": "o-1"}}
+        {
+            "amount": amount,
+            "currency": "INR",
+            "receipt": receipt,
+            "notes": {"order_id": "o-1"},
+            **MANUAL_CAPTURE,
+        }
     )
     return order
 
@@ -143,8 +151,14 @@ def test_refund_rules_and_idempotency(sandbox_api: Sandbox, sandbox_receiver: Re
         payment["id"], {"amount": 1000, "notes": {"why": "damaged"}}, headers=key
     )
     assert again["id"] == refund["id"]
-    with pytest.raises(BadRequestError, match="Different request"):
-        sandbox_api.razorpay.payment.refund(payment["id"], {"amount": 1500}, headers=key)
+    other_body = sandbox_api.http.post(
+        f"/razorpay/v1/payments/{payment['id']}/refund",
+        json={"amount": 1500},
+        headers={"X-Refund-Idempotency": "refund-key-0001"},
+        auth=(sandbox_api.config.razorpay_key_id, sandbox_api.config.razorpay_key_secret),
+    )
+    assert other_body.status_code == 400
+    assert other_body.json()["error"]["description"].startswith("Different request")
     assert len(sandbox_api.movements(payment=payment["id"])) == 3
 
     with pytest.raises(BadRequestError, match="greater than amount captured"):

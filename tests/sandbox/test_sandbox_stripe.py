@@ -24,6 +24,18 @@ def _pay(sandbox_api: Sandbox, intent: stripe.PaymentIntent, method: str) -> Any
     )
 
 
+def _pay_partly(sandbox_api: Sandbox, intent: stripe.PaymentIntent, approved: int) -> Any:
+    """The customer's card has only ``approved`` left."""
+    return sandbox_api.http.post(
+        f"/sandbox/stripe/payment_intents/{intent.id}/pay",
+        json={
+            "client_secret": intent.client_secret,
+            "payment_method": "pm_card_visa",
+            "authorized_amount": approved,
+        },
+    )
+
+
 def _events(sandbox_api: Sandbox, receiver: Receiver, count: int) -> list[stripe.Event]:
     return [
         stripe.Webhook.construct_event(
@@ -294,3 +306,42 @@ async def test_auth_and_unknown_ids(sandbox_api: Sandbox) -> None:
     assert no_amount.value.param == "amount"
     body = json.loads(str(no_amount.value.http_body))
     assert body["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_partial_authorization_leaves_less_to_capture_than_the_amount(
+    sandbox_api: Sandbox,
+) -> None:
+    asks = await _create(
+        sandbox_api,
+        capture_method="manual",
+        payment_method_options={"card": {"request_partial_authorization": "if_available"}},
+    )
+    paid = _pay_partly(sandbox_api, asks, 600)
+    assert paid.status_code == 200, paid.text
+    intent = await sandbox_api.stripe.v1.payment_intents.retrieve_async(asks.id)
+    assert (intent.status, intent.amount, intent.amount_capturable) == (
+        "requires_capture",
+        1000,
+        600,
+    )
+    assert [(m["kind"], m["amount"]) for m in sandbox_api.movements(payment=asks.id)] == [
+        ("authorization", 600)
+    ]
+    with pytest.raises(stripe.InvalidRequestError) as too_much:
+        await sandbox_api.stripe.v1.payment_intents.capture_async(
+            asks.id, {"amount_to_capture": 1000}
+        )
+    assert too_much.value.code == "amount_too_large"
+    captured = await sandbox_api.stripe.v1.payment_intents.capture_async(asks.id)
+    assert captured.amount_received == 600
+
+    does_not_ask = await _create(sandbox_api, capture_method="manual")
+    declined = _pay_partly(sandbox_api, does_not_ask, 600)
+    assert declined.status_code == 402
+    assert declined.json()["error"]["decline_code"] == "insufficient_funds"
+    with pytest.raises(stripe.InvalidRequestError) as invalid:
+        await _create(
+            sandbox_api,
+            payment_method_options={"card": {"request_partial_authorization": "always"}},
+        )
+    assert invalid.value.param == "payment_method_options[card][request_partial_authorization]"
