@@ -269,13 +269,18 @@ def _refund(refund: stripe.Refund, intent_id: str | None, currency: str | None) 
 def _dispute(dispute: stripe.Dispute) -> GatewayDispute:
     details = getattr(dispute, "evidence_details", None)
     due_by = getattr(details, "due_by", None) if details is not None else None
+    # A dispute has "zero, one, or two balance transactions that show funds withdrawn and
+    # reinstated" (https://docs.stripe.com/api/disputes/object), but each is in the account's
+    # settlement currency, converted by its `exchange_rate`
+    # (https://docs.stripe.com/api/balance_transactions/object). The ledger posts in the
+    # dispute's currency, so each one moves the dispute's `amount`; its sign tells which way.
     withdrawn = reinstated = 0
     for transaction in getattr(dispute, "balance_transactions", None) or []:
         amount = transaction if isinstance(transaction, int) else transaction.amount
         if amount < 0:
-            withdrawn -= amount
+            withdrawn += dispute.amount
         else:
-            reinstated += amount
+            reinstated += dispute.amount
     intent: str | stripe.PaymentIntent | None = getattr(dispute, "payment_intent", None)
     charge: str | stripe.Charge | None = getattr(dispute, "charge", None)
     return GatewayDispute(
