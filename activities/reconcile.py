@@ -59,19 +59,14 @@ class ReconcileActivities:
     @activity.defn
     async def find_reconciliation_candidates(self, request: ReconcileRequest) -> list[Candidate]:
         """One payment and its refunds; or every open object older than its status's threshold,
-        and every closed one changed within the lookback that no run has checked since."""
-        stale = timedelta(seconds=min(self._stale_after.values(), default=0))
+        and every closed one changed within the lookback that no run has checked since, the
+        most urgent first."""
         payments, refunds = await reconciliation.candidate_rows(
-            self._pool, request.payment_id, stale, self._lookback
+            self._pool, request.payment_id, self._stale_after, self._lookback
         )
-        found = [payment_candidate(row) for row in payments if self._due(row, request)]
-        found += [refund_candidate(row) for row in refunds if self._due(row, request)]
-        return found
-
-    def _due(self, row: asyncpg.Record, request: ReconcileRequest) -> bool:
-        if request.payment_id is not None or row["status"] not in self._stale_after:
-            return True  # asked for explicitly, or a closed object within the lookback
-        return bool(row["age"] >= timedelta(seconds=self._stale_after[row["status"]]))
+        return [payment_candidate(row) for row in payments] + [
+            refund_candidate(row) for row in refunds
+        ]
 
     @activity.defn
     async def check_against_gateway(self, candidate: Candidate) -> CheckResult:
