@@ -85,6 +85,8 @@ def payment_candidate(row: asyncpg.Record) -> Candidate:
         amount=row["amount"],
         currency=row["currency"].strip(),
         amount_captured=row["amount_captured"],
+        amount_refunded=row["amount_refunded"],
+        amount_refund_pending=row["amount_refund_pending"],
         payment_ref=GatewayPaymentRef(
             gateway=gateway,
             gateway_payment_id=row["gateway_payment_id"],

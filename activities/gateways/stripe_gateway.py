@@ -124,7 +124,9 @@ class StripeGateway:
 
     async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
         intent = await self._call(
-            self._client.v1.payment_intents.retrieve_async(ref.gateway_payment_id)
+            self._client.v1.payment_intents.retrieve_async(
+                ref.gateway_payment_id, {"expand": ["latest_charge"]}
+            )
         )
         return self._payment(intent)
 
@@ -226,6 +228,9 @@ class StripeGateway:
             capturable = intent.amount if status is PaymentStatus.AUTHORIZED else 0
         if received is None:
             received = intent.amount if status is PaymentStatus.CAPTURED else 0
+        # The refunded total lives on the charge, present when the fetch expanded it.
+        charge: str | stripe.Charge | None = getattr(intent, "latest_charge", None)
+        refunded = 0 if charge is None or isinstance(charge, str) else charge.amount_refunded
         return GatewayPayment(
             ref=GatewayPaymentRef(
                 gateway=Gateway.STRIPE,
@@ -237,6 +242,7 @@ class StripeGateway:
             currency=intent.currency.upper(),
             amount_capturable=capturable,
             amount_captured=received,
+            amount_refunded=refunded,
             instructions=PaymentInstructions(stripe_client_secret=intent.client_secret),
             error_code=(error.decline_code or error.code) if error else None,
             error_message=error.message if error else None,

@@ -123,6 +123,7 @@ async def test_authorized_payment_is_captured_once_and_refunded(
         GatewayRefundRef(gateway=Gateway.STRIPE, gateway_refund_id=refund.gateway_refund_id)
     )
     assert fetched.amount == 400 and fetched.status is refund.status
+    assert (await gateway.fetch_payment(authorized.ref)).amount_refunded == 400
 
 
 async def test_release_cancels_an_unpaid_payment_and_is_safe_to_repeat(
