@@ -9,7 +9,13 @@ from temporalio import activity
 
 from db import disputes, payments, refunds
 from domain.checkout import CheckoutRecord, NewCheckout, PaymentStatus
-from domain.dispute import DisputeOpened, DisputeOpening, DisputeRecord, DisputeRecorded
+from domain.dispute import (
+    DisputeOpened,
+    DisputeOpening,
+    DisputeRecord,
+    DisputeRecorded,
+    UnverifiedDispute,
+)
 from domain.refund import RefundRecord, RefundReservation, ReservationOutcome
 
 
@@ -40,3 +46,7 @@ class LedgerActivities:
     @activity.defn
     async def record_dispute_step(self, record: DisputeRecord) -> DisputeRecorded:
         return await disputes.record_dispute_step(self._pool, record)
+
+    @activity.defn
+    async def flag_unverified_dispute(self, unverified: UnverifiedDispute) -> None:
+        await disputes.flag_unverified_dispute(self._pool, unverified)

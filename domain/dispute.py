@@ -39,10 +39,19 @@ class DisputeStatus(StrEnum):
     CLOSED = "closed"
     """An inquiry that ended without a chargeback (Stripe `warning_closed`, Razorpay `closed`)."""
     PREVENTED = "prevented"
+    UNVERIFIED = "unverified"
+    """The gateway would not show the dispute an event named (it does not know it): nothing was
+    recorded, and a reconciliation flag asks an operator to look."""
 
 
 FINAL_DISPUTE_STATUSES = frozenset(
-    {DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.CLOSED, DisputeStatus.PREVENTED}
+    {
+        DisputeStatus.WON,
+        DisputeStatus.LOST,
+        DisputeStatus.CLOSED,
+        DisputeStatus.PREVENTED,
+        DisputeStatus.UNVERIFIED,
+    }
 )
 
 
@@ -280,6 +289,18 @@ class DisputeRecord(Model):
 class DisputeRecorded(Model):
     payment_status: PaymentStatus | None
     amount_withdrawn: int
+
+
+class UnverifiedDispute(Model):
+    """A dispute event the gateway would not confirm, left to an operator (once per answer)."""
+
+    dispute_id: str
+    workflow_id: str
+    gateway: Gateway
+    gateway_dispute_id: str
+    gateway_answer: str
+    """The gateway's error type, e.g. `invalid_request:resource_missing`."""
+    detail: str
 
 
 DisputeRequest.model_rebuild()

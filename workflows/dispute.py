@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         GatewayEvidence,
         MerchantDisputeNotice,
         SubmitEvidence,
+        UnverifiedDispute,
         dispute_id_for,
         status_rank,
     )
@@ -94,15 +95,23 @@ class DisputeWorkflow:
                     workflow.continue_as_new(request.model_copy(update={"carried": s}))
         if not settled:
             await self._notify("dispute.closed")
-        workflow.set_current_details(f"**{s.status}**: {self._describe()}")
+        flagged = f"; flagged for an operator: {s.flagged}" if s.flagged else ""
+        workflow.set_current_details(f"**{s.status}**: {self._describe()}{flagged}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 
     async def _open(self) -> bool:
         """Record the dispute as the gateway tells it (the webhook that started us is a hint).
-        True when the ledger holds it final already: a late webhook of a closed dispute."""
+        True when nothing is left to do: the ledger holds it final already (a late webhook of a
+        closed dispute), or the gateway does not know it."""
         s = self._state
-        dispute = await self._fetch()
+        try:
+            dispute = await self._fetch()
+        except ActivityError as error:
+            if not isinstance(error.cause, ApplicationError):
+                raise  # cancelled: nothing to flag
+            await self._flag_unverified(error.cause)
+            return True
         self._inbox.clear()  # what the queued events said, the fetch has just read
         s.gateway_payment_id = dispute.gateway_payment_id
         s.amount, s.currency, s.reason = dispute.amount, dispute.currency, dispute.reason
@@ -134,6 +143,31 @@ class DisputeWorkflow:
         await self._notify("dispute.opened")
         await self._apply(dispute, "gateway_fetched")
         return False
+
+    async def _flag_unverified(self, refusal: ApplicationError) -> None:
+        """The gateway refused for good to show the dispute an event named (it does not know
+        it): there is nothing to record, so an operator gets a flag and the saga ends."""
+        s = self._state
+        s.status, self._ready = DisputeStatus.UNVERIFIED, True
+        s.flagged = (
+            f"{s.gateway} does not show dispute {s.gateway_dispute_id} ({kit.cause(refusal)});"
+            " nothing was recorded: check the event with the gateway"
+        )
+        await workflow.execute_activity_method(
+            LedgerActivities.flag_unverified_dispute,
+            UnverifiedDispute(
+                dispute_id=s.dispute_id,
+                workflow_id=s.workflow_id,
+                gateway=s.gateway,
+                gateway_dispute_id=s.gateway_dispute_id,
+                gateway_answer=refusal.type or "refused",
+                detail=s.flagged,
+            ),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="flag the unverified dispute for an operator",
+        )
+        self._step("dispute_unverified", s.flagged)
 
     async def _next(self, request: DisputeRequest) -> int:
         """One turn: an operator's command, a webhook, the deadline or a poll. Returns 1 when it

@@ -169,6 +169,24 @@ async def test_dispute_on_a_refunded_payment_is_flagged_for_the_operator(
     assert result.status is DisputeStatus.WON
 
 
+async def test_a_dispute_the_gateway_does_not_know_ends_flagged_for_an_operator(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    desk = FakeDispute()
+    desk.unknown_at_gateway = True
+    result = await run(
+        time_skipping_env, desk, desk.request(), event(desk, "charge.dispute.created")
+    )
+
+    assert result.status is DisputeStatus.UNVERIFIED
+    assert result.flagged is not None and "resource_missing" in result.flagged
+    assert [s.step for s in result.history] == ["dispute_unverified"]
+    assert [(u.gateway_dispute_id, u.gateway_answer) for u in desk.unverified] == [
+        (desk.gateway_dispute_id, "invalid_request:resource_missing")
+    ]
+    assert desk.opened == 0 and desk.records == [] and desk.notices == []
+
+
 async def test_a_dispute_open_for_weeks_continues_as_new_and_keeps_its_state(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
