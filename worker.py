@@ -113,6 +113,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         ledger.open_dispute,
         ledger.record_dispute_step,
         ledger.flag_unverified_dispute,
+        ledger.read_disputed_payment,
     ]
 
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from domain.checkout import Gateway, PaymentStatus
 from domain.dispute import (
+    DisputedPayment,
     DisputeEvidence,
     DisputeOpened,
     DisputeOpening,
@@ -168,6 +169,25 @@ async def record_dispute_step(pool: asyncpg.Pool, record: DisputeRecord) -> Disp
             payment_status=PaymentStatus(status) if status else None,
             amount_withdrawn=withdrawn,
         )
+
+
+async def disputed_payment(pool: asyncpg.Pool, dispute_id: str) -> DisputedPayment | None:
+    """The disputed payment's refunds now; None when the dispute names no payment of ours."""
+    row = await pool.fetchrow(
+        """
+        SELECT p.payment_id, p.currency, p.amount_refunded, p.amount_refund_pending
+        FROM disputes d JOIN payments p USING (payment_id) WHERE d.dispute_id = $1
+        """,
+        dispute_id,
+    )
+    if row is None:
+        return None
+    return DisputedPayment(
+        payment_id=row["payment_id"],
+        currency=row["currency"].strip(),
+        amount_refunded=row["amount_refunded"],
+        amount_refund_pending=row["amount_refund_pending"],
+    )
 
 
 async def flag_unverified_dispute(pool: asyncpg.Pool, unverified: UnverifiedDispute) -> None:

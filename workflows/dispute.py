@@ -1,8 +1,9 @@
 """Dispute saga: look the dispute up at the gateway → record it against its payment (marked
 disputed, funds withdrawn posted) → tell the merchant → wait for an operator's evidence or
-acceptance (validated updates), acting by policy a margin before the evidence deadline → wait for
-the outcome (webhook signals, with polling as the fallback) → settle the ledger and tell the
-merchant. Disputes last weeks: a run continues as new when the history grows."""
+acceptance (validated updates), acting by policy a margin before the evidence deadline (never at
+once, and conceding only what is safe to concede) → wait for the outcome (webhook signals, with
+polling as the fallback) → settle the ledger and tell the merchant. Disputes last weeks: a run
+continues as new when the history grows."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         status_rank,
     )
     from domain.money import format_amount
+    from domain.names import DISPUTE_DEADLINE_GUARD
     from workflows import kit
     from workflows import search_attributes as search
     from workflows.policies import (
@@ -186,6 +188,7 @@ class DisputeWorkflow:
             + (f" (deadline {_when(s.due_by)}, policy acts at {_when(act_at)})" if act_at else "")
             + (" and " if s.status is DisputeStatus.OPEN else "")
             + f"the gateway's decision (webhook, or a look every {interval})"
+            + (f"; the deadline policy left it: {s.deadline_reason}" if s.deadline_reason else "")
         )
         try:
             await workflow.wait_condition(
@@ -217,28 +220,69 @@ class DisputeWorkflow:
             or s.status is not DisputeStatus.OPEN
         ):
             return None
-        return s.due_by - timedelta(seconds=request.deadline_margin_seconds)
+        act_at = s.due_by - timedelta(seconds=request.deadline_margin_seconds)
+        opened = self._opened_at()
+        if act_at < opened and workflow.patched(DISPUTE_DEADLINE_GUARD):
+            # It arrived with less than the margin left: operators get half of what remains.
+            return opened + (s.due_by - opened) / 2
+        return act_at
 
     async def _act_on_deadline(self, request: DisputeRequest) -> None:
-        """Nobody decided in time: submit the draft if there is one, else the policy's choice."""
+        """Nobody decided in time: submit the draft if there is one, else the policy's choice;
+        a dispute it must not concede is left to an operator, saying why."""
         s = self._state
         try:
             if s.evidence is not None and not s.evidence.is_empty():
                 s.deadline_action = "submitted_draft"
                 await self._send_evidence(s.evidence, True, "deadline_submitted_draft")
             elif request.deadline_policy is DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT:
-                s.deadline_action = "accepted"
-                await self._accept("deadline_accepted")
+                keep = await self._why_not_concede(request)
+                if keep is None:
+                    s.deadline_action = "accepted"
+                    await self._accept("deadline_accepted")
+                else:
+                    await self._leave(f"not conceded, {keep}")
             else:
-                s.deadline_action = "left"
-                await self._record(
-                    "deadline_left", s.status,
-                    f"no evidence by {_when(s.due_by)}: left to the gateway's decision (policy)",
-                )  # fmt: skip
+                await self._leave("no draft evidence to submit (policy: submit_draft_else_leave)")
         except ActivityError as error:
             await self._record(
                 "deadline_action_refused", s.status, f"{s.deadline_action}: {kit.cause(error)}"
             )
+
+    async def _why_not_concede(self, request: DisputeRequest) -> str | None:
+        """Why the policy must not concede this dispute, or None. It concedes only a dispute
+        operators have known for at least the margin, that is not flagged, and whose payment has
+        nothing refunded or pending: conceding then could pay the customer twice."""
+        if not workflow.patched(DISPUTE_DEADLINE_GUARD):
+            return None  # histories from before the guard conceded by the policy alone
+        s = self._state
+        margin = timedelta(seconds=request.deadline_margin_seconds)
+        if workflow.now() - self._opened_at() < margin:
+            return f"it arrived {_when(self._opened_at())}, less than the margin ({margin}) ago"
+        if s.flagged:
+            return f"it is flagged: {s.flagged}"
+        payment = await workflow.execute_activity_method(
+            LedgerActivities.read_disputed_payment,
+            s.dispute_id,
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="read the disputed payment's refunds",
+        )
+        if payment is None:
+            return "no payment of ours is known for it"
+        if payment.amount_refunded or payment.amount_refund_pending:
+            refunded = format_amount(payment.amount_refunded, payment.currency)
+            pending = format_amount(payment.amount_refund_pending, payment.currency)
+            return f"its payment has {refunded} refunded and {pending} pending"
+        return None
+
+    async def _leave(self, reason: str) -> None:
+        s = self._state
+        s.deadline_action = "left"
+        s.deadline_reason = (
+            f"{reason}; an operator may still decide until {_when(s.due_by)}, else the issuer will"
+        )
+        await self._record("deadline_left", s.status, s.deadline_reason)
 
     async def _run_command(self, command: SubmitEvidence | AcceptDispute) -> None:
         s = self._state
@@ -478,6 +522,10 @@ class DisputeWorkflow:
         )
         s.payment_status, s.amount_withdrawn = recorded.payment_status, recorded.amount_withdrawn
         self._publish()
+
+    def _opened_at(self) -> datetime:
+        """When this service recorded the dispute: its first step (every run carries them)."""
+        return self._state.history[0].at
 
     def _describe(self) -> str:
         s = self._state

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.checkout import Gateway, LedgerLine, PaymentStatus
 from domain.dispute import (
+    DisputedPayment,
     DisputeOpened,
     DisputeOpening,
     DisputeRecord,
@@ -68,6 +69,8 @@ class FakeDispute:
         """The gateway answers every look-up with Stripe's `resource_missing`."""
         # the ledger
         self.payment_status = payment_status
+        self.refunded = AMOUNT if payment_status is PaymentStatus.REFUNDED else 0
+        self.refund_pending = 0
         self.opened = 0
         self.records: list[DisputeRecord] = []
         self.postings: list[LedgerLine] = []
@@ -183,6 +186,15 @@ class FakeDispute:
                 payment_status=self.payment_status, amount_withdrawn=self.ledger_withdrawn
             )
 
+        @activity.defn(name="read_disputed_payment")
+        async def read_disputed_payment(dispute_id: str) -> DisputedPayment | None:
+            return DisputedPayment(
+                payment_id="pay_" + "0" * 24,
+                currency="USD" if self.gateway is Gateway.STRIPE else "INR",
+                amount_refunded=self.refunded,
+                amount_refund_pending=self.refund_pending,
+            )
+
         @activity.defn(name="flag_unverified_dispute")
         async def flag_unverified_dispute(unverified: UnverifiedDispute) -> None:
             self.unverified.append(unverified)
@@ -190,6 +202,7 @@ class FakeDispute:
         return [
             fetch_gateway_dispute, submit_gateway_dispute_evidence, accept_gateway_dispute,
             notify_merchant_of_dispute, open_dispute, record_dispute_step, flag_unverified_dispute,
+            read_disputed_payment,
         ]  # fmt: skip
 
     def request(self, **overrides: Any) -> DisputeRequest:
