@@ -114,8 +114,13 @@ class Settings(BaseSettings):
     """How long a pending refund waits for a webhook before it asks the gateway (and again)."""
     dispute_deadline_margin_seconds: int = 2 * 24 * 60 * 60
     """How long before a dispute's evidence deadline the deadline policy acts."""
-    dispute_deadline_policy: DeadlinePolicy = DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT
-    """At the margin, with no decision: submit the draft evidence, else accept (or leave)."""
+    dispute_deadline_policy: DeadlinePolicy = DeadlinePolicy.SUBMIT_DRAFT_ELSE_LEAVE
+    """With no decision by the margin: submit the draft evidence, else leave the dispute to an
+    operator until its deadline (`submit_draft_else_leave`, the default: it never gives away a
+    dispute the merchant could win), or concede it (`submit_draft_else_accept`, only for a
+    dispute known for at least the margin, not flagged, and on a payment with nothing refunded
+    or pending). A dispute arriving with less than the margin left is acted on halfway to its
+    deadline, never at once."""
     dispute_poll_interval_seconds: int = 6 * 60 * 60
     """How long an open dispute waits for a webhook before it asks the gateway (and again)."""
 

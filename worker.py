@@ -112,6 +112,8 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         disputes.notify_merchant_of_dispute,
         ledger.open_dispute,
         ledger.record_dispute_step,
+        ledger.flag_unverified_dispute,
+        ledger.read_disputed_payment,
     ]
 
 

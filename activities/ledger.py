@@ -9,7 +9,14 @@ from temporalio import activity
 
 from db import disputes, payments, refunds
 from domain.checkout import CheckoutRecord, NewCheckout, PaymentStatus
-from domain.dispute import DisputeOpened, DisputeOpening, DisputeRecord, DisputeRecorded
+from domain.dispute import (
+    DisputedPayment,
+    DisputeOpened,
+    DisputeOpening,
+    DisputeRecord,
+    DisputeRecorded,
+    UnverifiedDispute,
+)
 from domain.refund import RefundRecord, RefundReservation, ReservationOutcome
 
 
@@ -40,3 +47,11 @@ class LedgerActivities:
     @activity.defn
     async def record_dispute_step(self, record: DisputeRecord) -> DisputeRecorded:
         return await disputes.record_dispute_step(self._pool, record)
+
+    @activity.defn
+    async def read_disputed_payment(self, dispute_id: str) -> DisputedPayment | None:
+        return await disputes.disputed_payment(self._pool, dispute_id)
+
+    @activity.defn
+    async def flag_unverified_dispute(self, unverified: UnverifiedDispute) -> None:
+        await disputes.flag_unverified_dispute(self._pool, unverified)

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.gateways.base import PaymentGateway
 from db import reconciliation
 from db.reconciliation import MONEY_TAKEN, NOTHING_TAKEN, payment_candidate, refund_candidate
-from domain.checkout import Gateway, PaymentStatus
+from domain.checkout import Gateway, GatewayPayment, PaymentStatus
 from domain.reconcile import (
     Candidate,
     CheckResult,
@@ -59,19 +59,14 @@ class ReconcileActivities:
     @activity.defn
     async def find_reconciliation_candidates(self, request: ReconcileRequest) -> list[Candidate]:
         """One payment and its refunds; or every open object older than its status's threshold,
-        and every closed one changed within the lookback that no run has checked since."""
-        stale = timedelta(seconds=min(self._stale_after.values(), default=0))
+        and every closed one changed within the lookback that no run has checked since, the
+        most urgent first."""
         payments, refunds = await reconciliation.candidate_rows(
-            self._pool, request.payment_id, stale, self._lookback
+            self._pool, request.payment_id, self._stale_after, self._lookback
         )
-        found = [payment_candidate(row) for row in payments if self._due(row, request)]
-        found += [refund_candidate(row) for row in refunds if self._due(row, request)]
-        return found
-
-    def _due(self, row: asyncpg.Record, request: ReconcileRequest) -> bool:
-        if request.payment_id is not None or row["status"] not in self._stale_after:
-            return True  # asked for explicitly, or a closed object within the lookback
-        return bool(row["age"] >= timedelta(seconds=self._stale_after[row["status"]]))
+        return [payment_candidate(row) for row in payments] + [
+            refund_candidate(row) for row in refunds
+        ]
 
     @activity.defn
     async def check_against_gateway(self, candidate: Candidate) -> CheckResult:
@@ -81,9 +76,7 @@ class ReconcileActivities:
             assert candidate.payment_ref is not None
             payment = await gateway.fetch_payment(candidate.payment_ref)
             status = payment.status.value
-            disagreement = payment_disagreement(
-                candidate, payment.status, payment.amount, payment.currency, payment.amount_captured
-            )
+            disagreement = payment_disagreement(candidate, payment)
         else:
             assert candidate.gateway_refund_id is not None
             refund = await gateway.fetch_refund(
@@ -110,19 +103,26 @@ class ReconcileActivities:
         activity.logger.info("reconciliation run %s", json.dumps(report.findings))
 
 
-def payment_disagreement(
-    candidate: Candidate, status: PaymentStatus, amount: int, currency: str, captured: int
-) -> str | None:
+def payment_disagreement(candidate: Candidate, payment: GatewayPayment) -> str | None:
     """Why the ledger's payment and the gateway's disagree, or None."""
-    if (amount, currency) != (candidate.amount, candidate.currency):
+    status, captured = payment.status, payment.amount_captured
+    if (payment.amount, payment.currency) != (candidate.amount, candidate.currency):
         ours = f"{candidate.amount} {candidate.currency}"
-        return f"gateway has {amount} {currency}, the ledger {ours}"
+        return f"gateway has {payment.amount} {payment.currency}, the ledger {ours}"
     ledger = candidate.ledger_status
     if ledger in MONEY_TAKEN:
         if status is not PaymentStatus.CAPTURED:
             return f"the ledger says {ledger}, the gateway {status}"
         if captured != candidate.amount_captured:
             return f"gateway captured {captured}, the ledger {candidate.amount_captured}"
+        # A refund we reserved may or may not have reached the gateway yet; anything outside
+        # that range was refunded without us (a dashboard, a dropped webhook) or never made.
+        refunded, pending = candidate.amount_refunded, candidate.amount_refund_pending
+        if not refunded <= payment.amount_refunded <= refunded + pending:
+            return (
+                f"gateway refunded {payment.amount_refunded}, the ledger {refunded}"
+                f" with {pending} pending"
+            )
         return None
     if ledger in NOTHING_TAKEN:
         if status is PaymentStatus.CAPTURED:

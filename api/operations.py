@@ -101,7 +101,7 @@ class ReconciliationRun(BaseModel):
 class ReconciliationFlag(BaseModel):
     object_kind: str
     object_id: str
-    payment_id: str
+    payment_id: str | None
     ledger_status: str
     gateway_status: str | None
     detail: str

@@ -12,6 +12,7 @@ import asyncpg
 
 from domain.checkout import Gateway, PaymentStatus
 from domain.dispute import (
+    DisputedPayment,
     DisputeEvidence,
     DisputeOpened,
     DisputeOpening,
@@ -21,6 +22,7 @@ from domain.dispute import (
     DisputeState,
     DisputeStatus,
     DisputeStep,
+    UnverifiedDispute,
 )
 from domain.money import format_amount
 
@@ -167,6 +169,41 @@ async def record_dispute_step(pool: asyncpg.Pool, record: DisputeRecord) -> Disp
             payment_status=PaymentStatus(status) if status else None,
             amount_withdrawn=withdrawn,
         )
+
+
+async def disputed_payment(pool: asyncpg.Pool, dispute_id: str) -> DisputedPayment | None:
+    """The disputed payment's refunds now; None when the dispute names no payment of ours."""
+    row = await pool.fetchrow(
+        """
+        SELECT p.payment_id, p.currency, p.amount_refunded, p.amount_refund_pending
+        FROM disputes d JOIN payments p USING (payment_id) WHERE d.dispute_id = $1
+        """,
+        dispute_id,
+    )
+    if row is None:
+        return None
+    return DisputedPayment(
+        payment_id=row["payment_id"],
+        currency=row["currency"].strip(),
+        amount_refunded=row["amount_refunded"],
+        amount_refund_pending=row["amount_refund_pending"],
+    )
+
+
+async def flag_unverified_dispute(pool: asyncpg.Pool, unverified: UnverifiedDispute) -> None:
+    """Leave a dispute event the gateway does not confirm to an operator: a reconciliation flag
+    of kind `dispute` (the dispute workflow's id as its run), once per gateway answer. Nothing
+    else is written: there is no dispute to record and no payment to name."""
+    await pool.execute(
+        """
+        INSERT INTO reconciliation_flags (run_id, object_kind, object_id, payment_id,
+                                          ledger_status, gateway_status, detail)
+        VALUES ($1, 'dispute', $2, NULL, 'not_recorded', $3, $4)
+        ON CONFLICT (object_kind, object_id, ledger_status, gateway_status) DO NOTHING
+        """,
+        unverified.workflow_id, unverified.dispute_id, unverified.gateway_answer,
+        unverified.detail,
+    )  # fmt: skip
 
 
 async def _payment_of(

@@ -3,6 +3,8 @@ found, and the runs and open flags operators read. Nothing here changes money st
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import timedelta
 
 import asyncpg
@@ -19,35 +21,54 @@ CANDIDATE_LIMIT = 500
 
 
 async def candidate_rows(
-    pool: asyncpg.Pool, payment_id: str | None, stale: timedelta, lookback: timedelta
+    pool: asyncpg.Pool,
+    payment_id: str | None,
+    stale_after_seconds: Mapping[str, int],
+    lookback: timedelta,
 ) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
-    """One payment and its refunds; or every open object not changed for `stale`, and every
-    closed one changed within `lookback` that no run has checked since (with its age)."""
+    """One payment and its refunds; or every open object not changed for its status's threshold
+    (a status without one waits for the smallest), and every closed one changed within
+    `lookback` that no run has checked since. The most urgent come first and a batch is bounded:
+    unknown outcomes, then processing or pending ones, then the other open ones, then the closed
+    ones, so a backlog of authorizations waiting for their customers cannot starve them."""
+    thresholds = json.dumps(dict(stale_after_seconds))
+    smallest = min(stale_after_seconds.values(), default=0)
     payments = await pool.fetch(
         """
-        SELECT *, now() - updated_at AS age FROM payments
+        SELECT * FROM payments
         WHERE gateway_payment_id IS NOT NULL AND (
             payment_id = $1 OR ($1 IS NULL AND (
-                (status <> ALL($2::text[]) AND updated_at < now() - $3::interval)
-             OR (status = ANY($2::text[]) AND updated_at > now() - $4::interval
+                (status <> ALL($2::text[]) AND updated_at < now() - make_interval(
+                    secs => COALESCE(($3::jsonb ->> status)::float8, $4)))
+             OR (status = ANY($2::text[]) AND updated_at > now() - $5::interval
                  AND (reconciled_at IS NULL OR reconciled_at < updated_at)))))
-        ORDER BY updated_at LIMIT $5
+        ORDER BY CASE WHEN status = 'unknown' THEN 0
+                      WHEN status = 'processing' THEN 1
+                      WHEN status <> ALL($2::text[]) THEN 2
+                      ELSE 3 END,
+                 updated_at
+        LIMIT $6
         """,
-        payment_id, sorted(MONEY_TAKEN | NOTHING_TAKEN), stale, lookback,
+        payment_id, sorted(MONEY_TAKEN | NOTHING_TAKEN), thresholds, smallest, lookback,
         CANDIDATE_LIMIT,
     )  # fmt: skip
     refunds = await pool.fetch(
         """
-        SELECT r.*, p.gateway_payment_id, p.gateway_charge_id, now() - r.updated_at AS age
+        SELECT r.*, p.gateway_payment_id, p.gateway_charge_id
         FROM refunds r JOIN payments p USING (payment_id)
         WHERE r.gateway_refund_id IS NOT NULL AND (
             r.payment_id = $1 OR ($1 IS NULL AND (
-                (r.status = ANY($2::text[]) AND r.updated_at < now() - $3::interval)
-             OR (r.status <> ALL($2::text[]) AND r.updated_at > now() - $4::interval
+                (r.status = ANY($2::text[]) AND r.updated_at < now() - make_interval(
+                    secs => COALESCE(($3::jsonb ->> r.status)::float8, $4)))
+             OR (r.status <> ALL($2::text[]) AND r.updated_at > now() - $5::interval
                  AND (r.reconciled_at IS NULL OR r.reconciled_at < r.updated_at)))))
-        ORDER BY r.updated_at LIMIT $5
+        ORDER BY CASE WHEN r.status = 'pending' THEN 1
+                      WHEN r.status = ANY($2::text[]) THEN 2
+                      ELSE 3 END,
+                 r.updated_at
+        LIMIT $6
         """,
-        payment_id, sorted(OPEN_REFUND), stale, lookback, CANDIDATE_LIMIT,
+        payment_id, sorted(OPEN_REFUND), thresholds, smallest, lookback, CANDIDATE_LIMIT,
     )  # fmt: skip
     return list(payments), list(refunds)
 
@@ -64,6 +85,8 @@ def payment_candidate(row: asyncpg.Record) -> Candidate:
         amount=row["amount"],
         currency=row["currency"].strip(),
         amount_captured=row["amount_captured"],
+        amount_refunded=row["amount_refunded"],
+        amount_refund_pending=row["amount_refund_pending"],
         payment_ref=GatewayPaymentRef(
             gateway=gateway,
             gateway_payment_id=row["gateway_payment_id"],

@@ -197,6 +197,9 @@ class GatewayPayment(Model):
     currency: str
     amount_capturable: int = 0
     amount_captured: int = 0
+    amount_refunded: int = 0
+    """Refunded at the gateway so far, pending refunds included, whoever asked for them (the
+    reconciler compares it with the ledger's)."""
     instructions: PaymentInstructions = Field(default_factory=PaymentInstructions)
     error_code: str | None = None
     error_message: str | None = None

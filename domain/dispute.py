@@ -39,10 +39,19 @@ class DisputeStatus(StrEnum):
     CLOSED = "closed"
     """An inquiry that ended without a chargeback (Stripe `warning_closed`, Razorpay `closed`)."""
     PREVENTED = "prevented"
+    UNVERIFIED = "unverified"
+    """The gateway would not show the dispute an event named (it does not know it): nothing was
+    recorded, and a reconciliation flag asks an operator to look."""
 
 
 FINAL_DISPUTE_STATUSES = frozenset(
-    {DisputeStatus.WON, DisputeStatus.LOST, DisputeStatus.CLOSED, DisputeStatus.PREVENTED}
+    {
+        DisputeStatus.WON,
+        DisputeStatus.LOST,
+        DisputeStatus.CLOSED,
+        DisputeStatus.PREVENTED,
+        DisputeStatus.UNVERIFIED,
+    }
 )
 
 
@@ -54,8 +63,14 @@ def status_rank(status: DisputeStatus) -> int:
 
 
 class DeadlinePolicy(StrEnum):
-    """What the saga does at `due_by - margin` when no operator decided: the draft evidence is
-    submitted when there is one; otherwise it accepts the dispute, or leaves it to expire."""
+    """What the saga does when no operator decided in time: the draft evidence is submitted
+    when there is one; otherwise it leaves the dispute to an operator until `due_by` (then to
+    the issuer), or concedes it. It acts at `due_by - margin`, or halfway between its arrival
+    and `due_by` for a dispute that arrives with less than the margin left, never at once.
+
+    It concedes only a dispute operators have known for at least the margin, that is not
+    flagged, and whose payment has nothing refunded or pending (conceding could pay the
+    customer twice); any other is left, with the reason in its history."""
 
     SUBMIT_DRAFT_ELSE_ACCEPT = "submit_draft_else_accept"
     SUBMIT_DRAFT_ELSE_LEAVE = "submit_draft_else_leave"
@@ -124,7 +139,7 @@ class DisputeRequest(Model):
     gateway: Gateway
     gateway_dispute_id: str
     deadline_margin_seconds: int = DEFAULT_DEADLINE_MARGIN_SECONDS
-    deadline_policy: DeadlinePolicy = DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT
+    deadline_policy: DeadlinePolicy = DeadlinePolicy.SUBMIT_DRAFT_ELSE_LEAVE
     poll_interval_seconds: int = DEFAULT_POLL_INTERVAL_SECONDS
     carried: DisputeState | None = None
     """Set on continue-as-new: the state so far."""
@@ -158,6 +173,8 @@ class DisputeState(Model):
     accepted: bool = False
     deadline_action: str | None = None
     """What the deadline timer did, if it fired: `submitted_draft`, `accepted`, `left`."""
+    deadline_reason: str | None = None
+    """Why the deadline policy left the dispute (to an operator, then the issuer)."""
     amount_withdrawn: int = 0
     """Net funds the ledger shows withdrawn for this dispute (withdrawals - reinstatements)."""
     flagged: str | None = None
@@ -280,6 +297,27 @@ class DisputeRecord(Model):
 class DisputeRecorded(Model):
     payment_status: PaymentStatus | None
     amount_withdrawn: int
+
+
+class DisputedPayment(Model):
+    """The disputed payment's refunds, as the ledger holds them when the deadline policy acts."""
+
+    payment_id: str
+    currency: str
+    amount_refunded: int
+    amount_refund_pending: int
+
+
+class UnverifiedDispute(Model):
+    """A dispute event the gateway would not confirm, left to an operator (once per answer)."""
+
+    dispute_id: str
+    workflow_id: str
+    gateway: Gateway
+    gateway_dispute_id: str
+    gateway_answer: str
+    """The gateway's error type, e.g. `invalid_request:resource_missing`."""
+    detail: str
 
 
 DisputeRequest.model_rebuild()

@@ -30,6 +30,10 @@ ACCEPT_DISPUTE: Final = "accept"
 STATE: Final = "state"
 RECONCILE_REPORT: Final = "report"
 
+# Patches (`workflow.patched`): behaviour added while workflows ran, kept off their old histories
+DISPUTE_DEADLINE_GUARD: Final = "dispute-deadline-guard"
+"""The dispute deadline policy never acts at once on arrival nor concedes an unsafe dispute."""
+
 RECONCILE_SCHEDULE_ID: Final = "reconcile-payments"
 RECONCILE_SCHEDULED_RUN_ID: Final = "reconcile"
 """The id of the schedule's runs (Temporal appends the scheduled time)."""

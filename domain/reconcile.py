@@ -45,6 +45,9 @@ class Candidate(Model):
     amount: int
     currency: str
     amount_captured: int = 0
+    amount_refunded: int = 0
+    amount_refund_pending: int = 0
+    """Reserved for refunds the gateway may or may not have made yet."""
     payment_ref: GatewayPaymentRef | None = None
     gateway_refund_id: str | None = None
     closed: bool = False

@@ -48,10 +48,12 @@ class FaultRequest(BaseModel):
 
 
 class ReleaseRequest(BaseModel):
-    """How to send the held webhooks: reordered (newest first) and/or each twice."""
+    """How to send the held webhooks: reordered (newest first) and/or each twice; or not at all
+    (`drop`), as when a gateway gives up delivering them."""
 
     reverse: bool = False
     duplicate: bool = False
+    drop: bool = False
 
 
 class RefundModeRequest(BaseModel):
@@ -145,7 +147,7 @@ def create_control_router(
 
     @router.post("/sandbox/webhooks/release")
     async def release_webhooks(request: ReleaseRequest) -> JSON:
-        return {"sending": webhooks.release(request.reverse, request.duplicate)}
+        return {"sending": webhooks.release(request.reverse, request.duplicate, request.drop)}
 
     @router.post("/sandbox/webhooks/{event_id}/redeliver")
     async def redeliver_webhook(event_id: str) -> JSON:

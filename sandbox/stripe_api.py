@@ -417,6 +417,14 @@ class StripeApi:
             raise _missing("payment_intent", intent_id, "intent")
         return intent
 
+    def expanded(self, intent: JSON, expand: object) -> JSON:
+        """``expand[]=latest_charge`` answers with the charge object in place of its id
+        (https://docs.stripe.com/api/expanding_objects); the stored intent keeps the id."""
+        charge_id = intent["latest_charge"]
+        if not isinstance(expand, list) or "latest_charge" not in expand or not charge_id:
+            return intent
+        return {**intent, "latest_charge": self._charges[charge_id]}
+
     def confirm(self, intent_id: str, params: JSON) -> JSON:
         """``POST /v1/payment_intents/{id}/confirm``."""
         intent = self.retrieve_payment_intent(intent_id)
@@ -914,7 +922,9 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
     @router.get(f"{base}/payment_intents/{{intent_id}}")
     async def retrieve_payment_intent(intent_id: str, request: Request) -> Response:
         return await api.call(
-            request, "payment_intents.retrieve", lambda _: api.retrieve_payment_intent(intent_id)
+            request,
+            "payment_intents.retrieve",
+            lambda p: api.expanded(api.retrieve_payment_intent(intent_id), p.get("expand")),
         )
 
     @router.post(f"{base}/payment_intents/{{intent_id}}/confirm")

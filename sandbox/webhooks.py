@@ -166,10 +166,13 @@ class WebhookDispatcher:
         if self._held is None:
             self._held = []
 
-    def release(self, reverse: bool, duplicate: bool) -> list[str]:
+    def release(self, reverse: bool, duplicate: bool, drop: bool = False) -> list[str]:
         """Send the held events one after another, newest first if ``reverse``, each twice if
-        ``duplicate``; later events are sent as they happen again."""
-        held, self._held = self._held or [], None
+        ``duplicate``, or none of them if ``drop``: a gateway that gave up (Stripe retries for up
+        to three days, https://docs.stripe.com/webhooks#retries; Razorpay for 24 hours, then
+        disables the endpoint, https://razorpay.com/docs/webhooks/best-practices). Later events
+        are sent as they happen again."""
+        held, self._held = ([] if drop else self._held or []), None
         ordered = list(reversed(held)) if reverse else held
         sequence = [d for d in ordered for _ in range(2 if duplicate else 1)]
 

@@ -1,8 +1,9 @@
 """Dispute saga: look the dispute up at the gateway → record it against its payment (marked
 disputed, funds withdrawn posted) → tell the merchant → wait for an operator's evidence or
-acceptance (validated updates), acting by policy a margin before the evidence deadline → wait for
-the outcome (webhook signals, with polling as the fallback) → settle the ledger and tell the
-merchant. Disputes last weeks: a run continues as new when the history grows."""
+acceptance (validated updates), acting by policy a margin before the evidence deadline (never at
+once, and conceding only what is safe to concede) → wait for the outcome (webhook signals, with
+polling as the fallback) → settle the ledger and tell the merchant. Disputes last weeks: a run
+continues as new when the history grows."""
 
 from __future__ import annotations
 
@@ -38,10 +39,12 @@ with workflow.unsafe.imports_passed_through():
         GatewayEvidence,
         MerchantDisputeNotice,
         SubmitEvidence,
+        UnverifiedDispute,
         dispute_id_for,
         status_rank,
     )
     from domain.money import format_amount
+    from domain.names import DISPUTE_DEADLINE_GUARD
     from workflows import kit
     from workflows import search_attributes as search
     from workflows.policies import (
@@ -51,6 +54,11 @@ with workflow.unsafe.imports_passed_through():
         MERCHANT_TIMEOUT,
         PERSISTENT_RETRY,
     )
+
+
+# How the adapters say "no such dispute" (Stripe `resource_missing`; Razorpay answers a plain bad
+# request, "The id provided does not exist").
+_NOT_FOUND = ("invalid_request:resource_missing", "invalid_request")
 
 
 @workflow.defn(name=names.DISPUTE_WORKFLOW)
@@ -94,15 +102,25 @@ class DisputeWorkflow:
                     workflow.continue_as_new(request.model_copy(update={"carried": s}))
         if not settled:
             await self._notify("dispute.closed")
-        workflow.set_current_details(f"**{s.status}**: {self._describe()}")
+        flagged = f"; flagged for an operator: {s.flagged}" if s.flagged else ""
+        workflow.set_current_details(f"**{s.status}**: {self._describe()}{flagged}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 
     async def _open(self) -> bool:
         """Record the dispute as the gateway tells it (the webhook that started us is a hint).
-        True when the ledger holds it final already: a late webhook of a closed dispute."""
+        True when nothing is left to do: the ledger holds it final already (a late webhook of a
+        closed dispute), or the gateway does not know it."""
         s = self._state
-        dispute = await self._fetch()
+        try:
+            dispute = await self._fetch()
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
+            if not kit.refused_as(error, *_NOT_FOUND):
+                raise  # e.g. a misconfigured key: a failed workflow an operator sees at once
+            assert isinstance(error.cause, ApplicationError)
+            await self._flag_unverified(error.cause)
+            return True
         self._inbox.clear()  # what the queued events said, the fetch has just read
         s.gateway_payment_id = dispute.gateway_payment_id
         s.amount, s.currency, s.reason = dispute.amount, dispute.currency, dispute.reason
@@ -135,6 +153,31 @@ class DisputeWorkflow:
         await self._apply(dispute, "gateway_fetched")
         return False
 
+    async def _flag_unverified(self, refusal: ApplicationError) -> None:
+        """The gateway refused for good to show the dispute an event named (it does not know
+        it): there is nothing to record, so an operator gets a flag and the saga ends."""
+        s = self._state
+        s.status, self._ready = DisputeStatus.UNVERIFIED, True
+        s.flagged = (
+            f"{s.gateway} does not show dispute {s.gateway_dispute_id} ({kit.cause(refusal)});"
+            " nothing was recorded: check the event with the gateway"
+        )
+        await workflow.execute_activity_method(
+            LedgerActivities.flag_unverified_dispute,
+            UnverifiedDispute(
+                dispute_id=s.dispute_id,
+                workflow_id=s.workflow_id,
+                gateway=s.gateway,
+                gateway_dispute_id=s.gateway_dispute_id,
+                gateway_answer=refusal.type or "refused",
+                detail=s.flagged,
+            ),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="flag the unverified dispute for an operator",
+        )
+        self._step("dispute_unverified", s.flagged)
+
     async def _next(self, request: DisputeRequest) -> int:
         """One turn: an operator's command, a webhook, the deadline or a poll. Returns 1 when it
         polled."""
@@ -152,6 +195,7 @@ class DisputeWorkflow:
             + (f" (deadline {_when(s.due_by)}, policy acts at {_when(act_at)})" if act_at else "")
             + (" and " if s.status is DisputeStatus.OPEN else "")
             + f"the gateway's decision (webhook, or a look every {interval})"
+            + (f"; the deadline policy left it: {s.deadline_reason}" if s.deadline_reason else "")
         )
         try:
             await workflow.wait_condition(
@@ -183,28 +227,69 @@ class DisputeWorkflow:
             or s.status is not DisputeStatus.OPEN
         ):
             return None
-        return s.due_by - timedelta(seconds=request.deadline_margin_seconds)
+        act_at = s.due_by - timedelta(seconds=request.deadline_margin_seconds)
+        opened = self._opened_at()
+        if act_at < opened and workflow.patched(DISPUTE_DEADLINE_GUARD):
+            # It arrived with less than the margin left: operators get half of what remains.
+            return opened + (s.due_by - opened) / 2
+        return act_at
 
     async def _act_on_deadline(self, request: DisputeRequest) -> None:
-        """Nobody decided in time: submit the draft if there is one, else the policy's choice."""
+        """Nobody decided in time: submit the draft if there is one, else the policy's choice;
+        a dispute it must not concede is left to an operator, saying why."""
         s = self._state
         try:
             if s.evidence is not None and not s.evidence.is_empty():
                 s.deadline_action = "submitted_draft"
                 await self._send_evidence(s.evidence, True, "deadline_submitted_draft")
             elif request.deadline_policy is DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT:
-                s.deadline_action = "accepted"
-                await self._accept("deadline_accepted")
+                keep = await self._why_not_concede(request)
+                if keep is None:
+                    s.deadline_action = "accepted"
+                    await self._accept("deadline_accepted")
+                else:
+                    await self._leave(f"not conceded, {keep}")
             else:
-                s.deadline_action = "left"
-                await self._record(
-                    "deadline_left", s.status,
-                    f"no evidence by {_when(s.due_by)}: left to the gateway's decision (policy)",
-                )  # fmt: skip
+                await self._leave("no draft evidence to submit (policy: submit_draft_else_leave)")
         except ActivityError as error:
             await self._record(
                 "deadline_action_refused", s.status, f"{s.deadline_action}: {kit.cause(error)}"
             )
+
+    async def _why_not_concede(self, request: DisputeRequest) -> str | None:
+        """Why the policy must not concede this dispute, or None. It concedes only a dispute
+        operators have known for at least the margin, that is not flagged, and whose payment has
+        nothing refunded or pending: conceding then could pay the customer twice."""
+        if not workflow.patched(DISPUTE_DEADLINE_GUARD):
+            return None  # histories from before the guard conceded by the policy alone
+        s = self._state
+        margin = timedelta(seconds=request.deadline_margin_seconds)
+        if workflow.now() - self._opened_at() < margin:
+            return f"it arrived {_when(self._opened_at())}, less than the margin ({margin}) ago"
+        if s.flagged:
+            return f"it is flagged: {s.flagged}"
+        payment = await workflow.execute_activity_method(
+            LedgerActivities.read_disputed_payment,
+            s.dispute_id,
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary="read the disputed payment's refunds",
+        )
+        if payment is None:
+            return "no payment of ours is known for it"
+        if payment.amount_refunded or payment.amount_refund_pending:
+            refunded = format_amount(payment.amount_refunded, payment.currency)
+            pending = format_amount(payment.amount_refund_pending, payment.currency)
+            return f"its payment has {refunded} refunded and {pending} pending"
+        return None
+
+    async def _leave(self, reason: str) -> None:
+        s = self._state
+        s.deadline_action = "left"
+        s.deadline_reason = (
+            f"{reason}; an operator may still decide until {_when(s.due_by)}, else the issuer will"
+        )
+        await self._record("deadline_left", s.status, s.deadline_reason)
 
     async def _run_command(self, command: SubmitEvidence | AcceptDispute) -> None:
         s = self._state
@@ -444,6 +529,10 @@ class DisputeWorkflow:
         )
         s.payment_status, s.amount_withdrawn = recorded.payment_status, recorded.amount_withdrawn
         self._publish()
+
+    def _opened_at(self) -> datetime:
+        """When this service recorded the dispute: its first step (every run carries them)."""
+        return self._state.history[0].at
 
     def _describe(self) -> str:
         s = self._state

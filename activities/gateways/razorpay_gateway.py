@@ -277,6 +277,7 @@ class RazorpayGateway:
             currency=payment["currency"],
             amount_capturable=payment["amount"] if status is PaymentStatus.AUTHORIZED else 0,
             amount_captured=payment["amount"] if status is PaymentStatus.CAPTURED else 0,
+            amount_refunded=payment.get("amount_refunded") or 0,
             instructions=instructions,
             error_code=payment.get("error_code"),
             error_message=payment.get("error_description"),

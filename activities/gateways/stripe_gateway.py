@@ -166,7 +166,9 @@ class StripeGateway:
 
     async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
         intent = await self._call(
-            self._client.v1.payment_intents.retrieve_async(ref.gateway_payment_id)
+            self._client.v1.payment_intents.retrieve_async(
+                ref.gateway_payment_id, {"expand": ["latest_charge"]}
+            )
         )
         return self._payment(intent)
 
@@ -292,6 +294,9 @@ class StripeGateway:
             capturable = intent.amount if status is PaymentStatus.AUTHORIZED else 0
         if received is None:
             received = intent.amount if status is PaymentStatus.CAPTURED else 0
+        # The refunded total lives on the charge, present when the fetch expanded it.
+        charge: str | stripe.Charge | None = getattr(intent, "latest_charge", None)
+        refunded = 0 if charge is None or isinstance(charge, str) else charge.amount_refunded
         return GatewayPayment(
             ref=GatewayPaymentRef(
                 gateway=Gateway.STRIPE,
@@ -303,6 +308,7 @@ class StripeGateway:
             currency=intent.currency.upper(),
             amount_capturable=capturable,
             amount_captured=received,
+            amount_refunded=refunded,
             instructions=PaymentInstructions(stripe_client_secret=intent.client_secret),
             error_code=(error.decline_code or error.code) if error else None,
             error_message=error.message if error else None,
@@ -335,13 +341,18 @@ def _refund(refund: stripe.Refund, intent_id: str | None, currency: str | None) 
 def _dispute(dispute: stripe.Dispute) -> GatewayDispute:
     details = getattr(dispute, "evidence_details", None)
     due_by = getattr(details, "due_by", None) if details is not None else None
+    # A dispute has "zero, one, or two balance transactions that show funds withdrawn and
+    # reinstated" (https://docs.stripe.com/api/disputes/object), but each is in the account's
+    # settlement currency, converted by its `exchange_rate`
+    # (https://docs.stripe.com/api/balance_transactions/object). The ledger posts in the
+    # dispute's currency, so each one moves the dispute's `amount`; its sign tells which way.
     withdrawn = reinstated = 0
     for transaction in getattr(dispute, "balance_transactions", None) or []:
         amount = transaction if isinstance(transaction, int) else transaction.amount
         if amount < 0:
-            withdrawn -= amount
+            withdrawn += dispute.amount
         else:
-            reinstated += amount
+            reinstated += dispute.amount
     intent: str | stripe.PaymentIntent | None = getattr(dispute, "payment_intent", None)
     charge: str | stripe.Charge | None = getattr(dispute, "charge", None)
     return GatewayDispute(

@@ -158,6 +158,7 @@ async def test_authorized_payment_is_captured_once_and_refunded(emulator: Emulat
         GatewayRefundRef(gateway=Gateway.STRIPE, gateway_refund_id=refund.gateway_refund_id)
     )
     assert fetched.amount == 400 and fetched.status is refund.status
+    assert (await emulator.gateway.fetch_payment(payment.ref)).amount_refunded == 400
 
 
 async def test_a_refund_beyond_what_was_captured_is_refused(emulator: Emulator) -> None:

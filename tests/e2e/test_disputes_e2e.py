@@ -5,12 +5,17 @@ issuer's decision → the ledger's final balance."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import httpx
+import stripe
 
+from settings import SANDBOX_STRIPE_WEBHOOK_SECRET
 from tests.e2e.conftest import movements, new_key
 from tests.e2e.test_refunds_e2e import balance, captured_checkout
 
@@ -142,3 +147,42 @@ async def test_evidence_for_an_unknown_dispute_is_404(api: httpx.AsyncClient) ->
         headers={"Idempotency-Key": new_key()},
     )
     assert response.status_code == 404
+
+
+async def test_an_event_for_a_dispute_stripe_does_not_know_is_flagged_for_an_operator(
+    api: httpx.AsyncClient,
+) -> None:
+    """A correctly signed event whose dispute the gateway has never heard of: the workflow asks,
+    records nothing, and leaves a `dispute` flag beside the reconciler's."""
+    gateway_dispute_id = f"dp_{uuid.uuid4().hex[:24]}"
+    body = json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex[:24]}",
+            "object": "event",
+            "type": "charge.dispute.created",
+            "created": int(time.time()),
+            "data": {"object": {"id": gateway_dispute_id, "object": "dispute"}},
+        }
+    )
+    header = stripe.WebhookSignature.generate_signature_header(
+        body, SANDBOX_STRIPE_WEBHOOK_SECRET, int(time.time())
+    )
+    delivered = await api.post(
+        "/v1/webhooks/stripe",
+        content=body,
+        headers={"Content-Type": "application/json", "Stripe-Signature": header},
+    )
+    assert delivered.status_code == 200, delivered.text
+
+    for _ in range(150):
+        runs = await api.get("/v1/reconciliation/runs")
+        assert runs.status_code == 200, runs.text
+        flags = [f for f in runs.json()["open_flags"] if gateway_dispute_id in f["detail"]]
+        if flags:
+            break
+        await asyncio.sleep(0.2)
+    assert [(f["object_kind"], f["payment_id"], f["gateway_status"]) for f in flags] == [
+        ("dispute", None, "invalid_request:resource_missing")
+    ]
+    listed = await api.get("/v1/disputes", params={"status": "open"})
+    assert gateway_dispute_id not in listed.text

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.checkout import Gateway, LedgerLine, PaymentStatus
 from domain.dispute import (
+    DisputedPayment,
     DisputeOpened,
     DisputeOpening,
     DisputeRecord,
@@ -25,6 +26,7 @@ from domain.dispute import (
     GatewayDisputeRef,
     GatewayEvidence,
     MerchantDisputeNotice,
+    UnverifiedDispute,
 )
 
 AMOUNT = 2_500
@@ -63,13 +65,18 @@ class FakeDispute:
         self.evidence_calls: list[GatewayEvidence] = []
         self.accepts = 0
         self.submit_error: ApplicationError | None = None
+        self.unknown_at_gateway = False
+        """The gateway answers every look-up with Stripe's `resource_missing`."""
         # the ledger
         self.payment_status = payment_status
+        self.refunded = AMOUNT if payment_status is PaymentStatus.REFUNDED else 0
+        self.refund_pending = 0
         self.opened = 0
         self.records: list[DisputeRecord] = []
         self.postings: list[LedgerLine] = []
         self.ledger_withdrawn = 0
         self.notices: list[str] = []
+        self.unverified: list[UnverifiedDispute] = []
 
     def steps(self) -> list[str]:
         return [r.step for r in self.records]
@@ -107,6 +114,12 @@ class FakeDispute:
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="fetch_gateway_dispute")
         async def fetch_gateway_dispute(ref: GatewayDisputeRef) -> GatewayDispute:
+            if self.unknown_at_gateway:
+                raise ApplicationError(
+                    f"stripe: No such dispute: '{ref.gateway_dispute_id}'",
+                    type="invalid_request:resource_missing",
+                    non_retryable=True,
+                )
             if self.due_by is None:  # in the test server's time, which skips ahead
                 self.due_by = activity.info().current_attempt_scheduled_time + self.due_in
             self.fetches += 1
@@ -173,9 +186,23 @@ class FakeDispute:
                 payment_status=self.payment_status, amount_withdrawn=self.ledger_withdrawn
             )
 
+        @activity.defn(name="read_disputed_payment")
+        async def read_disputed_payment(dispute_id: str) -> DisputedPayment | None:
+            return DisputedPayment(
+                payment_id="pay_" + "0" * 24,
+                currency="USD" if self.gateway is Gateway.STRIPE else "INR",
+                amount_refunded=self.refunded,
+                amount_refund_pending=self.refund_pending,
+            )
+
+        @activity.defn(name="flag_unverified_dispute")
+        async def flag_unverified_dispute(unverified: UnverifiedDispute) -> None:
+            self.unverified.append(unverified)
+
         return [
             fetch_gateway_dispute, submit_gateway_dispute_evidence, accept_gateway_dispute,
-            notify_merchant_of_dispute, open_dispute, record_dispute_step,
+            notify_merchant_of_dispute, open_dispute, record_dispute_step, flag_unverified_dispute,
+            read_disputed_payment,
         ]  # fmt: skip
 
     def request(self, **overrides: Any) -> DisputeRequest:

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -26,6 +27,7 @@ from domain.dispute import (
     DisputeStatus,
     SubmitEvidence,
 )
+from settings import Settings
 from tests.workflows.dispute_doubles import AMOUNT, FakeDispute
 from workflows.dispute import DisputeWorkflow
 
@@ -115,6 +117,92 @@ async def test_no_decision_with_leave_policy_waits_weeks_for_the_issuer(
     assert result.history[-1].at - result.history[0].at > timedelta(days=28)
 
 
+async def test_a_dispute_arriving_inside_the_margin_is_not_conceded_on_arrival(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    desk = FakeDispute(due_in=timedelta(days=1))  # less than the 2-day margin left
+    desk.outcome_after_fetches = (4, "lost")
+    result = await run(
+        time_skipping_env,
+        desk,
+        desk.request(deadline_policy=DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT),
+        event(desk, "charge.dispute.created"),
+    )
+
+    assert desk.accepts == 0
+    assert result.deadline_action == "left"
+    left = next(s for s in result.history if s.step == "deadline_left")
+    assert "less than the margin" in left.detail
+    # halfway between its arrival and its deadline, not at once
+    assert left.at - result.history[0].at == pytest.approx(
+        timedelta(hours=12), abs=timedelta(minutes=5)
+    )
+    assert result.status is DisputeStatus.LOST  # the issuer's decision, not ours
+
+
+async def test_a_flagged_dispute_is_left_for_an_operator_not_conceded(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    desk = FakeDispute(payment_status=PaymentStatus.REFUNDED)  # flagged when recorded
+    desk.outcome_after_fetches = (25, "lost")
+    result = await run(
+        time_skipping_env,
+        desk,
+        desk.request(deadline_policy=DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT),
+        event(desk, "charge.dispute.created"),
+    )
+
+    assert result.flagged is not None
+    assert desk.accepts == 0 and result.deadline_action == "left"
+    left = next(s for s in result.history if s.step == "deadline_left")
+    assert "flagged" in left.detail
+
+
+async def test_a_dispute_whose_payment_has_a_refund_pending_is_left_and_says_why(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    desk = FakeDispute(due_in=timedelta(days=21))
+    desk.refund_pending = 1_000  # a refund of the disputed payment is on its way
+    tq = f"dispute-test-{uuid.uuid4().hex}"
+    async with worker(time_skipping_env.client, desk, tq):
+        handle = await start(
+            time_skipping_env.client,
+            desk,
+            desk.request(deadline_policy=DeadlinePolicy.SUBMIT_DRAFT_ELSE_ACCEPT),
+            event(desk, "charge.dispute.created"),
+            tq,
+        )
+        await time_skipping_env.sleep(timedelta(days=20))  # past due_by - margin
+        state = await handle.query(DisputeWorkflow.state)
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        desk.decide("lost")
+        await handle.signal(DisputeWorkflow.dispute_event, event(desk, "charge.dispute.closed"))
+        result = await handle.result()
+
+    assert state.deadline_action == "left" and desk.accepts == 0
+    left = next(s for s in state.history if s.step == "deadline_left")
+    assert "refund" in left.detail and "10.00 USD pending" in left.detail
+    assert "left" in metadata.current_details and "10.00 USD pending" in metadata.current_details
+    assert result.status is DisputeStatus.LOST
+
+
+async def test_the_default_policy_submits_a_draft_or_leaves_it_never_concedes(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    assert Settings.model_fields["dispute_deadline_policy"].default is (
+        DeadlinePolicy.SUBMIT_DRAFT_ELSE_LEAVE
+    )
+    desk = FakeDispute(due_in=timedelta(days=21))
+    desk.outcome_after_fetches = (25, "won")
+    result = await run(
+        time_skipping_env, desk, desk.request(), event(desk, "charge.dispute.created")
+    )
+
+    assert desk.accepts == 0 and result.deadline_action == "left"
+    assert result.status is DisputeStatus.WON
+    assert desk.balance() == {}
+
+
 async def test_closed_before_created_records_the_outcome_the_gateway_holds(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
@@ -167,6 +255,24 @@ async def test_dispute_on_a_refunded_payment_is_flagged_for_the_operator(
     assert result.flagged is not None and "refunded" in result.flagged
     assert "flagged" in result.history[0].detail
     assert result.status is DisputeStatus.WON
+
+
+async def test_a_dispute_the_gateway_does_not_know_ends_flagged_for_an_operator(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    desk = FakeDispute()
+    desk.unknown_at_gateway = True
+    result = await run(
+        time_skipping_env, desk, desk.request(), event(desk, "charge.dispute.created")
+    )
+
+    assert result.status is DisputeStatus.UNVERIFIED
+    assert result.flagged is not None and "resource_missing" in result.flagged
+    assert [s.step for s in result.history] == ["dispute_unverified"]
+    assert [(u.gateway_dispute_id, u.gateway_answer) for u in desk.unverified] == [
+        (desk.gateway_dispute_id, "invalid_request:resource_missing")
+    ]
+    assert desk.opened == 0 and desk.records == [] and desk.notices == []
 
 
 async def test_a_dispute_open_for_weeks_continues_as_new_and_keeps_its_state(

@@ -49,13 +49,7 @@ class FakeReconciler:
             return CheckResult(
                 candidate=candidate,
                 gateway_status=payment.status.value,
-                disagreement=payment_disagreement(
-                    candidate,
-                    payment.status,
-                    payment.amount,
-                    payment.currency,
-                    self.gateway.captured,
-                ),
+                disagreement=payment_disagreement(candidate, payment),
             )
 
         @activity.defn(name="flag_disagreement")
