@@ -29,8 +29,8 @@ from temporalio.worker import Worker
 from activities.dispute_ledger import DisputeLedgerActivities
 from activities.disputes import DisputeActivities
 from activities.gateways.base import PaymentGateway
-from activities.gateways.razorpay_gateway import RazorpayGateway
-from activities.gateways.stripe_gateway import StripeGateway
+from activities.gateways.razorpay.adapter import RazorpayGateway
+from activities.gateways.stripe.adapter import StripeGateway
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import stripe
 
-from activities.gateways.stripe_gateway import StripeGateway
+from activities.gateways.stripe.adapter import StripeGateway
 from devstack.stack import free_port, wait_for_port
 from domain import names
 from domain.checkout import (
