@@ -28,9 +28,7 @@ from temporalio.worker import Worker
 
 from activities.dispute_ledger import DisputeLedgerActivities
 from activities.disputes import DisputeActivities
-from activities.gateways.base import PaymentGateway
-from activities.gateways.razorpay.adapter import RazorpayGateway
-from activities.gateways.stripe.adapter import StripeGateway
+from activities.gateways.registry import build_adapters
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities
@@ -38,7 +36,6 @@ from activities.reconcile import ReconcileActivities
 from activities.refund_ledger import RefundLedgerActivities
 from db.pool import apply_migrations, create_pool, ensure_database
 from domain import names
-from domain.checkout import Gateway
 from domain.reconcile import ReconcileRequest
 from observability import (
     ActivityLogInterceptor,
@@ -70,25 +67,10 @@ async def connect_temporal(
     )
 
 
-def build_gateways(settings: Settings) -> dict[Gateway, PaymentGateway]:
-    timeout = settings.gateway_timeout_seconds
-    return {
-        Gateway.STRIPE: StripeGateway(
-            settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base, timeout
-        ),
-        Gateway.RAZORPAY: RazorpayGateway(
-            settings.razorpay_key_id,
-            settings.razorpay_key_secret.get_secret_value(),
-            settings.razorpay_api_base,
-            timeout,
-        ),
-    }
-
-
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
     ledger = LedgerActivities(pool)
     refund_ledger = RefundLedgerActivities(pool)
-    adapters = build_gateways(settings)
+    adapters = build_adapters(settings)
     gateways = GatewayActivities(adapters)
     reconcile = ReconcileActivities(
         pool,
