@@ -7,6 +7,17 @@ from importlib.resources.abc import Traversable
 
 import asyncpg
 
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+"""What PostgreSQL being away (down, restarting, refusing or out of connections) raises; an
+error in a statement itself is none of these."""
+
 # Any constant works; it only has to be the same for every process that migrates this database.
 _MIGRATION_LOCK = 7_311_042
 
