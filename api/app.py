@@ -11,12 +11,14 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from activities.gateways.registry import KITS
 from api import checkouts, disputes, health, idempotency, operations, refunds, webhooks
 from api.auth import RateLimits
 from api.context import AppContext
 from api.metrics import RequestMetrics, metrics_endpoint
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
+from api.relay import Relay, run_retention
 from db.pool import apply_migrations, create_pool, ensure_database
 from observability import configure_logging
 from settings import Settings, get_settings
@@ -40,11 +42,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 razorpay_verifier=razorpay.Client(
                     auth=(settings.razorpay_key_id, settings.razorpay_key_secret.get_secret_value())
                 ),
+                webhook_configs={g: kit.webhook_config(settings) for g, kit in KITS.items()},
             )
             app.state.context = context
             stop = asyncio.Event()
             background = [
-                asyncio.create_task(webhooks.run_relay(context, stop)),
+                asyncio.create_task(Relay(pool, context.temporal, settings).run(stop)),
+                asyncio.create_task(
+                    run_retention(pool, settings.webhook_inbox_retention_days, stop)
+                ),
                 asyncio.create_task(idempotency.run_purge(context.pool, settings, stop)),
             ]
             try:
