@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from contextlib import suppress
 from datetime import timedelta
@@ -105,6 +106,8 @@ class Relay:
         self._wake = asyncio.Event()
         self._away = Backoff()
         self._paused_until = 0.0
+        self._retry_at = math.inf
+        """When this relay's earliest failed delivery is due again (others' at the sweep)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; in-flight deliveries get a grace period to finish."""
@@ -117,12 +120,14 @@ class Relay:
                 if now >= next_sweep:
                     next_sweep = now + self._settings.webhook_relay_sweep_seconds
                     await self._measure_backlog()
+                if now >= self._retry_at:
+                    self._retry_at = math.inf
                 free = self._settings.webhook_relay_concurrency - len(in_flight)
                 if free > 0 and now >= self._paused_until:
                     self._wake.clear()
                     for event in await self._claim(free):
                         in_flight.add(asyncio.create_task(self._deliver(event)))
-                wake_at = next_sweep
+                wake_at = min(next_sweep, self._retry_at)
                 if self._paused_until > now:
                     wake_at = min(wake_at, self._paused_until)
                 waiters = [asyncio.create_task(e.wait()) for e in (self._wake, stop)]
@@ -248,6 +253,12 @@ class Relay:
             retry_cap_seconds=s.webhook_relay_retry_cap_seconds,
         )  # fmt: skip
         dead = state == inbox.DEAD
+        if not dead:
+            delay = min(
+                s.webhook_relay_retry_base_seconds * 2**event.failures,
+                s.webhook_relay_retry_cap_seconds,
+            )
+            self._retry_at = min(self._retry_at, time.monotonic() + delay)
         WEBHOOK_DELIVERIES.labels(event.gateway, "dead_lettered" if dead else "failed").inc()
         log.error(
             "webhook parked as a dead letter" if dead else "webhook delivery failed",
