@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
     pay,
     wait_for_status,
 )
+from tests.e2e.test_refunds_e2e import ask_refund, captured_checkout, wait_for_refund
 
 
 def stripe_event(event_type: str, obj: dict[str, Any] | None = None) -> str:
@@ -536,3 +537,26 @@ async def test_postgres_down_answers_503_and_the_relay_recovers(
             break
         await asyncio.sleep(0.2)
     assert [a["outcome"] for a in state["attempts"]] == ["failed"]
+
+
+async def test_a_refund_event_claiming_our_refund_id_for_another_payment_reaches_no_refund(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """Our refund id in a refund's metadata is only a hint: the ledger must hold that refund
+    for the refund's own payment before its workflow hears of it."""
+    checkout = await captured_checkout(api, sandbox, "stripe")
+    asked = await ask_refund(api, checkout["checkout_id"], amount=500)
+    ours = await wait_for_refund(api, asked.json()["refund_id"])
+    workflow_id = await db.fetchval(
+        "SELECT workflow_id FROM refunds WHERE refund_id = $1", ours["refund_id"]
+    )
+    claim = {"refund_id": ours["refund_id"], "workflow_id": workflow_id}
+    refund = {"id": f"re_{uuid.uuid4().hex[:24]}", "object": "refund", "status": "succeeded",
+              "payment_intent": f"pi_{uuid.uuid4().hex[:24]}", "metadata": claim}  # fmt: skip
+    body = stripe_event("refund.updated", refund)
+    sign = stripe.WebhookSignature.generate_signature_header
+    answer = await post_stripe(api, body, sign(body, SANDBOX_STRIPE_WEBHOOK_SECRET))
+    assert answer.json() == {"status": "accepted"}
+
+    row = await wait_for_inbox(db, "stripe", json.loads(body)["id"], "delivered")
+    assert (row["outcome"], row["workflow_id"]) == ("no_action", None)
