@@ -12,13 +12,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from activities.gateways.registry import KITS
-from api import checkouts, disputes, health, idempotency, operations, refunds, webhooks
+from api import checkouts, disputes, health, idempotency, operations, refunds, relay, webhooks
 from api.auth import RateLimits
 from api.context import AppContext
 from api.metrics import RequestMetrics, metrics_endpoint
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
-from api.relay import Relay, run_retention
 from db.pool import apply_migrations, create_pool, ensure_database
 from observability import configure_logging
 from settings import Settings, get_settings
@@ -35,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url, settings.database_pool_size)
         try:
             await apply_migrations(pool)
+            relay_pool = await create_pool(settings.database_url, relay.POOL_SIZE)
             context = AppContext(
                 settings=settings,
                 pool=pool,
@@ -47,9 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.context = context
             stop = asyncio.Event()
             background = [
-                asyncio.create_task(Relay(pool, context.temporal, settings).run(stop)),
+                asyncio.create_task(relay.Relay(relay_pool, context.temporal, settings).run(stop)),
                 asyncio.create_task(
-                    run_retention(pool, settings.webhook_inbox_retention_days, stop)
+                    relay.run_retention(pool, settings.webhook_inbox_retention_days, stop)
                 ),
                 asyncio.create_task(idempotency.run_purge(context.pool, settings, stop)),
             ]
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 stop.set()
                 await asyncio.gather(*background)
+                await relay_pool.close()
         finally:
             await pool.close()
 

@@ -10,10 +10,11 @@ activities whose latency the sagas feel, and which should not need to serve webh
 
 **How**: woken by PostgreSQL `LISTEN/NOTIFY` (a trigger notifies when a row becomes pending) and
 by a periodic sweep as the fallback, it claims due rows in batches and keeps up to
-`WEBHOOK_RELAY_CONCURRENCY` deliveries in flight; one subject's events (a payment, refund or
-dispute) go out in the order received (`db.inbox.claim`). Exactly once per event: a row is settled
-after its signal, and a signal repeated after a crash is dropped by the workflow, which
-deduplicates by event id.
+`WEBHOOK_RELAY_CONCURRENCY` deliveries in flight. A relay delivers one subject's events (a
+payment's, a refund's, a dispute's) in the order received; two replicas may overlap on one
+subject, which the workflows tolerate as they tolerate the gateways' own reordering. Exactly once
+per event: a row is settled after its signal, and a signal repeated after a crash is dropped by
+the workflow, which deduplicates by event id.
 
 **Supervised, never stopping**: Temporal or PostgreSQL unreachable pauses the relay with backoff
 (up to 15 s) and does not count against the event; any other failure (a bug, a poison row) is
@@ -48,6 +49,10 @@ from settings import Settings
 log = structlog.get_logger("api.relay")
 
 RPC_TIMEOUT = timedelta(seconds=10)
+POOL_SIZE = 4
+"""The relay's own connections: a delivery runs two short statements around its signal, and a
+pool apart from intake's means intake never waits for a connection the relay holds."""
+COALESCE_SECONDS = 0.01
 SHUTDOWN_GRACE_SECONDS = 10.0
 RETENTION_INTERVAL_SECONDS = 3600.0
 _TEMPORAL_AWAY = frozenset(
@@ -108,11 +113,13 @@ class Relay:
         self._paused_until = 0.0
         self._retry_at = math.inf
         """When this relay's earliest failed delivery is due again (others' at the sweep)."""
+        self._last_of_subject: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; in-flight deliveries get a grace period to finish."""
         listener = asyncio.create_task(self._listen(stop))
         in_flight: set[asyncio.Task[None]] = set()
+        concurrency = self._settings.webhook_relay_concurrency
         next_sweep = 0.0
         try:
             while not stop.is_set():
@@ -122,11 +129,14 @@ class Relay:
                     await self._measure_backlog()
                 if now >= self._retry_at:
                     self._retry_at = math.inf
-                free = self._settings.webhook_relay_concurrency - len(in_flight)
-                if free > 0 and now >= self._paused_until:
+                free = concurrency - len(in_flight)
+                # Claim in batches (a quarter of the slots, or whatever is due when idle), not
+                # once per notification or per finished delivery.
+                if now >= self._paused_until and (
+                    free >= max(1, concurrency // 4) or not in_flight
+                ):
                     self._wake.clear()
-                    for event in await self._claim(free):
-                        in_flight.add(asyncio.create_task(self._deliver(event)))
+                    in_flight |= {self._start(event) for event in await self._claim(free)}
                 wake_at = min(next_sweep, self._retry_at)
                 if self._paused_until > now:
                     wake_at = min(wake_at, self._paused_until)
@@ -138,12 +148,30 @@ class Relay:
                 )
                 for waiter in waiters:
                     waiter.cancel()
+                if self._wake.is_set() and not stop.is_set():
+                    await asyncio.sleep(COALESCE_SECONDS)  # let a burst's notifications gather
                 in_flight = {task for task in in_flight if not task.done()}
         finally:
             if in_flight:
                 await asyncio.wait(in_flight, timeout=SHUTDOWN_GRACE_SECONDS)
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
+
+    def _start(self, event: inbox.Claimed) -> asyncio.Task[None]:
+        """Deliver `event`, after the delivery of its subject's previous event if one is still
+        under way here: one relay delivers a subject's events in the order received."""
+        before = self._last_of_subject.get(event.subject) if event.subject else None
+        task = asyncio.create_task(self._deliver(event, after=before))
+        if event.subject:
+            subject = event.subject
+            self._last_of_subject[subject] = task
+
+            def forget(done: asyncio.Task[None]) -> None:
+                if self._last_of_subject.get(subject) is done:
+                    del self._last_of_subject[subject]
+
+            task.add_done_callback(forget)
+        return task
 
     def _pause(self, reason: str, error: BaseException) -> float:
         if not self._away.active:
@@ -167,7 +195,9 @@ class Relay:
         for state, count in counts.items():
             WEBHOOK_BACKLOG.labels(state).set(count)
 
-    async def _deliver(self, event: inbox.Claimed) -> None:
+    async def _deliver(self, event: inbox.Claimed, after: asyncio.Task[None] | None = None) -> None:
+        if after is not None:
+            await asyncio.wait([after])  # its outcome is its own; only the order matters here
         try:
             outcome, lag = await self._attempt(event)
         except Exception as error:

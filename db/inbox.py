@@ -65,23 +65,20 @@ class Claimed:
     event_id: str
     event_type: str
     body: str
+    subject: str | None
     failures: int
 
 
 async def claim(pool: asyncpg.Pool, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Up to `limit` due rows, oldest first, each the earliest pending event of its subject, so
-    one subject's events go out in order whichever replica takes them. Rows another replica is
-    claiming are skipped, not waited for; a claim lapses after the lease (a crashed relay)."""
+    """Up to `limit` due rows, oldest first. Rows another relay is claiming are skipped, not
+    waited for; a claim lapses after the lease (a relay that crashed). The query stops at
+    `limit` rows, so its cost does not grow with the backlog."""
     rows = await pool.fetch(
         """
         WITH due AS (
-            SELECT seq FROM webhook_inbox i
+            SELECT seq FROM webhook_inbox
             WHERE state = 'pending' AND next_attempt_at <= now()
               AND (claimed_until IS NULL OR claimed_until < now())
-              AND NOT EXISTS (
-                  SELECT 1 FROM webhook_inbox e
-                  WHERE e.state = 'pending' AND e.gateway = i.gateway
-                    AND e.subject = i.subject AND e.seq < i.seq)
             ORDER BY seq
             LIMIT $1
             FOR UPDATE SKIP LOCKED)
@@ -89,7 +86,8 @@ async def claim(pool: asyncpg.Pool, limit: int, lease_seconds: float) -> list[Cl
         SET claimed_until = now() + make_interval(secs => $2),
             delivery_attempts = delivery_attempts + 1, last_attempt_at = now()
         FROM due WHERE w.seq = due.seq
-        RETURNING w.seq, w.gateway, w.event_id, w.event_type, w.payload::text AS body, w.failures
+        RETURNING w.seq, w.gateway, w.event_id, w.event_type, w.payload::text AS body,
+                  w.subject, w.failures
         """,
         limit,
         lease_seconds,

@@ -6,7 +6,7 @@ ALTER TABLE webhook_inbox
     ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY,
     -- Razorpay does not sign its event id: the same signed body is one event, whatever its id.
     ADD COLUMN body_sha256 text,
-    -- The gateway object the event is about; one subject's events are delivered in order.
+    -- The gateway object the event is about (a relay delivers one subject's events in order).
     ADD COLUMN subject text,
     ADD COLUMN state text NOT NULL DEFAULT 'pending'
         CHECK (state IN ('pending', 'delivered', 'dead')),
@@ -25,8 +25,6 @@ CREATE UNIQUE INDEX webhook_inbox_signed_body
     ON webhook_inbox (gateway, body_sha256) WHERE body_sha256 IS NOT NULL;
 DROP INDEX webhook_inbox_undelivered;
 CREATE INDEX webhook_inbox_pending ON webhook_inbox (seq) WHERE state = 'pending';
-CREATE INDEX webhook_inbox_pending_subject
-    ON webhook_inbox (gateway, subject, seq) WHERE state = 'pending';
 CREATE INDEX webhook_inbox_dead ON webhook_inbox (dead_lettered_at) WHERE state = 'dead';
 CREATE INDEX webhook_inbox_delivered ON webhook_inbox (delivered_at) WHERE state = 'delivered';
 
