@@ -111,7 +111,8 @@ def _new_event(kit: GatewayKit, event: VerifiedEvent) -> inbox.NewEvent:
 
 
 class InboxEvent(BaseModel):
-    gateway: Gateway
+    gateway: str
+    """A string, not the enum: the inbox may hold events of a gateway no longer configured."""
     event_id: str
     event_type: str
     state: Literal["pending", "delivered", "dead"]
@@ -127,7 +128,7 @@ class InboxEvent(BaseModel):
 
 
 class TypeCount(BaseModel):
-    gateway: Gateway
+    gateway: str
     event_type: str
     received: int
     delivered: int
