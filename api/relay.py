@@ -121,6 +121,12 @@ class Relay:
         in_flight: set[asyncio.Task[None]] = set()
         concurrency = self._settings.webhook_relay_concurrency
         next_sweep = 0.0
+
+        def room(in_flight: set[asyncio.Task[None]]) -> bool:
+            """Claim in batches (a quarter of the slots, or whatever is due when idle), not once
+            per notification or per finished delivery."""
+            return concurrency - len(in_flight) >= max(1, concurrency // 4) or not in_flight
+
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -129,18 +135,17 @@ class Relay:
                     await self._measure_backlog()
                 if now >= self._retry_at:
                     self._retry_at = math.inf
-                free = concurrency - len(in_flight)
-                # Claim in batches (a quarter of the slots, or whatever is due when idle), not
-                # once per notification or per finished delivery.
-                if now >= self._paused_until and (
-                    free >= max(1, concurrency // 4) or not in_flight
-                ):
+                if now >= self._paused_until and room(in_flight):
                     self._wake.clear()
+                    free = concurrency - len(in_flight)
                     in_flight |= {self._start(event) for event in await self._claim(free)}
                 wake_at = min(next_sweep, self._retry_at)
                 if self._paused_until > now:
                     wake_at = min(wake_at, self._paused_until)
-                waiters = [asyncio.create_task(e.wait()) for e in (self._wake, stop)]
+                # A notification matters only when the relay may claim; it stays set until then.
+                unpaused = self._paused_until <= now
+                wake = (self._wake, stop) if unpaused and room(in_flight) else (stop,)
+                waiters = [asyncio.create_task(e.wait()) for e in wake]
                 await asyncio.wait(
                     {*in_flight, *waiters},
                     timeout=max(wake_at - time.monotonic(), 0),
