@@ -39,6 +39,7 @@ from bench.common import (
     Shop,
     StatusWatcher,
     cores,
+    cpu_seconds,
     latency_summary,
     new_order_id,
     rss_mib,
@@ -323,15 +324,16 @@ async def wait_for_drain(pool: asyncpg.Pool, within: float = 600) -> float:
 
 
 async def webhook_ingest(
-    api_url: str, pool: asyncpg.Pool, open_: list[dict[str, Any]], sizes: Sizes
+    endpoints: Endpoints, pool: asyncpg.Pool, open_: list[dict[str, Any]], sizes: Sizes
 ) -> tuple[list[dict[str, Any]], dict[int, list[float]]]:
     """Open-loop steps at rising rates; per step: the answers and intake latency, then how long
-    the relay takes to drain the backlog the step left, and the routed events' delivery lag."""
+    the relay takes to drain the backlog the step left, the routed events' delivery lag, and the
+    cores each process of the stack used meanwhile (where the time goes)."""
     rng = random.Random(8)
     sent: list[Webhook] = []
     results = []
     latencies: dict[int, list[float]] = {}
-    client = LeanClient(api_url)
+    client = LeanClient(endpoints.api_url)
 
     async def send(hook: Webhook, outcome: dict[str, int], times: list[float]) -> None:
         path, raw, headers = hook.request()
@@ -351,6 +353,7 @@ async def webhook_ingest(
         count = int(rate * sizes.webhook_step_seconds)
         tasks = []
         cpu = time.process_time()
+        stack_cpu = cpu_seconds(endpoints.stack)
         began = time.perf_counter()
         for i in range(count):
             await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
@@ -363,6 +366,12 @@ async def webhook_ingest(
         elapsed = time.perf_counter() - began
         cpu_share = (time.process_time() - cpu) / elapsed
         drain = await wait_for_drain(pool)
+        busy = time.perf_counter() - began
+        cores_used = {
+            name: round((used - stack_cpu[name]) / busy, 2)
+            for name, used in cpu_seconds(endpoints.stack).items()
+            if name in stack_cpu
+        }
         lags = await delivery_lags(pool, routed)
         accepted = sum(n for k, n in outcome.items() if k.startswith("2"))
         latencies[rate] = times
@@ -378,6 +387,7 @@ async def webhook_ingest(
             "delivered": len(lags),
             "delivery_lag": latency_summary(lags),
             "backlog_drain_seconds": round(drain, 2),
+            "cores_used_until_drained": cores_used,
             "load_generator_cpu_share": round(cpu_share, 2),
         })  # fmt: skip
         await asyncio.sleep(2)
@@ -451,7 +461,7 @@ def print_webhooks(steps: list[dict[str, Any]]) -> None:
             f" intake p50 {s['latency']['p50_ms']} ms p99 {s['latency']['p99_ms']} ms;"
             f" {s['delivered']}/{s['routed']} routed delivered, lag p50 {lag['p50_ms']} ms"
             f" p99 {lag['p99_ms']} ms; backlog drained {s['backlog_drain_seconds']} s after"
-            f" the step; {s['answers']}"
+            f" the step; {s['answers']}; cores used until drained: {s['cores_used_until_drained']}"
         )
 
 
@@ -533,7 +543,7 @@ async def run(endpoints: Endpoints, sizes: Sizes, log_dir: Path) -> dict[str, An
             open_result, created = await open_checkouts(shop, endpoints, sizes.open_checkouts)
             print(f"webhooks at {sizes.webhook_rates}/s…", flush=True)
             webhook_steps, webhook_latencies = await webhook_ingest(
-                endpoints.api_url, shop.pool, created, sizes
+                endpoints, shop.pool, created, sizes
             )
     finally:
         floor_worker.terminate()
@@ -586,7 +596,7 @@ async def run_webhooks(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
         print(f"{sizes.open_checkouts} open checkouts…", flush=True)
         _, created = await open_checkouts(shop, endpoints, sizes.open_checkouts)
         print(f"webhooks at {sizes.webhook_rates}/s…", flush=True)
-        steps, _ = await webhook_ingest(endpoints.api_url, shop.pool, created, sizes)
+        steps, _ = await webhook_ingest(endpoints, shop.pool, created, sizes)
     report: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cores": cores(), "python": platform.python_version(), "os": platform.system(),
