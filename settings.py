@@ -80,6 +80,22 @@ class Settings(BaseSettings):
     """Comma-separated origins allowed to call the API from a browser."""
     idempotency_retention_hours: int = 48
 
+    webhook_inbox_retention_days: int = 30
+    """Delivered webhook events are forgotten after this (hourly purge); dead letters stay until
+    replayed. At least Stripe's 3 days of retries and Razorpay's replay window, so a gateway's
+    late retry is still recognised as a duplicate."""
+    webhook_relay_concurrency: int = 32
+    """Deliveries to workflows in flight at once, per relay (one runs in each API replica)."""
+    webhook_relay_sweep_seconds: float = 5.0
+    """How often a relay looks for due events without being notified (retries, lost NOTIFYs)."""
+    webhook_relay_lease_seconds: float = 60.0
+    """How long a relay's claim on an event lasts; a crashed relay's events are taken after it."""
+    webhook_relay_max_failures: int = 8
+    """Failed deliveries (Temporal unreachable does not count) before an event is dead-lettered."""
+    webhook_relay_retry_base_seconds: float = 1.0
+    """The first retry's delay after a failed delivery; it doubles, up to the cap."""
+    webhook_relay_retry_cap_seconds: float = 300.0
+
     reconcile_interval_seconds: int = 5 * 60
     """How often the reconciler's Temporal Schedule runs; 0 leaves the schedule alone."""
     reconcile_stale_after_seconds: dict[str, int] = {
@@ -142,6 +158,14 @@ class Settings(BaseSettings):
         unknown = set(self.jwt_algorithm_list) - ACCEPTED_JWT_ALGORITHMS
         if unknown or not self.jwt_algorithm_list:
             raise ValueError(f"JWT_ALGORITHMS must be among {sorted(ACCEPTED_JWT_ALGORITHMS)}")
+        retention_seconds = self.webhook_inbox_retention_days * 24 * 60 * 60
+        if self.webhook_inbox_retention_days < 3 or (
+            retention_seconds <= self.razorpay_webhook_max_age_seconds
+        ):
+            raise ValueError(
+                "WEBHOOK_INBOX_RETENTION_DAYS must be at least 3 (Stripe retries for 3 days) and"
+                " longer than RAZORPAY_WEBHOOK_MAX_AGE_SECONDS"
+            )
         if self.environment is Environment.PRODUCTION:
             problems = production_problems(self)
             if problems:

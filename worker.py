@@ -25,9 +25,7 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from activities.disputes import DisputeActivities
-from activities.gateways.base import PaymentGateway
-from activities.gateways.razorpay_gateway import RazorpayGateway
-from activities.gateways.stripe_gateway import StripeGateway
+from activities.gateways.registry import build_adapters
 from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities
@@ -35,7 +33,6 @@ from activities.reconcile import ReconcileActivities
 from db.migrate import pending_migrations
 from db.pool import create_pool
 from domain import names
-from domain.checkout import Gateway
 from domain.reconcile import ReconcileRequest
 from observability import (
     ActivityLogInterceptor,
@@ -54,24 +51,9 @@ log = structlog.get_logger("worker")
 WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow, DisputeWorkflow]
 
 
-def build_gateways(settings: Settings) -> dict[Gateway, PaymentGateway]:
-    timeout = settings.gateway_timeout_seconds
-    return {
-        Gateway.STRIPE: StripeGateway(
-            settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base, timeout
-        ),
-        Gateway.RAZORPAY: RazorpayGateway(
-            settings.razorpay_key_id,
-            settings.razorpay_key_secret.get_secret_value(),
-            settings.razorpay_api_base,
-            timeout,
-        ),
-    }
-
-
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
     ledger = LedgerActivities(pool)
-    adapters = build_gateways(settings)
+    adapters = build_adapters(settings)
     gateways = GatewayActivities(adapters)
     reconcile = ReconcileActivities(
         pool,

@@ -11,7 +11,8 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api import checkouts, disputes, health, idempotency, operations, refunds, webhooks
+from activities.gateways.registry import KITS
+from api import checkouts, disputes, health, idempotency, operations, refunds, relay, webhooks
 from api.auth import RateLimits
 from api.context import AppContext
 from api.metrics import RequestMetrics, metrics_endpoint
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, settings.database_pool_size)
         try:
+            relay_pool = await create_pool(settings.database_url, relay.POOL_SIZE)
             context = AppContext(
                 settings=settings,
                 pool=pool,
@@ -38,11 +40,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 razorpay_verifier=razorpay.Client(
                     auth=(settings.razorpay_key_id, settings.razorpay_key_secret.get_secret_value())
                 ),
+                webhook_configs={g: kit.webhook_config(settings) for g, kit in KITS.items()},
             )
             app.state.context = context
             stop = asyncio.Event()
             background = [
-                asyncio.create_task(webhooks.run_relay(context, stop)),
+                asyncio.create_task(relay.Relay(relay_pool, context.temporal, settings).run(stop)),
+                asyncio.create_task(
+                    relay.run_retention(pool, settings.webhook_inbox_retention_days, stop)
+                ),
                 asyncio.create_task(idempotency.run_purge(context.pool, settings, stop)),
             ]
             try:
@@ -50,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 stop.set()
                 await asyncio.gather(*background)
+                await relay_pool.close()
         finally:
             await pool.close()
 

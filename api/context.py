@@ -9,6 +9,8 @@ import razorpay
 from fastapi import Request
 from temporalio.client import Client
 
+from domain.checkout import Gateway
+from domain.webhooks import WebhookConfig
 from settings import Settings
 
 
@@ -19,6 +21,7 @@ class AppContext:
     temporal: Client
     razorpay_verifier: razorpay.Client
     """Only its signature utilities are used; it holds the key secret they need."""
+    webhook_configs: dict[Gateway, WebhookConfig]
 
 
 def app_context(request: Request) -> AppContext:

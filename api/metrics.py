@@ -1,11 +1,12 @@
 """The API's Prometheus metrics: requests by route and status with latencies, checkouts started,
-webhooks by gateway, type and result. Scraped at `/metrics`."""
+webhooks received by gateway, type and result, and the webhook relay's deliveries, backlog and
+delivery lag. Scraped at `/metrics`."""
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,8 +27,26 @@ CHECKOUTS = Counter(
 )
 WEBHOOKS = Counter(
     "payments_webhooks_total",
-    "Webhook events by gateway, type and result",
+    "Webhook requests by gateway, event type (the gateway's known types, else `other`) and"
+    " intake result: accepted, duplicate, invalid_signature, malformed_event, stale_event,"
+    " database_unavailable",
     ["gateway", "type", "result"],
+)
+WEBHOOK_DELIVERIES = Counter(
+    "payments_webhook_deliveries_total",
+    "Webhook relay attempts by gateway and outcome: delivered, no_action, gateway_health,"
+    " workflow_closed, temporal_unavailable, failed, dead_lettered",
+    ["gateway", "outcome"],
+)
+WEBHOOK_BACKLOG = Gauge(
+    "payments_webhook_inbox_backlog",
+    "Webhook inbox rows by state: pending (waiting for delivery) and dead (dead letters)",
+    ["state"],
+)
+WEBHOOK_DELIVERY_LAG = Histogram(
+    "payments_webhook_delivery_lag_seconds",
+    "From the inbox commit to the workflow's signal (or the decision that none is needed)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
 
 

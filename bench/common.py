@@ -59,3 +59,36 @@ def latency_summary(seconds: Iterable[float]) -> dict[str, float]:
 
 def cores() -> int:
     return os.cpu_count() or 1
+
+
+def _cpu_of_tree(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(used.get(p, 0.0) for p in tree)
+
+
+def cpu_seconds(stack: Stack | None) -> dict[str, float]:
+    """CPU seconds used so far by each process of the stack (PostgreSQL when embedded)."""
+    if stack is None:
+        return {}
+    pids = {name: c.process.pid for name, c in stack.children.items() if c.process is not None}
+    postmaster = stack.data_dir / "postgres" / "postmaster.pid"  # the embedded server's
+    if postmaster.exists():
+        pids["postgres"] = int(postmaster.read_text().split()[0])
+    return {name: _cpu_of_tree(pid) for name, pid in pids.items()}

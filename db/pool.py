@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import asyncpg
 
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+"""What PostgreSQL being away (down, restarting, refusing or out of connections) raises; an
+error in a statement itself is none of these."""
+
 
 async def create_pool(database_url: str, size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=size)

@@ -243,7 +243,7 @@ async def webhooks_while_temporal_down(c: Campaign) -> str:
     await asyncio.to_thread(temporal.stop)
     await asyncio.sleep(10)
     await asyncio.to_thread(temporal.start)
-    return "Temporal stopped for 10s while customers paid (webhooks answered 503, redelivered)"
+    return "Temporal stopped for 10s while customers paid (webhooks acknowledged, then delivered)"
 
 
 FAULTS: dict[str, Injector] = {

@@ -5,12 +5,11 @@ payment is released, an authorization voided, a capture refunded."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -112,6 +111,7 @@ class CheckoutWorkflow:
         self._capture: CaptureCheckout | None = None
         self._capturing = False
         self._capture_recorded = False
+        self._unwritten: CheckoutRecord | None = None
 
     # The story
 
@@ -123,13 +123,12 @@ class CheckoutWorkflow:
                 payment = await self._wait_for_authorization()
                 if payment is not None:
                     await self._take_payment(payment)
-        except asyncio.CancelledError:
+        except BaseException as error:  # a cancellation may arrive as an activity's
+            if not is_cancelled_exception(error):
+                raise
             # Canceled through Temporal (an operator, a script): nothing may stay at the gateway,
             # unless the sale was done (captured and recorded).
-            if not self._capture_recorded:
-                await kit.shielded(
-                    self._undo("the checkout's workflow was canceled", PaymentStatus.CANCELED)
-                )
+            await kit.shielded(self._finish_canceled())
             raise
         finally:
             workflow.metric_meter().create_counter(
@@ -137,6 +136,12 @@ class CheckoutWorkflow:
             ).add(1, {"gateway": s.gateway.value, "status": s.status.value})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
+
+    async def _finish_canceled(self) -> None:
+        if self._unwritten is not None:  # a step a cancellation cut short: written once
+            await self._write(self._unwritten)
+        if not self._capture_recorded:
+            await self._undo("the checkout's workflow was canceled", PaymentStatus.CANCELED)
 
     async def _create_gateway_payment(self) -> bool:
         """Record the checkout and create its payment at the gateway. A refusal (e.g. an amount
@@ -705,8 +710,7 @@ class CheckoutWorkflow:
         kit.show(status, step, detail)
         self._publish()
         self._records += 1
-        await workflow.execute_local_activity_method(
-            LedgerActivities.record_checkout_step,
+        await self._write(
             CheckoutRecord(
                 record_key=f"{s.checkout_id}:{self._records}:{step}",
                 checkout_id=s.checkout_id,
@@ -720,11 +724,19 @@ class CheckoutWorkflow:
                 last_error=last_error,
                 attempt=attempt,
                 postings=postings or [],
-            ),
+            )
+        )
+
+    async def _write(self, record: CheckoutRecord) -> None:
+        self._unwritten = record
+        await workflow.execute_local_activity_method(
+            LedgerActivities.record_checkout_step,
+            record,
             start_to_close_timeout=LEDGER_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
-            summary=f"record {step}",
+            summary=f"record {record.step}",
         )
+        self._unwritten = None
 
     def _publish(self) -> None:
         """Keep what operators search and read in the Temporal UI current."""

@@ -7,13 +7,12 @@ compensation runs this workflow as a child."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
@@ -61,6 +60,7 @@ class RefundWorkflow:
         )
         self._decided = request.carried is not None
         self._asked_gateway = request.carried is not None
+        self._unwritten: RefundRecord | None = None
         self._inbox: kit.SignalInbox[RefundEvent] = kit.SignalInbox(self._state.seen_events)
 
     # The story
@@ -73,7 +73,9 @@ class RefundWorkflow:
                 await self._begin(request)
             if s.status not in FINAL_REFUND_STATUSES:
                 await self._await_final_status(request)
-        except asyncio.CancelledError:
+        except BaseException as error:  # a cancellation may arrive as an activity's
+            if not is_cancelled_exception(error):
+                raise
             # Canceled through Temporal: a refund the gateway has is followed to its end (it
             # cannot be called back); a reservation that never reached the gateway is released.
             await kit.shielded(self._finish_canceled(request))
@@ -118,6 +120,8 @@ class RefundWorkflow:
         asked for again with the same refund id (so never twice) and followed to its end; one it
         never received is released."""
         s = self._state
+        if self._unwritten is not None:
+            await self._write(self._unwritten)
         if s.status in FINAL_REFUND_STATUSES:
             return
         if not self._decided:
@@ -134,6 +138,8 @@ class RefundWorkflow:
                 )  # fmt: skip
                 return
             await self._create_at_gateway(request)
+        if s.status not in FINAL_REFUND_STATUSES:  # look now: the event being handled is lost
+            await self._apply(await self._fetch(), "gateway_looked_up")
         if s.status not in FINAL_REFUND_STATUSES:
             await self._await_final_status(request, continue_as_new=False)
 
@@ -353,8 +359,7 @@ class RefundWorkflow:
         if failure_reason is not None:
             s.failure_reason = failure_reason
         self._step(step, detail)
-        s.payment_status = await workflow.execute_local_activity_method(
-            LedgerActivities.record_refund_step,
+        await self._write(
             RefundRecord(
                 record_key=f"{s.refund_id}:{len(s.history)}:{step}",
                 refund_id=s.refund_id,
@@ -365,11 +370,21 @@ class RefundWorkflow:
                 effect=effect,
                 gateway_refund_id=s.gateway_refund_id,
                 failure_reason=failure_reason,
-            ),
+            )
+        )
+
+    async def _write(self, record: RefundRecord) -> None:
+        """Write a step to the ledger; one a cancellation cut short is written again (the ledger
+        applies a record key once), so the ledger never misses a settled refund."""
+        self._unwritten = record
+        self._state.payment_status = await workflow.execute_local_activity_method(
+            LedgerActivities.record_refund_step,
+            record,
             start_to_close_timeout=LEDGER_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
-            summary=f"record {step}",
+            summary=f"record {record.step}",
         )
+        self._unwritten = None
         self._publish()
 
     def _describe_amount(self) -> str:

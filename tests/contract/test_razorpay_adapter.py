@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from activities.gateways.razorpay_gateway import RazorpayGateway
+from activities.gateways.razorpay.adapter import RazorpayGateway
 from domain.checkout import (
     CaptureGatewayPayment,
     CreateGatewayPayment,

@@ -14,7 +14,7 @@ import pytest
 import stripe
 from temporalio.exceptions import ApplicationError
 
-from activities.gateways.stripe_gateway import StripeGateway
+from activities.gateways.stripe.adapter import StripeGateway
 from domain import names
 from domain.checkout import (
     CaptureGatewayPayment,

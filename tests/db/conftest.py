@@ -1,5 +1,5 @@
-"""A fresh PostgreSQL database per test: on DATABASE_URL's server when one is given, else on an
-embedded PostgreSQL started once for the session."""
+"""A fresh PostgreSQL database per test, empty or migrated: on DATABASE_URL's server when one is
+given, else on an embedded PostgreSQL started once for the session."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from db.pool import ensure_database
+from db.migrate import apply_migrations
+from db.pool import create_pool, ensure_database
 
 
 def database_named(url: str, name: str) -> str:
@@ -52,10 +53,17 @@ async def database_url(postgres_server: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    assert created is not None
+async def empty_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a new database without any migration applied."""
+    created = await create_pool(database_url, 8)
     try:
         yield created
     finally:
         await created.close()
+
+
+@pytest.fixture
+async def pool(empty_pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a new database with every migration applied."""
+    await apply_migrations(empty_pool)
+    yield empty_pool

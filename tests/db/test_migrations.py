@@ -13,7 +13,8 @@ import pytest
 from db.migrate import MigrationError, apply_migrations, migrations, pending_migrations
 
 
-async def test_migrate_applies_every_file_once_with_its_checksum(pool: asyncpg.Pool) -> None:
+async def test_migrate_applies_every_file_once_with_its_checksum(empty_pool: asyncpg.Pool) -> None:
+    pool = empty_pool
     known = migrations()
     assert await pending_migrations(pool) == [m.version for m in known]
 
@@ -26,7 +27,10 @@ async def test_migrate_applies_every_file_once_with_its_checksum(pool: asyncpg.P
     assert recorded == {m.version: m.checksum for m in known}
 
 
-async def test_a_migration_changed_after_it_was_applied_is_refused(pool: asyncpg.Pool) -> None:
+async def test_a_migration_changed_after_it_was_applied_is_refused(
+    empty_pool: asyncpg.Pool,
+) -> None:
+    pool = empty_pool
     await apply_migrations(pool)
     first = migrations()[0].version
     await pool.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = $1", first)
@@ -37,7 +41,8 @@ async def test_a_migration_changed_after_it_was_applied_is_refused(pool: asyncpg
         await apply_migrations(pool)
 
 
-async def test_history_recorded_before_checksums_is_adopted(pool: asyncpg.Pool) -> None:
+async def test_history_recorded_before_checksums_is_adopted(empty_pool: asyncpg.Pool) -> None:
+    pool = empty_pool
     await apply_migrations(pool)
     await pool.execute("ALTER TABLE schema_migrations DROP COLUMN checksum")
 

@@ -22,6 +22,7 @@ from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SEC
 NEXT_STRIPE_SECRET = "whsec_rotated_in"
 NEXT_RAZORPAY_SECRET = "rzp_webhook_rotated_in"
 RAZORPAY_MAX_AGE = 3600
+RELAY_MAX_FAILURES = 3
 READ_LIMIT = 300  # per caller per 5 seconds; polling tests stay far below it
 CORS_ORIGIN = "https://shop.example"
 TERMINAL = {"captured", "voided", "expired", "canceled", "failed", "refunded"}
@@ -72,6 +73,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ),
             # pending refunds whose webhook is lost are looked up at the gateway this often
             "REFUND_POLL_INTERVAL_SECONDS": "2",
+            # a poison webhook is parked as a dead letter after a few quick retries
+            "WEBHOOK_RELAY_MAX_FAILURES": str(RELAY_MAX_FAILURES),
+            "WEBHOOK_RELAY_RETRY_BASE_SECONDS": "0.2",
         },
     )
     running.start()

@@ -68,6 +68,13 @@ async def test_every_endpoint_checks_the_callers_role(api: httpx.AsyncClient) ->
         ("POST", f"/v1/payments/{cid}/refunds", {"reason": "other"}, {Role.OPERATOR, Role.ADMIN}),
         ("GET", f"/v1/payments/{cid}/refunds", None, {Role.MERCHANT, Role.OPERATOR, Role.ADMIN}),
         ("GET", "/v1/webhooks/events", None, {Role.OPERATOR, Role.ADMIN}),
+        ("GET", "/v1/webhooks/dead-letters", None, {Role.OPERATOR, Role.ADMIN}),
+        (
+            "POST",
+            "/v1/webhooks/dead-letters/stripe/evt_none/replay",
+            None,
+            {Role.OPERATOR, Role.ADMIN},
+        ),
         ("GET", "/v1/disputes", None, {Role.OPERATOR, Role.ADMIN}),
         ("GET", "/v1/reconciliation/runs", None, {Role.OPERATOR, Role.ADMIN}),
         ("POST", f"/v1/payments/{cid}/reconcile", None, {Role.OPERATOR, Role.ADMIN}),

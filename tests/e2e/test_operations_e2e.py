@@ -145,9 +145,14 @@ async def test_metrics_from_the_api_and_the_worker(
     assert 'route="/v1/checkouts/{checkout_id}"' in api_metrics
     assert "payments_api_request_seconds_bucket" in api_metrics
     assert (
-        'payments_webhooks_total{gateway="razorpay",result="delivered",type="payment.authorized"}'
+        'payments_webhooks_total{gateway="razorpay",result="accepted",type="payment.authorized"}'
         in api_metrics
     )
+    assert (
+        'payments_webhook_deliveries_total{gateway="razorpay",outcome="delivered"}' in api_metrics
+    )
+    assert "payments_webhook_delivery_lag_seconds_bucket" in api_metrics
+    assert 'payments_webhook_inbox_backlog{state="dead"}' in api_metrics
     assert 'payments_checkouts_started_total{gateway="razorpay",result="201"}' in api_metrics
     async with httpx.AsyncClient() as http:
         worker_metrics = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import stripe
 
-from activities.gateways.stripe_gateway import _dispute
+from activities.gateways.stripe.adapter import _dispute
 
 
 def stripe_dispute(status: str, transactions: list[dict[str, Any]]) -> stripe.Dispute:

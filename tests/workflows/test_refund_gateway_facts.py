@@ -10,6 +10,7 @@ import uuid
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -151,8 +152,11 @@ async def test_a_pending_refund_canceled_is_followed_to_its_end_and_settled(
                 gateway_refund_id=state.gateway_refund_id, gateway_status="succeeded",
             ),
         )  # fmt: skip
-        with pytest.raises(WorkflowFailureError):
+        with pytest.raises(WorkflowFailureError) as ended:
             await handle.result()
 
-    assert desk.steps() == ["gateway_refund_created", "webhook_refund_updated"]
+    assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+    # settled from the webhook, or from the look the cancellation takes when it cut that short
+    assert desk.steps()[0] == "gateway_refund_created" and len(desk.steps()) == 2
+    assert desk.steps()[1] in ("webhook_refund_updated", "gateway_looked_up")
     assert desk.refunded == 1_000 and desk.pending == 0

@@ -1,0 +1,1 @@
+"""Razorpay: the adapter over the official SDK, webhook verification and the pure event parser."""

@@ -1,0 +1,100 @@
+"""Stripe events → typed gateway facts, pure: every event type, and every payload of an unexpected
+shape, reads as a fact or as no action with its reason (Stripe docs, "Types of events":
+https://docs.stripe.com/api/events/types)."""
+
+from __future__ import annotations
+
+from activities.gateways.payload import JSON, id_of, ident, obj, text
+from domain.checkout import Gateway, PaymentEventKind
+from domain.webhooks import (
+    DisputeFact,
+    GatewayEvent,
+    NoAction,
+    PaymentFact,
+    RefundFact,
+    VerifiedEvent,
+)
+
+PAYMENT_INTENT_KINDS = {
+    "payment_intent.amount_capturable_updated": PaymentEventKind.AUTHORIZED,
+    "payment_intent.succeeded": PaymentEventKind.CAPTURED,
+    "payment_intent.payment_failed": PaymentEventKind.FAILED,
+    "payment_intent.canceled": PaymentEventKind.CANCELED,
+}
+
+EVENT_TYPES = frozenset(
+    {
+        *PAYMENT_INTENT_KINDS,
+        "payment_intent.created", "payment_intent.processing", "payment_intent.requires_action",
+        "payment_intent.partially_funded",
+        "charge.succeeded", "charge.failed", "charge.captured", "charge.refunded",
+        "charge.updated", "charge.pending", "charge.expired", "charge.refund.updated",
+        "refund.created", "refund.updated", "refund.failed",
+        "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
+    }
+)  # fmt: skip
+"""The types this service reads; others are recorded as no action (and counted as `other`)."""
+
+
+def parse(event: VerifiedEvent) -> GatewayEvent:
+    kind = event.event_type
+    data = obj(obj(event.payload.get("data")).get("object"))
+    if kind.startswith("payment_intent."):
+        return _payment_intent(event, data)
+    if kind.startswith("refund.") or kind == "charge.refund.updated":
+        return _refund(event, data)
+    if kind.startswith("charge.dispute."):
+        return _dispute(event, data)
+    if kind == "charge.refunded":
+        return NoAction(reason="the refund.* events of the same refund drive the refund saga")
+    if kind.startswith("charge."):
+        return NoAction(reason="charge events mirror their payment intent's, which drive checkouts")
+    return NoAction(reason=f"{kind} needs no action")
+
+
+def _payment_intent(event: VerifiedEvent, intent: JSON) -> GatewayEvent:
+    kind = PAYMENT_INTENT_KINDS.get(event.event_type)
+    if kind is None:
+        return NoAction(reason="this payment intent change needs no action from the checkout")
+    intent_id = ident(intent.get("id"))
+    if intent_id is None:
+        return NoAction(reason="payment intent event without a payment intent id")
+    error = obj(intent.get("last_payment_error"))
+    return PaymentFact(
+        gateway=Gateway.STRIPE,
+        event_id=event.event_id,
+        kind=kind,
+        gateway_payment_id=intent_id,
+        gateway_charge_id=id_of(intent.get("latest_charge")),
+        error_code=ident(error.get("decline_code")) or ident(error.get("code")),
+        error_message=text(error.get("message")),
+    )
+
+
+def _refund(event: VerifiedEvent, refund: JSON) -> GatewayEvent:
+    refund_id = ident(refund.get("id"))
+    if refund.get("object") != "refund" or refund_id is None:
+        return NoAction(reason="refund event without a refund object")
+    return RefundFact(
+        gateway=Gateway.STRIPE,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        gateway_refund_id=refund_id,
+        gateway_status=ident(refund.get("status")) or "unknown",
+        gateway_payment_id=id_of(refund.get("payment_intent")),
+        our_refund_id=ident(obj(refund.get("metadata")).get("refund_id")),
+        reason=ident(refund.get("reason")),
+    )
+
+
+def _dispute(event: VerifiedEvent, dispute: JSON) -> GatewayEvent:
+    dispute_id = ident(dispute.get("id"))
+    if dispute.get("object") != "dispute" or dispute_id is None:
+        return NoAction(reason="dispute event without a dispute object")
+    return DisputeFact(
+        gateway=Gateway.STRIPE,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        gateway_dispute_id=dispute_id,
+    )

@@ -1,0 +1,28 @@
+"""The webhook inbox's retention must outlive the gateways' retries and replay windows, or a late
+retry of a forgotten event would be taken for a new one."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from settings import Settings
+
+
+def test_the_default_retention_is_thirty_days() -> None:
+    assert Settings(_env_file=None).webhook_inbox_retention_days == 30  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("days", "razorpay_max_age_seconds"),
+    [(2, 3600), (3, 3 * 24 * 60 * 60), (5, 10 * 24 * 60 * 60)],
+)
+def test_a_retention_shorter_than_the_gateways_windows_is_refused(
+    days: int, razorpay_max_age_seconds: int
+) -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_INBOX_RETENTION_DAYS"):
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            webhook_inbox_retention_days=days,
+            razorpay_webhook_max_age_seconds=razorpay_max_age_seconds,
+        )
