@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.gateways.base import PaymentGateway
 from db import reconciliation
 from db.reconciliation import MONEY_TAKEN, NOTHING_TAKEN, payment_candidate, refund_candidate
-from domain.checkout import Gateway, GatewayPayment, PaymentStatus
+from domain.checkout import Gateway, GatewayPayment, GatewayPaymentRef, PaymentStatus
 from domain.reconcile import (
     Candidate,
     CheckResult,
@@ -72,11 +72,17 @@ class ReconcileActivities:
     async def check_against_gateway(self, candidate: Candidate) -> CheckResult:
         """What the gateway says of one object, and whether the ledger agrees."""
         gateway = self._gateways[candidate.gateway]
+        late: GatewayPaymentRef | None = None
         if candidate.kind is ObjectKind.PAYMENT:
             assert candidate.payment_ref is not None
             payment = await gateway.fetch_payment(candidate.payment_ref)
             status = payment.status.value
             disagreement = payment_disagreement(candidate, payment)
+            if (
+                candidate.ledger_status in NOTHING_TAKEN
+                and payment.status is PaymentStatus.CAPTURED
+            ):
+                late = payment.ref
         else:
             assert candidate.gateway_refund_id is not None
             refund = await gateway.fetch_refund(
@@ -88,7 +94,9 @@ class ReconcileActivities:
             disagreement = refund_disagreement(candidate, refund.status, refund.amount)
         if disagreement is None:
             await reconciliation.mark_reconciled(self._pool, candidate)
-        return CheckResult(candidate=candidate, gateway_status=status, disagreement=disagreement)
+        return CheckResult(
+            candidate=candidate, gateway_status=status, disagreement=disagreement, late_payment=late
+        )
 
     @activity.defn
     async def flag_disagreement(self, flag: Flag) -> None:

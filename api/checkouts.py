@@ -35,6 +35,7 @@ from api.updates import run_update
 from db import payments
 from domain import names
 from domain.checkout import (
+    ENDED_WITHOUT_MONEY,
     CancelCheckout,
     CaptureCheckout,
     CheckoutRequest,
@@ -100,12 +101,6 @@ async def create_checkout(
         status=stored.status,
     )
     return JSONResponse(stored.body, status_code=stored.status)
-
-
-# A checkout that ended without taking money leaves its order free to be paid again.
-ENDED_WITHOUT_MONEY = frozenset(
-    {PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELED, PaymentStatus.VOIDED}
-)
 
 
 async def _start_checkout(

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from db import routing
 from domain import names
+from domain.checkout import ENDED_WITHOUT_MONEY, GatewayPaymentRef, PaymentEventKind
 from domain.dispute import DeadlinePolicy, DisputeRequest
-from domain.refund import RefundMode, RefundReason, RefundRequest
+from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest
 from domain.webhooks import DisputeFact, NoAction, PaymentFact, RefundFact
 from settings import Settings
 
@@ -65,10 +66,46 @@ async def resolve(
 
 
 async def _payment(pool: asyncpg.Pool, fact: PaymentFact) -> Delivery | NoAction:
-    workflow_id = await routing.checkout_workflow(pool, fact.gateway.value, fact.gateway_payment_id)
-    if workflow_id is None:
+    checkout = await routing.checkout_of(pool, fact.gateway.value, fact.gateway_payment_id)
+    if checkout is None:
         return NoAction(reason="no checkout of ours created this payment")
-    return Delivery(workflow_id, names.PAYMENT_EVENT, fact.signal(), f"checkout {fact.kind}")
+    taken = fact.kind in (PaymentEventKind.AUTHORIZED, PaymentEventKind.CAPTURED)
+    if taken and checkout.status in ENDED_WITHOUT_MONEY:
+        return _late_payment(fact, checkout)
+    return Delivery(
+        checkout.workflow_id, names.PAYMENT_EVENT, fact.signal(), f"checkout {fact.kind}"
+    )
+
+
+def _late_payment(fact: PaymentFact, checkout: routing.CheckoutOf) -> Delivery:
+    """The customer paid after the checkout had ended without money (a late authorization): a
+    refund workflow looks at what the gateway took, and gives it back (signal-with-start, one
+    per gateway payment)."""
+    held_by = fact.gateway_charge_id or fact.gateway_payment_id
+    start = RefundRequest(
+        payment_id=checkout.payment_id,
+        reason=RefundReason.OTHER,
+        note=f"paid after the checkout ended {checkout.status}; first seen in {fact.event_id}",
+        mode=RefundMode.LATE_PAYMENT,
+        idempotency_key=f"late-{held_by}",
+        gateway=fact.gateway,
+        payment_ref=GatewayPaymentRef(
+            gateway=fact.gateway,
+            gateway_payment_id=fact.gateway_payment_id,
+            gateway_charge_id=fact.gateway_charge_id,
+        ),
+    )
+    return Delivery(
+        names.late_payment_refund_workflow_id(checkout.payment_id, held_by),
+        names.REFUND_EVENT,
+        RefundEvent(event_id=fact.event_id, event_type=f"payment.{fact.kind}"),
+        f"paid after the checkout ended {checkout.status}: the late payment is given back",
+        WorkflowStart(
+            names.REFUND_WORKFLOW,
+            start,
+            f"Late payment {held_by} of {checkout.payment_id}: given back",
+        ),
+    )
 
 
 async def _refund(

@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import asyncpg
 
-from domain.checkout import Gateway, GatewayPaymentRef
+from domain.checkout import ENDED_WITHOUT_MONEY, Gateway, GatewayPaymentRef
 from domain.reconcile import Candidate, Flag, ObjectKind, ReconcileReport
 
 # Statuses whose money is at the gateway (captured, maybe partly refunded or disputed) versus
 # statuses in which we never took money.
 MONEY_TAKEN = frozenset({"captured", "partially_refunded", "refunded", "disputed", "dispute_lost"})
-NOTHING_TAKEN = frozenset({"voided", "expired", "canceled", "failed"})
+NOTHING_TAKEN = frozenset(status.value for status in ENDED_WITHOUT_MONEY)
 OPEN_REFUND = frozenset({"pending", "requires_action"})
 CANDIDATE_LIMIT = 500
 

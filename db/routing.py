@@ -3,19 +3,33 @@ payer could set (Razorpay payment notes, metadata) are never trusted to name a w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
 
+from domain.checkout import PaymentStatus
 
-async def checkout_workflow(
+
+@dataclass(frozen=True)
+class CheckoutOf:
+    workflow_id: str
+    payment_id: str
+    status: PaymentStatus
+
+
+async def checkout_of(
     pool: asyncpg.Pool, gateway: str, gateway_payment_id: str
-) -> str | None:
+) -> CheckoutOf | None:
     """The checkout that created this gateway payment (recorded before any client saw it)."""
-    workflow_id: str | None = await pool.fetchval(
-        "SELECT workflow_id FROM payments WHERE gateway = $1 AND gateway_payment_id = $2",
+    row = await pool.fetchrow(
+        "SELECT workflow_id, payment_id, status FROM payments"
+        " WHERE gateway = $1 AND gateway_payment_id = $2",
         gateway,
         gateway_payment_id,
     )
-    return workflow_id
+    if row is None:
+        return None
+    return CheckoutOf(row["workflow_id"], row["payment_id"], PaymentStatus(row["status"]))
 
 
 async def own_refund_workflow(

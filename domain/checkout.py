@@ -57,6 +57,13 @@ CLOSED_STATUSES = frozenset(
 )
 
 
+ENDED_WITHOUT_MONEY = frozenset(
+    {PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.CANCELED, PaymentStatus.VOIDED}
+)
+"""A checkout that ended so took nothing: its order may be paid again, and money the gateway
+takes for it afterwards (a late payment) is given back."""
+
+
 class Model(BaseModel):
     """What crosses Temporal (inputs, states, events, activity arguments). Unknown fields are
     ignored, so that removing a field never breaks the histories of in-flight workflows; HTTP

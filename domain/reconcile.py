@@ -24,6 +24,9 @@ class Finding(StrEnum):
     """They differ and the owning workflow has closed: an operator must decide."""
     UNREACHABLE = "unreachable"
     """The gateway did not answer; the next run tries again."""
+    GIVEN_BACK = "given_back"
+    """The gateway took money for a checkout that had ended without it: a refund gives it
+    back (and records the capture first)."""
 
 
 class ReconcileRequest(Model):
@@ -59,6 +62,8 @@ class CheckResult(Model):
     gateway_status: str | None
     disagreement: str | None = None
     """Why the ledger and the gateway disagree, or None when they agree."""
+    late_payment: GatewayPaymentRef | None = None
+    """Money the gateway took for a checkout that had ended without it: to be given back."""
 
 
 class Flag(Model):

@@ -117,8 +117,9 @@ class RefundEvent(Model):
 
     event_id: str
     event_type: str
-    gateway_refund_id: str
-    gateway_status: str
+    gateway_refund_id: str | None = None
+    """None for the event that starts a late payment's refund: no refund exists yet."""
+    gateway_status: str = ""
 
 
 # Gateway-neutral activity contracts

@@ -2,19 +2,21 @@
 
 It asks the gateway about every payment and refund that may have drifted and, where the gateway
 disagrees with the ledger, signals the owning saga to look again (one writer per payment), or
-flags the object for an operator when that saga has closed. It never writes money state."""
+flags the object for an operator when that saga has closed; money the gateway took for a checkout
+that had ended without it is given back by a refund saga it starts. It never writes money state."""
 
 from __future__ import annotations
 
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconcile import ReconcileActivities
     from domain import names
-    from domain.checkout import PaymentEvent, PaymentEventKind
+    from domain.checkout import GatewayPaymentRef, PaymentEvent, PaymentEventKind
     from domain.reconcile import (
         Candidate,
         CheckResult,
@@ -24,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ReconcileReport,
         ReconcileRequest,
     )
-    from domain.refund import RefundEvent
+    from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest
     from workflows.policies import CHECK_RETRY, GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
 
 
@@ -57,7 +59,7 @@ class ReconcileWorkflow:
             report.checked += 1
             if finding is not Finding.AGREES:
                 report.findings[candidate.object_id] = finding.value
-            report.changed += finding is Finding.SIGNALED
+            report.changed += finding in (Finding.SIGNALED, Finding.GIVEN_BACK)
             report.flagged += finding is Finding.FLAGGED
             report.unreachable += finding is Finding.UNREACHABLE
             self._show(report, len(candidates))
@@ -87,6 +89,9 @@ class ReconcileWorkflow:
             return Finding.UNREACHABLE
         if checked.disagreement is None:
             return Finding.AGREES
+        if checked.late_payment is not None:
+            await self._give_back(report, candidate, checked.late_payment)
+            return Finding.GIVEN_BACK
         if not candidate.closed and await self._signal_owner(report, checked):
             return Finding.SIGNALED
         await workflow.execute_activity_method(
@@ -102,6 +107,32 @@ class ReconcileWorkflow:
             summary=f"flag {candidate.kind} {candidate.object_id} for an operator",
         )
         return Finding.FLAGGED
+
+    async def _give_back(
+        self, report: ReconcileReport, candidate: Candidate, held_by: GatewayPaymentRef
+    ) -> None:
+        """Start the refund of a late payment (the webhook's relay may have started it already:
+        one workflow per gateway payment); it outlives this run."""
+        charge = held_by.gateway_charge_id or held_by.gateway_payment_id
+        try:
+            await workflow.start_child_workflow(
+                names.REFUND_WORKFLOW,
+                RefundRequest(
+                    payment_id=candidate.payment_id,
+                    reason=RefundReason.OTHER,
+                    note=f"paid after the checkout ended {candidate.ledger_status};"
+                    f" found by reconciliation run {report.run_id}",
+                    mode=RefundMode.LATE_PAYMENT,
+                    idempotency_key=f"late-{charge}",
+                    gateway=candidate.gateway,
+                    payment_ref=held_by,
+                ),
+                id=names.late_payment_refund_workflow_id(candidate.payment_id, charge),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"Late payment {charge} of {candidate.payment_id}: given back",
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # the webhook's relay started it
 
     async def _signal_owner(self, report: ReconcileReport, checked: CheckResult) -> bool:
         """Hand what the gateway said to the saga that owns the object; False if it has closed."""

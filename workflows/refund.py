@@ -112,6 +112,7 @@ class RefundWorkflow:
             self._step("refund_refused", s.failure_reason)
             return False
         request.capture_to_record = payment.amount_captured
+        self._inbox.clear()  # what the starting event said, the fetch has just read
         return True
 
     async def _finish_canceled(self, request: RefundRequest) -> None:
