@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     checkouts wait for their customers, at the cost of replaying a history on their next event."""
     worker_metrics_address: str = "127.0.0.1:9464"
     """Where the worker serves Prometheus metrics (`/metrics`); empty turns them off."""
+    api_metrics_address: str = "127.0.0.1:9465"
+    """Where the API serves Prometheus metrics (`/metrics`), apart from the public app; empty
+    turns them off. Keep it off the public network: the scraper alone should reach it."""
     tracing_exporter: Literal["", "console", "otlp"] = ""
     """OpenTelemetry traces through Temporal's interceptor: off, to stdout, or OTLP/HTTP
     (`OTEL_EXPORTER_OTLP_ENDPOINT`)."""

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import checkouts, disputes, health, idempotency, operations, refunds, webhooks
 from api.auth import RateLimits
 from api.context import AppContext
-from api.metrics import RequestMetrics, metrics_endpoint
+from api.metrics import RequestMetrics, serve_metrics
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
 from db.pool import create_pool
@@ -40,6 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ),
             )
             app.state.context = context
+            stop_metrics = (
+                serve_metrics(settings.api_metrics_address, pool)
+                if settings.api_metrics_address
+                else None
+            )
             stop = asyncio.Event()
             background = [
                 asyncio.create_task(webhooks.run_relay(context, stop)),
@@ -50,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 stop.set()
                 await asyncio.gather(*background)
+                if stop_metrics is not None:
+                    await asyncio.to_thread(stop_metrics)
         finally:
             await pool.close()
 
@@ -73,7 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestMetrics)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(checkouts.router)
     app.include_router(refunds.router)

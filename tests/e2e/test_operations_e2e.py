@@ -141,7 +141,12 @@ async def test_metrics_from_the_api_and_the_worker(
     await pay(sandbox, checkout)
     await wait_for_status(api, checkout["checkout_id"], TERMINAL)
 
-    api_metrics = (await api.get("/metrics")).text
+    assert (await api.get("/metrics")).status_code == 404  # not on the public app
+    async with httpx.AsyncClient() as http:
+        api_metrics = (await http.get(f"http://127.0.0.1:{stack.ports.api_metrics}/metrics")).text
+        worker_metrics = (
+            await http.get(f"http://127.0.0.1:{stack.ports.worker_metrics}/metrics")
+        ).text
     assert 'route="/v1/checkouts/{checkout_id}"' in api_metrics
     assert "payments_api_request_seconds_bucket" in api_metrics
     assert (
@@ -149,10 +154,7 @@ async def test_metrics_from_the_api_and_the_worker(
         in api_metrics
     )
     assert 'payments_checkouts_started_total{gateway="razorpay",result="201"}' in api_metrics
-    async with httpx.AsyncClient() as http:
-        worker_metrics = (
-            await http.get(f"http://127.0.0.1:{stack.ports.worker_metrics}/metrics")
-        ).text
+    assert "payments_ledger_metrics_up 1.0" in api_metrics  # the ledger gauges too
     assert "temporal_activity_execution_latency" in worker_metrics  # the SDK's own
     assert "payments_checkouts_finished" in worker_metrics  # the saga's outcome counter
 
