@@ -237,6 +237,7 @@ async def test_two_workers_and_two_api_replicas_share_the_work(
         first_api,
         name="api-2",
         command=[*first_api.command[:-4], "--port", str(port), "--log-level", "warning"],
+        env={**first_api.env, "API_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"},
         log_path=stack.data_dir / "logs" / "api-2.log",
         ready_url=f"http://127.0.0.1:{port}/health/live",
         process=None,
