@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ParentClosePolicy
@@ -84,7 +85,9 @@ def _outcome_unknown(error: ActivityError) -> bool:
     return isinstance(cause, ApplicationError) and cause.type in UNKNOWN_OUTCOME_TYPES
 
 
-@workflow.defn(name=names.CHECKOUT_WORKFLOW)
+# Pinned: a checkout finishes on the build it started on (minutes; days for manual capture), so a
+# deploy never changes a running checkout's code. docs/deployment.md: rollout and drain.
+@workflow.defn(name=names.CHECKOUT_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class CheckoutWorkflow:
     @workflow.init
     def __init__(self, request: CheckoutRequest) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -53,7 +53,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-@workflow.defn(name=names.DISPUTE_WORKFLOW)
+# Auto-upgrade: a dispute lasts weeks, longer than an old build should run; it moves to the
+# current build, so a change must keep its histories replaying (tests/test_replay.py).
+@workflow.defn(name=names.DISPUTE_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class DisputeWorkflow:
     @workflow.init
     def __init__(self, request: DisputeRequest) -> None:
