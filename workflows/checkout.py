@@ -229,6 +229,7 @@ class CheckoutWorkflow:
                     f"amount mismatch: the gateway has {payment.amount} {payment.currency},"
                     f" the order {s.amount} {s.currency}"
                 )
+            authorized_at = workflow.now()
             await self._record(
                 "authorized", PaymentStatus.AUTHORIZED, self._describe_amount(),
                 gateway_charge_id=s.gateway_charge_id,
@@ -260,6 +261,10 @@ class CheckoutWorkflow:
                 ],
             )  # fmt: skip
             self._capture_recorded = True
+            workflow.metric_meter().create_histogram_timedelta(
+                "payments_checkout_authorized_to_captured",
+                "From the authorization to the recorded capture, by gateway",
+            ).record(workflow.now() - authorized_at, {"gateway": s.gateway.value})
         # a failed local activity (ledger write) arrives as its ApplicationError, unwrapped
         except (CheckoutAborted, ActivityError, ApplicationError, asyncio.CancelledError) as error:
             reason, status = (
