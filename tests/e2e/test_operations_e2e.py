@@ -243,9 +243,9 @@ async def test_two_workers_and_two_api_replicas_share_the_work(
         process=None,
     )
     replicas: list[Child] = [second_worker, second_api]
-    for child in replicas:
-        child.start()
     try:
+        for child in replicas:
+            child.start()
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", headers=dict(api.headers), timeout=30
         ) as other_api:
