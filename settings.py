@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     checkouts wait for their customers, at the cost of replaying a history on their next event."""
     worker_metrics_address: str = "127.0.0.1:9464"
     """Where the worker serves Prometheus metrics (`/metrics`); empty turns them off."""
+    worker_deployment_name: str = "payment-sagas"
+    """Worker Versioning: the worker polls as build WORKER_BUILD_ID of this Worker Deployment, and
+    each workflow type stays on the build it started on (pinned) or moves to the deployment's
+    current build (auto-upgrade). See docs/deployment.md."""
+    worker_build_id: str = "dev"
+    """This build's id, e.g. the image tag: a new one for every change of workflow code."""
+    api_metrics_address: str = "127.0.0.1:9465"
+    """Where the API serves Prometheus metrics (`/metrics`), apart from the public app; empty
+    turns them off. Keep it off the public network: the scraper alone should reach it."""
     tracing_exporter: Literal["", "console", "otlp"] = ""
     """OpenTelemetry traces through Temporal's interceptor: off, to stdout, or OTLP/HTTP
     (`OTEL_EXPORTER_OTLP_ENDPOINT`)."""
@@ -166,6 +175,10 @@ class Settings(BaseSettings):
                 "WEBHOOK_INBOX_RETENTION_DAYS must be at least 3 (Stripe retries for 3 days) and"
                 " longer than RAZORPAY_WEBHOOK_MAX_AGE_SECONDS"
             )
+        if not self.worker_build_id:
+            raise ValueError("WORKER_BUILD_ID must be set")
+        if not self.worker_deployment_name or "." in self.worker_deployment_name:
+            raise ValueError("WORKER_DEPLOYMENT_NAME must be set and must not contain a dot")
         if self.environment is Environment.PRODUCTION:
             problems = production_problems(self)
             if problems:

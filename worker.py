@@ -11,6 +11,10 @@ from typing import Any
 
 import httpx
 import structlog
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
 from temporalio.client import (
     Client,
     Schedule,
@@ -22,7 +26,9 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
 )
-from temporalio.worker import Worker
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.disputes import DisputeActivities
 from activities.gateways.registry import build_adapters
@@ -126,6 +132,49 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
         )
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig:
+    """Worker Versioning: this process is one build of the Worker Deployment, and each workflow
+    type declares whether its runs stay on the build they started on (pinned) or move to the
+    deployment's current build (auto-upgrade), in `@workflow.defn`. A Temporal server refuses
+    those declarations from an unversioned worker, so there is no unversioned mode."""
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(settings.worker_deployment_name, settings.worker_build_id),
+        use_worker_versioning=True,
+    )
+
+
+async def make_current_if_none(client: Client, version: WorkerDeploymentVersion) -> bool:
+    """Make `version` its deployment's current version if the deployment has none yet (its very
+    first build); True if it did. A later build becomes current only when an operator says so
+    (`temporal worker deployment set-current-version`) once its workers run beside the old
+    ones: that is the rollout (docs/deployment.md)."""
+    try:
+        described = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(
+                namespace=client.namespace, deployment_name=version.deployment_name
+            )
+        )
+    except RPCError as error:
+        if error.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        conflict_token = b""  # no worker of this deployment has ever polled
+    else:
+        if described.worker_deployment_info.routing_config.HasField("current_deployment_version"):
+            return False
+        conflict_token = described.conflict_token
+    await client.workflow_service.set_worker_deployment_current_version(
+        SetWorkerDeploymentCurrentVersionRequest(
+            namespace=client.namespace,
+            deployment_name=version.deployment_name,
+            build_id=version.build_id,
+            conflict_token=conflict_token,
+            identity=client.identity,
+            allow_no_pollers=True,  # this worker starts polling right after
+        )
+    )
+    return True
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     pool = await create_pool(settings.database_url, settings.database_pool_size)
     pending = await pending_migrations(pool)
@@ -138,6 +187,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         settings, runtime=worker_runtime(settings.worker_metrics_address)
     )
     await ensure_reconcile_schedule(client, settings)
+    deployment = deployment_config(settings)
+    if await make_current_if_none(client, deployment.version):
+        log.info("first build of the deployment made current", build_id=settings.worker_build_id)
     async with httpx.AsyncClient(timeout=10.0) as http:
         worker = Worker(
             client,
@@ -149,9 +201,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             # On SIGTERM, running activities get this long to finish before they are handed
             # back to Temporal (and retried elsewhere with the same idempotency keys).
             graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+            deployment_config=deployment,
         )
         async with worker:
-            log.info("worker polling", task_queue=settings.task_queue)
+            log.info(
+                "worker polling", task_queue=settings.task_queue, build_id=settings.worker_build_id
+            )
             await stop.wait()
             log.info("worker draining", grace_seconds=settings.worker_shutdown_grace_seconds)
     await pool.close()

@@ -15,7 +15,7 @@ from activities.gateways.registry import KITS
 from api import checkouts, disputes, health, idempotency, operations, refunds, relay, webhooks
 from api.auth import RateLimits
 from api.context import AppContext
-from api.metrics import RequestMetrics, metrics_endpoint
+from api.metrics import RequestMetrics, serve_metrics
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
 from db.pool import create_pool
@@ -43,6 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 webhook_configs={g: kit.webhook_config(settings) for g, kit in KITS.items()},
             )
             app.state.context = context
+            stop_metrics = (
+                serve_metrics(settings.api_metrics_address, pool)
+                if settings.api_metrics_address
+                else None
+            )
             stop = asyncio.Event()
             background = [
                 asyncio.create_task(relay.Relay(relay_pool, context.temporal, settings).run(stop)),
@@ -56,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 stop.set()
                 await asyncio.gather(*background)
+                if stop_metrics is not None:
+                    await asyncio.to_thread(stop_metrics)
                 await relay_pool.close()
         finally:
             await pool.close()
@@ -80,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestMetrics)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(checkouts.router)
     app.include_router(refunds.router)

@@ -39,7 +39,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.gateways.registry import KITS
 from api.event_routing import Delivery, RoutingPolicy, resolve
-from api.metrics import WEBHOOK_BACKLOG, WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG
+from api.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG
 from db import inbox
 from db.pool import DATABASE_UNAVAILABLE
 from domain.checkout import Gateway
@@ -132,7 +132,6 @@ class Relay:
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + self._settings.webhook_relay_sweep_seconds
-                    await self._measure_backlog()
                 if now >= self._retry_at:
                     self._retry_at = math.inf
                 if now >= self._paused_until and room(in_flight):
@@ -191,14 +190,6 @@ class Relay:
         except DATABASE_UNAVAILABLE as error:
             self._pause("postgres unreachable", error)
             return []
-
-    async def _measure_backlog(self) -> None:
-        try:
-            counts = await inbox.backlog(self._pool)
-        except DATABASE_UNAVAILABLE:
-            return  # the claim that follows notices and pauses
-        for state, count in counts.items():
-            WEBHOOK_BACKLOG.labels(state).set(count)
 
     async def _deliver(self, event: inbox.Claimed, after: asyncio.Task[None] | None = None) -> None:
         if after is not None:

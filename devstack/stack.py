@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -121,10 +121,11 @@ class Ports:
     sandbox: int = 8100
     merchant: int = 8200
     worker_metrics: int = 9464
+    api_metrics: int = 9465
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 class Stack:
@@ -185,6 +186,7 @@ class Stack:
             or f"http://127.0.0.1:{self.ports.merchant}/confirm",
             "MERCHANT_CALLBACK_SECRET": SANDBOX_MERCHANT_SECRET,
             "WORKER_METRICS_ADDRESS": f"127.0.0.1:{self.ports.worker_metrics}",
+            "API_METRICS_ADDRESS": f"127.0.0.1:{self.ports.api_metrics}",
             **self._extra_env,
         }
         temporal_cmd = [

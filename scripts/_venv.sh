@@ -12,3 +12,16 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
+# promtool, for the alert-rule tests: taken from Debian's prometheus package and unpacked into the
+# venv (nothing is installed system-wide and no Prometheus server is started). Needs apt.
+if ! command -v promtool >/dev/null && [ ! -x "$VENV/bin/promtool" ] && command -v apt-get >/dev/null; then
+  promtool_deb=$(mktemp -d)
+  if (cd "$promtool_deb" && { apt-get download prometheus >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; } \
+      && dpkg-deb -x prometheus_*.deb unpacked); then
+    cp "$promtool_deb/unpacked/usr/bin/promtool" "$VENV/bin/promtool"
+  else
+    echo "could not fetch promtool from apt (Debian's prometheus package); the alert tests need it" >&2
+  fi
+  rm -rf "$promtool_deb"
+fi

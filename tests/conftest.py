@@ -12,6 +12,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.versioning import TEST_DEPLOYMENT
+from worker import make_current_if_none
 from workflows import search_attributes as search
 
 BIN = Path(sys.executable).parent
@@ -66,4 +68,5 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=search.ALL,
     )
     async with env:
+        await make_current_if_none(env.client, TEST_DEPLOYMENT.version)
         yield env

@@ -17,21 +17,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from temporalio import workflow
-from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.common import SearchAttributeIndexedValueType, VersioningBehavior
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from deploy.healthcheck import worker_is_polling
 from settings import Settings, production_problems
+from tests.versioning import TEST_DEPLOYMENT
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SCRIPT = ROOT / "scripts" / "register-search-attributes"
 APP_SERVICES = ("api", "worker")
-ONE_SHOT = {"temporal-search-attributes"}
-NO_HEALTHCHECK = {"temporal-ui": "its image's tools are not documented; nothing depends on it"}
+ONE_SHOT = {"temporal-schema", "temporal-namespace", "migrate"}
+NO_HEALTHCHECK = {
+    "temporal-ui": "its image's tools are not documented; nothing depends on it",
+    "grafana": "its image's tools are not documented; nothing depends on it",
+}
+CORE_SERVICES = {
+    "postgresql", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "migrate",
+    "api", "worker",
+}  # fmt: skip
 EXPECTED_ATTRIBUTES = [
     ("PaymentId", "Keyword"),
     ("OrderId", "Keyword"),
@@ -82,6 +91,11 @@ def dev_stack() -> Any:
     return compose_config("--profile", "dev", env_file=ROOT / "deploy" / "dev.env")
 
 
+@pytest.fixture(scope="module")
+def observed_stack(empty_env_file: Path) -> Any:
+    return compose_config("--profile", "observability", env_file=empty_env_file)
+
+
 @pytest.fixture
 def clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     for name in SETTING_NAMES:
@@ -97,15 +111,19 @@ def settings_from(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> S
     return Settings(_env_file=None)  # type: ignore[call-arg]
 
 
-def test_compose_file_resolves_in_every_profile(default_stack: Any, dev_stack: Any) -> None:
-    assert set(default_stack["services"]) == {
-        "postgresql", "temporal", "temporal-search-attributes", "temporal-ui", "api", "worker",
-    }  # fmt: skip
-    assert set(dev_stack["services"]) == set(default_stack["services"]) | {"sandbox"}
+def test_compose_file_resolves_in_every_profile(
+    default_stack: Any, dev_stack: Any, observed_stack: Any
+) -> None:
+    assert set(default_stack["services"]) == CORE_SERVICES
+    assert set(dev_stack["services"]) == CORE_SERVICES | {"sandbox"}
+    assert set(observed_stack["services"]) == CORE_SERVICES | {"prometheus", "grafana"}
 
 
-def test_dependencies_exist_and_wait_for_health(dev_stack: Any) -> None:
-    services = dev_stack["services"]
+@pytest.mark.parametrize("profile", ["dev", "observability"])
+def test_dependencies_exist_and_wait_for_health(
+    profile: str, dev_stack: Any, observed_stack: Any
+) -> None:
+    services = (dev_stack if profile == "dev" else observed_stack)["services"]
     for name, service in services.items():
         for dependency, how in service.get("depends_on", {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
@@ -116,13 +134,16 @@ def test_dependencies_exist_and_wait_for_health(dev_stack: Any) -> None:
             if wanted == "service_healthy":
                 assert "healthcheck" in services[dependency], dependency
     for name in APP_SERVICES:
-        assert set(services[name]["depends_on"]) == {
-            "postgresql", "temporal", "temporal-search-attributes"
-        }  # fmt: skip
+        assert set(services[name]["depends_on"]) == {"migrate", "temporal", "temporal-namespace"}
+    # Temporal: schema before the server, namespace and search attributes after it.
+    assert set(services["temporal"]["depends_on"]) == {"temporal-schema"}
+    assert set(services["temporal-schema"]["depends_on"]) == {"postgresql"}
+    assert set(services["temporal-namespace"]["depends_on"]) == {"temporal"}
+    assert set(services["migrate"]["depends_on"]) == {"postgresql"}
 
 
-def test_long_running_services_have_healthchecks(dev_stack: Any) -> None:
-    for name, service in dev_stack["services"].items():
+def test_long_running_services_have_healthchecks(dev_stack: Any, observed_stack: Any) -> None:
+    for name, service in {**dev_stack["services"], **observed_stack["services"]}.items():
         if name in ONE_SHOT or name in NO_HEALTHCHECK:
             continue
         test = service.get("healthcheck", {}).get("test")
@@ -196,6 +217,7 @@ def test_production_env_file_delivers_every_setting_without_a_safe_default(
         assert settings.temporal_address == "temporal:7233"
     assert stack["services"]["postgresql"]["environment"]["POSTGRES_PASSWORD"] == "pg-secret"
     assert stack["services"]["temporal"]["environment"]["POSTGRES_PWD"] == "pg-secret"
+    assert stack["services"]["temporal-schema"]["environment"]["SQL_PASSWORD"] == "pg-secret"
 
 
 def test_dev_profile_points_everything_at_the_sandbox(
@@ -224,6 +246,105 @@ def test_dev_profile_points_everything_at_the_sandbox(
             settings.razorpay_webhook_secret.get_secret_value()
             == sandbox["SANDBOX_RAZORPAY_WEBHOOK_SECRET"]
         )
+
+
+def test_temporal_runs_on_supported_images_pinned_to_one_release(observed_stack: Any) -> None:
+    services = observed_stack["services"]
+    images = {
+        name: service["image"] for name, service in services.items() if "build" not in service
+    }
+    assert not any("auto-setup" in image for image in images.values())  # deprecated, unbuilt
+    for name, image in images.items():
+        tag = image.partition(":")[2]
+        assert tag and tag != "latest", f"{name} runs an unpinned image {image}"
+    release = images["temporal"].removeprefix("temporalio/server:")
+    assert (
+        images["temporal-schema"]
+        == images["temporal-namespace"]
+        == (f"temporalio/admin-tools:{release}")
+    )  # the schema tool of the same release as the server
+    assert images["temporal-ui"].startswith("temporalio/ui:")
+
+    server = services["temporal"]
+    config_path = server["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounts = {volume["target"]: Path(volume["source"]) for volume in server["volumes"]}
+    assert mounts[config_path] == ROOT / "deploy" / "temporal" / "dynamicconfig.yaml"
+    for name in ("temporal-schema", "temporal-namespace"):
+        for volume in services[name]["volumes"]:
+            assert Path(volume["source"]).is_file() and volume["read_only"], volume
+
+
+def test_temporal_setup_scripts_cover_both_stores_and_parse() -> None:
+    setup = ROOT / "deploy" / "temporal"
+    for script in ("setup-schema.sh", "setup-namespace.sh"):
+        parsed = subprocess.run(["bash", "-n", str(setup / script)], capture_output=True, text=True)
+        assert parsed.returncode == 0, parsed.stderr
+    schema = (setup / "setup-schema.sh").read_text()
+    for step in ("create-database", "setup-schema --version 0.0", "update-schema --schema-dir"):
+        assert f'temporal-sql-tool --database "$database" {step}' in schema
+    assert "temporal_visibility}=visibility" in schema and "temporal}=temporal" in schema
+
+
+@pytest.mark.parametrize("profile", ["default", "dev", "observability"])
+def test_only_the_api_is_published_beyond_this_host(
+    profile: str, default_stack: Any, dev_stack: Any, observed_stack: Any
+) -> None:
+    stack = {"default": default_stack, "dev": dev_stack, "observability": observed_stack}[profile]
+    for name, service in stack["services"].items():
+        for port in service.get("ports", []):
+            if name == "api":
+                assert port["target"] == 8000
+            else:
+                assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port}"
+
+
+def test_metrics_stay_on_the_compose_network_and_prometheus_scrapes_them(
+    observed_stack: Any,
+) -> None:
+    services = observed_stack["services"]
+    ports = {}
+    for name, setting in (("api", "API_METRICS_ADDRESS"), ("worker", "WORKER_METRICS_ADDRESS")):
+        host, _, port = services[name]["environment"][setting].rpartition(":")
+        assert host == "0.0.0.0"  # reachable from Prometheus' container ...
+        published = {p["target"] for p in services[name].get("ports", [])}
+        assert int(port) not in published  # ... and from nowhere else
+        ports[name] = int(port)
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    scraped = {
+        tuple(sd["names"]): sd["port"]
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+    }
+    assert scraped == {("api",): ports["api"], ("worker",): ports["worker"]}
+    mounted = {v["target"]: Path(v["source"]) for v in services["prometheus"]["volumes"]}
+    assert mounted["/etc/prometheus/alerts.yml"] == ROOT / "deploy" / "prometheus" / "alerts.yml"
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_grafana_provisions_the_dashboards_of_the_repository(observed_stack: Any) -> None:
+    grafana = ROOT / "deploy" / "grafana"
+    volumes = observed_stack["services"]["grafana"]["volumes"]
+    mounted = {v["target"]: Path(v["source"]) for v in volumes if v["type"] == "bind"}
+    assert mounted["/etc/grafana/provisioning"] == grafana / "provisioning"
+    [provider] = yaml.safe_load((grafana / "provisioning/dashboards/payments.yml").read_text())[
+        "providers"
+    ]
+    assert mounted[provider["options"]["path"]] == grafana / "dashboards"
+    [source] = yaml.safe_load((grafana / "provisioning/datasources/prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090"
+    for dashboard in (grafana / "dashboards").glob("*.json"):
+        for panel in json.loads(dashboard.read_text())["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"], (dashboard.name, panel["title"])
+
+
+def test_each_image_tag_is_a_build_of_the_worker_deployment(empty_env_file: Path) -> None:
+    stack = compose_config(env_file=empty_env_file, env={"PAYMENTS_IMAGE_TAG": "2026-12-01.3"})
+    worker = stack["services"]["worker"]
+    assert worker["image"] == "payment-sagas:2026-12-01.3"
+    assert worker["environment"]["WORKER_BUILD_ID"] == "2026-12-01.3"
+    assert worker["environment"]["WORKER_DEPLOYMENT_NAME"] == "payment-sagas"
 
 
 def test_a_broken_compose_file_is_caught(tmp_path: Path, empty_env_file: Path) -> None:
@@ -313,46 +434,57 @@ def test_one_search_attribute_list_for_code_compose_and_script(dev_stack: Any) -
     }
     in_code = [(key.name, kinds[key.indexed_value_type]) for key in search_attributes.ALL]
     assert in_code == EXPECTED_ATTRIBUTES
-    # compose runs the script itself (copied into the image), no list of its own
-    init = dev_stack["services"]["temporal-search-attributes"]
-    assert init["command"][0] == "register-search-attributes"
+    # compose runs the script itself (mounted into its namespace job), no list of its own; the
+    # image carries it too, for clusters set up from the image
+    mounted = {
+        volume["target"]: Path(volume["source"])
+        for volume in dev_stack["services"]["temporal-namespace"]["volumes"]
+    }
+    assert mounted["/opt/payments/register-search-attributes"] == SCRIPT
     assert "COPY scripts/register-search-attributes /usr/local/bin/register-search-attributes" in (
         (ROOT / "Dockerfile").read_text()
     )
     assert "PaymentId" not in (ROOT / "docker-compose.yml").read_text()
 
 
-@workflow.defn(sandboxed=False)
+@workflow.defn(sandboxed=False, versioning_behavior=VersioningBehavior.PINNED)
 class Idle:
     @workflow.run
     async def run(self) -> None:
         await workflow.wait_condition(lambda: False)
 
 
-async def test_script_registers_idempotently_and_worker_health_sees_polls(
+async def test_namespace_job_registers_namespace_and_attributes_idempotently(
     dev_server_env: WorkflowEnvironment,
 ) -> None:
     address = dev_server_env.client.service_client.config.target_host
     namespace = f"deploy-{uuid.uuid4().hex[:8]}"
     temporal = str(BIN / "temporal")
-    await asyncio.to_thread(
-        subprocess.run,
-        [temporal, "operator", "namespace", "create", "--address", address, "-n", namespace],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    command = [str(SCRIPT), "--address", address, "--namespace", namespace, "--wait", "20"]
+    job = ROOT / "deploy" / "temporal" / "setup-namespace.sh"
     for _ in range(2):  # the second run finds everything registered: still success
         result = await asyncio.to_thread(
             subprocess.run,
-            command,
-            env={"PATH": f"{BIN}:/usr/bin:/bin", "TEMPORAL_CLI": temporal},
+            ["bash", str(job)],
+            env={
+                "PATH": f"{BIN}:/usr/bin:/bin",
+                "TEMPORAL_ADDRESS": address,
+                "TEMPORAL_NAMESPACE": namespace,
+                "TEMPORAL_NAMESPACE_RETENTION": "72h",
+                "REGISTER_SEARCH_ATTRIBUTES": str(SCRIPT),
+            },
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=90,
         )
         assert result.returncode == 0, result.stderr
+    assert "already registered" in result.stdout
+    described = await asyncio.to_thread(
+        subprocess.run,
+        [temporal, "operator", "namespace", "describe", "--address", address, "-n", namespace,
+         "-o", "json"],
+        check=True, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert json.loads(described.stdout)["config"]["workflowExecutionRetentionTtl"] == "259200s"
     listed = await asyncio.to_thread(
         subprocess.run,
         [temporal, "operator", "search-attribute", "list", "--address", address,
@@ -363,10 +495,18 @@ async def test_script_registers_idempotently_and_worker_health_sees_polls(
     for name, kind in EXPECTED_ATTRIBUTES:
         assert custom[name] == f"INDEXED_VALUE_TYPE_{kind.upper()}"
 
+
+async def test_worker_health_sees_the_polls_of_a_versioned_worker(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    address = dev_server_env.client.service_client.config.target_host
     task_queue = f"deploy-{uuid.uuid4().hex[:8]}"
-    client = dev_server_env.client
     async with Worker(
-        client, task_queue=task_queue, workflows=[Idle], workflow_runner=UnsandboxedWorkflowRunner()
+        dev_server_env.client,
+        task_queue=task_queue,
+        workflows=[Idle],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        deployment_config=TEST_DEPLOYMENT,
     ):
         here = socket.gethostname()
         for _ in range(50):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
 
@@ -85,7 +86,9 @@ class CheckoutAborted(Exception):
         self.status = status
 
 
-@workflow.defn(name=names.CHECKOUT_WORKFLOW)
+# Pinned: a checkout finishes on the build it started on (minutes; days for manual capture), so a
+# deploy never changes a running checkout's code. docs/deployment.md: rollout and drain.
+@workflow.defn(name=names.CHECKOUT_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class CheckoutWorkflow:
     @workflow.init
     def __init__(self, request: CheckoutRequest) -> None:
@@ -283,6 +286,7 @@ class CheckoutWorkflow:
                     f"partial authorization: {format_amount(payment.amount_capturable, s.currency)}"
                     f" of {format_amount(payment.amount, s.currency)} can be captured"
                 )
+            authorized_at = workflow.now()
             await self._record(
                 "authorized", PaymentStatus.AUTHORIZED,
                 self._describe_amount()
@@ -310,6 +314,10 @@ class CheckoutWorkflow:
                 ],
             )  # fmt: skip
             self._capture_recorded = True
+            workflow.metric_meter().create_histogram_timedelta(
+                "payments_checkout_authorized_to_captured",
+                "From the authorization to the recorded capture, by gateway",
+            ).record(workflow.now() - authorized_at, {"gateway": s.gateway.value})
         # a failed local activity (ledger write) arrives as its ApplicationError, unwrapped
         except (CheckoutAborted, ActivityError, ApplicationError) as error:
             if isinstance(error, ActivityError):

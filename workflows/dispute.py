@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -61,7 +61,9 @@ with workflow.unsafe.imports_passed_through():
 _NOT_FOUND = ("invalid_request:resource_missing", "invalid_request")
 
 
-@workflow.defn(name=names.DISPUTE_WORKFLOW)
+# Auto-upgrade: a dispute lasts weeks, longer than an old build should run; it moves to the
+# current build, so a change must keep its histories replaying (tests/test_replay.py).
+@workflow.defn(name=names.DISPUTE_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class DisputeWorkflow:
     @workflow.init
     def __init__(self, request: DisputeRequest) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -30,7 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import CHECK_RETRY, GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
 
 
-@workflow.defn(name=names.RECONCILE_WORKFLOW)
+# Pinned: a run lasts minutes; the next scheduled run starts on the current build.
+@workflow.defn(name=names.RECONCILE_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class ReconcileWorkflow:
     def __init__(self) -> None:
         self._report: ReconcileReport | None = None

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -41,7 +41,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
 
 
-@workflow.defn(name=names.REFUND_WORKFLOW)
+# Auto-upgrade: a pending refund may wait for weeks, longer than an old build should run; it moves
+# to the current build, so a change must keep its histories replaying (tests/test_replay.py).
+@workflow.defn(name=names.REFUND_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class RefundWorkflow:
     @workflow.init
     def __init__(self, request: RefundRequest) -> None:

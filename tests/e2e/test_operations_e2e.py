@@ -141,7 +141,12 @@ async def test_metrics_from_the_api_and_the_worker(
     await pay(sandbox, checkout)
     await wait_for_status(api, checkout["checkout_id"], TERMINAL)
 
-    api_metrics = (await api.get("/metrics")).text
+    assert (await api.get("/metrics")).status_code == 404  # not on the public app
+    async with httpx.AsyncClient() as http:
+        api_metrics = (await http.get(f"http://127.0.0.1:{stack.ports.api_metrics}/metrics")).text
+        worker_metrics = (
+            await http.get(f"http://127.0.0.1:{stack.ports.worker_metrics}/metrics")
+        ).text
     assert 'route="/v1/checkouts/{checkout_id}"' in api_metrics
     assert "payments_api_request_seconds_bucket" in api_metrics
     assert (
@@ -154,10 +159,7 @@ async def test_metrics_from_the_api_and_the_worker(
     assert "payments_webhook_delivery_lag_seconds_bucket" in api_metrics
     assert 'payments_webhook_inbox_backlog{state="dead"}' in api_metrics
     assert 'payments_checkouts_started_total{gateway="razorpay",result="201"}' in api_metrics
-    async with httpx.AsyncClient() as http:
-        worker_metrics = (
-            await http.get(f"http://127.0.0.1:{stack.ports.worker_metrics}/metrics")
-        ).text
+    assert "payments_ledger_metrics_up 1.0" in api_metrics  # the ledger gauges too
     assert "temporal_activity_execution_latency" in worker_metrics  # the SDK's own
     assert "payments_checkouts_finished" in worker_metrics  # the saga's outcome counter
 
@@ -240,14 +242,15 @@ async def test_two_workers_and_two_api_replicas_share_the_work(
         first_api,
         name="api-2",
         command=[*first_api.command[:-4], "--port", str(port), "--log-level", "warning"],
+        env={**first_api.env, "API_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"},
         log_path=stack.data_dir / "logs" / "api-2.log",
         ready_url=f"http://127.0.0.1:{port}/health/live",
         process=None,
     )
     replicas: list[Child] = [second_worker, second_api]
-    for child in replicas:
-        child.start()
     try:
+        for child in replicas:
+            child.start()
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", headers=dict(api.headers), timeout=30
         ) as other_api:

@@ -32,6 +32,7 @@ from domain.checkout import (
     ReleaseGatewayPayment,
 )
 from domain.refund import CreateGatewayRefund
+from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.refund_doubles import FakeRefunds
 from workflows.checkout import CheckoutWorkflow
 from workflows.refund import RefundWorkflow
@@ -197,6 +198,7 @@ def worker(client: Client, fake: FakeGateway, task_queue: str) -> Worker:
         task_queue=task_queue,
         workflows=[CheckoutWorkflow, RefundWorkflow],
         activities=fake.activities(),
+        deployment_config=TEST_DEPLOYMENT,
     )
 
 

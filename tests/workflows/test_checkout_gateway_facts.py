@@ -28,6 +28,7 @@ from domain.checkout import (
     PaymentEventKind,
     PaymentStatus,
 )
+from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for, worker
 from workflows.checkout import CheckoutWorkflow
 from workflows.policies import GATEWAY_RETRY
@@ -257,6 +258,7 @@ async def test_a_workflow_canceled_while_the_merchant_decides_refunds_what_the_g
         task_queue=tq,
         workflows=[CheckoutWorkflow, RefundWorkflow],
         activities=[*activities, slow_merchant],
+        deployment_config=TEST_DEPLOYMENT,
     ):
         handle = await start(dev_server_env.client, checkout_request(), tq)
         await wait_for(handle, payable)
@@ -319,7 +321,9 @@ async def test_a_reset_to_the_first_workflow_task_completes_with_the_same_paymen
                 request_id=uuid.uuid4().hex,
             )
         )
-        again = client.get_workflow_handle_for(CheckoutWorkflow.run, handle.id, run_id=reset.run_id)
+        again = client.get_workflow_handle(
+            handle.id, run_id=reset.run_id, result_type=CheckoutState
+        )
         await wait_for(again, payable)
         await again.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
         result = await again.result()

@@ -28,6 +28,7 @@ from domain.dispute import (
     SubmitEvidence,
 )
 from settings import Settings
+from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.dispute_doubles import AMOUNT, FakeDispute
 from workflows.dispute import DisputeWorkflow
 
@@ -61,7 +62,13 @@ async def start(
 
 
 def worker(client: Client, desk: FakeDispute, tq: str) -> Worker:
-    return Worker(client, task_queue=tq, workflows=[DisputeWorkflow], activities=desk.activities())
+    return Worker(
+        client,
+        task_queue=tq,
+        workflows=[DisputeWorkflow],
+        activities=desk.activities(),
+        deployment_config=TEST_DEPLOYMENT,
+    )
 
 
 async def run(

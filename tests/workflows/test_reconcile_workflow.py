@@ -22,6 +22,7 @@ from domain.reconcile import (
     ReconcileReport,
     ReconcileRequest,
 )
+from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for
 from workflows.checkout import CheckoutWorkflow
 from workflows.policies import GATEWAY_RETRY
@@ -84,6 +85,7 @@ def worker(client: Client, fake: FakeGateway, reconciler: FakeReconciler, queue:
         task_queue=queue,
         workflows=[CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow],
         activities=[*fake.activities(), *reconciler.activities()],
+        deployment_config=TEST_DEPLOYMENT,
     )
 
 

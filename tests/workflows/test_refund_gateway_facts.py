@@ -22,6 +22,7 @@ from domain.refund import (
     RefundState,
     RefundStatus,
 )
+from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.refund_doubles import FakeRefunds, refund_request
 from workflows.refund import RefundWorkflow
 
@@ -55,6 +56,7 @@ async def run_late(
         task_queue=tq,
         workflows=[RefundWorkflow],
         activities=[*desk.activities(), fetch],
+        deployment_config=TEST_DEPLOYMENT,
     ):
         result = await env.client.execute_workflow(
             RefundWorkflow.run,
@@ -104,7 +106,7 @@ async def test_a_refund_canceled_while_the_gateway_works_on_it_is_made_once_and_
     request = refund_request(amount=1_000)
     async with Worker(
         dev_server_env.client, task_queue=tq, workflows=[RefundWorkflow],
-        activities=desk.activities(),
+        activities=desk.activities(), deployment_config=TEST_DEPLOYMENT,
     ):  # fmt: skip
         handle = await dev_server_env.client.start_workflow(
             RefundWorkflow.run,
@@ -132,7 +134,7 @@ async def test_a_pending_refund_canceled_is_followed_to_its_end_and_settled(
     request = refund_request(amount=1_000)
     async with Worker(
         dev_server_env.client, task_queue=tq, workflows=[RefundWorkflow],
-        activities=desk.activities(),
+        activities=desk.activities(), deployment_config=TEST_DEPLOYMENT,
     ):  # fmt: skip
         handle = await dev_server_env.client.start_workflow(
             RefundWorkflow.run,

@@ -21,13 +21,18 @@ from domain.refund import (
     RefundState,
     RefundStatus,
 )
+from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.refund_doubles import CAPTURED, FakeRefunds, refund_request
 from workflows.refund import RefundWorkflow
 
 
 def worker(client: Client, desk: FakeRefunds, task_queue: str) -> Worker:
     return Worker(
-        client, task_queue=task_queue, workflows=[RefundWorkflow], activities=desk.activities()
+        client,
+        task_queue=task_queue,
+        workflows=[RefundWorkflow],
+        activities=desk.activities(),
+        deployment_config=TEST_DEPLOYMENT,
     )
 
 

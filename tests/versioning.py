@@ -1,0 +1,16 @@
+"""Test workers run as one build of a test Worker Deployment, like the production worker: the
+sagas declare versioning behaviours, which a real Temporal server accepts only from versioned
+workers (the time-skipping server ignores both)."""
+
+from __future__ import annotations
+
+from settings import Settings
+from worker import deployment_config
+
+TEST_DEPLOYMENT = deployment_config(
+    Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        worker_deployment_name="payment-sagas-tests",
+        worker_build_id="test",
+    )
+)
