@@ -60,7 +60,7 @@ WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
     ledger = LedgerActivities(pool)
     adapters = build_adapters(settings)
-    gateways = GatewayActivities(adapters)
+    gateways = GatewayActivities(adapters, pool)
     reconcile = ReconcileActivities(
         pool,
         adapters,
@@ -79,8 +79,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         settings.merchant_callback_secret.get_secret_value(),
     )
     return [
-        ledger.record_new_checkout,
-        ledger.record_checkout_step,
+        ledger.record_checkout_steps,
         ledger.reserve_refund,
         ledger.record_refund_step,
         gateways.create_gateway_payment,

@@ -8,7 +8,7 @@ import asyncpg
 from temporalio import activity
 
 from db import disputes, payments, refunds
-from domain.checkout import CheckoutRecord, NewCheckout, PaymentStatus
+from domain.checkout import CheckoutRecord, PaymentStatus
 from domain.dispute import (
     DisputedPayment,
     DisputeOpened,
@@ -25,12 +25,8 @@ class LedgerActivities:
         self._pool = pool
 
     @activity.defn
-    async def record_new_checkout(self, new: NewCheckout) -> None:
-        await payments.record_new_checkout(self._pool, new)
-
-    @activity.defn
-    async def record_checkout_step(self, record: CheckoutRecord) -> None:
-        await payments.record_checkout_step(self._pool, record)
+    async def record_checkout_steps(self, records: list[CheckoutRecord]) -> None:
+        await payments.record_checkout_steps(self._pool, records)
 
     @activity.defn
     async def reserve_refund(self, reservation: RefundReservation) -> ReservationOutcome:

@@ -1,38 +1,74 @@
-"""Gateway activities: route each call to the adapter of the checkout's gateway."""
+"""Gateway activities: route each call to the adapter of the checkout's gateway. Creating and
+capturing also write what they did to the ledger, in the same activity: each such write is one
+idempotent transaction keyed by the step, so a retry applies it once, and the saga spends no
+separate ledger step (a Temporal action) on it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import asyncpg
 from temporalio import activity
 
 from activities.gateways.base import PaymentGateway
+from db import payments
 from domain.checkout import (
-    CaptureGatewayPayment,
-    CreateGatewayPayment,
+    CaptureCheckoutPayment,
+    CheckoutRecord,
     Gateway,
     GatewayPayment,
     GatewayPaymentRef,
+    OpenCheckoutPayment,
+    PaymentStatus,
     ReleaseGatewayPayment,
+    capture_record,
 )
 from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef
 
 
 class GatewayActivities:
-    def __init__(self, gateways: Mapping[Gateway, PaymentGateway]) -> None:
+    def __init__(self, gateways: Mapping[Gateway, PaymentGateway], pool: asyncpg.Pool) -> None:
         self._gateways = gateways
+        self._pool = pool
 
     @activity.defn
-    async def create_gateway_payment(self, request: CreateGatewayPayment) -> GatewayPayment:
-        return await self._gateways[request.gateway].create_payment(request)
+    async def create_gateway_payment(self, request: OpenCheckoutPayment) -> GatewayPayment:
+        """The payment row first (a refused or unreachable gateway still leaves a checkout the
+        API can show), then the gateway's payment, whose ids the ledger holds before any client
+        can pay (webhook routing finds the checkout by them)."""
+        payment = request.payment
+        await payments.record_new_checkout(self._pool, request.checkout)
+        created = await self._gateways[payment.gateway].create_payment(payment)
+        await payments.record_checkout_step(
+            self._pool,
+            CheckoutRecord(
+                record_key=f"{payment.checkout_id}:gateway_payment_created",
+                checkout_id=payment.checkout_id,
+                status=PaymentStatus.CREATED,
+                step="gateway_payment_created",
+                detail=f"{payment.gateway} {created.ref.gateway_payment_id};"
+                " waiting for the customer to pay",
+                gateway_payment_id=created.ref.gateway_payment_id,
+            ),
+        )
+        return created
 
     @activity.defn
     async def fetch_gateway_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
         return await self._gateways[ref.gateway].fetch_payment(ref)
 
     @activity.defn
-    async def capture_gateway_payment(self, request: CaptureGatewayPayment) -> GatewayPayment:
-        return await self._gateways[request.ref.gateway].capture(request)
+    async def capture_gateway_payment(self, request: CaptureCheckoutPayment) -> GatewayPayment:
+        """Capture, then write the capture (what the gateway captured, posted) with the steps the
+        saga had not written yet."""
+        capture = request.capture
+        captured = await self._gateways[capture.ref.gateway].capture(capture)
+        record = capture_record(
+            request.checkout_id, capture.ref.gateway, capture.ref.gateway_charge_id,
+            captured.amount_captured, capture.currency,
+        )  # fmt: skip
+        await payments.record_checkout_steps(self._pool, [*request.records, record])
+        return captured
 
     @activity.defn
     async def release_gateway_payment(self, request: ReleaseGatewayPayment) -> GatewayPayment:

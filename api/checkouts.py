@@ -46,6 +46,7 @@ from domain.checkout import (
     PaymentStatus,
 )
 from domain.money import format_amount
+from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
 
 log = structlog.get_logger("api.checkouts")
@@ -130,6 +131,8 @@ async def _start_checkout(
         static_summary=f"Checkout {body.order_id}: {format_amount(body.amount, body.currency)}"
         f" via {body.gateway}" + (f" (attempt {attempt})" if attempt > 1 else ""),
         static_details=f"customer {body.customer_id}, capture {body.capture_mode}",
+        search_attributes=search.checkout_at_start(request, workflow_id),
+        memo={"amount": format_amount(body.amount, body.currency)},
     )
     source = "workflow"
     try:

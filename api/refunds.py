@@ -31,6 +31,7 @@ from domain.refund import (
     RefundStep,
     refund_id_for,
 )
+from workflows import search_attributes as search
 from workflows.refund import RefundWorkflow
 
 router = APIRouter(tags=["refunds"], responses=AUTH_PROBLEMS)
@@ -160,6 +161,7 @@ async def _start_refund(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Refund {amount} of {payment_id} ({body.reason})",
         static_details=f"Idempotency-Key {key}",
+        search_attributes=search.refund_at_start(payment_id),
     )
     try:
         state = await ctx.temporal.execute_update_with_start_workflow(

@@ -262,6 +262,7 @@ class Relay:
             start_signal_args=[delivery.arg],
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=start.summary,
+            search_attributes=start.search_attributes,
             rpc_timeout=RPC_TIMEOUT,
         )
 

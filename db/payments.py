@@ -18,23 +18,42 @@ from domain.checkout import (
     PaymentInstructions,
     PaymentStatus,
 )
+from domain.money import format_amount
 
 
 async def record_new_checkout(pool: asyncpg.Pool, new: NewCheckout) -> None:
-    """Insert the checkout's payment row; a retry (or a second run) changes nothing."""
+    """Insert the checkout's payment row and its first audit line; a retry (or a second run)
+    changes nothing."""
     r = new.request
-    await pool.execute(
-        """
-        INSERT INTO payments (payment_id, order_id, attempt, workflow_id, customer_id,
-                              customer_email, gateway, capture_mode, amount, currency, status,
-                              metadata)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'created', $11::jsonb)
-        ON CONFLICT (payment_id) DO NOTHING
-        """,
-        new.checkout_id, r.order_id, r.attempt, new.workflow_id, r.customer_id,
-        r.customer_email, r.gateway.value, r.capture_mode.value, r.amount, r.currency,
-        json.dumps(r.metadata),
-    )  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            """
+            INSERT INTO payments (payment_id, order_id, attempt, workflow_id, customer_id,
+                                  customer_email, gateway, capture_mode, amount, currency, status,
+                                  metadata)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'created', $11::jsonb)
+            ON CONFLICT (payment_id) DO NOTHING RETURNING true
+            """,
+            new.checkout_id, r.order_id, r.attempt, new.workflow_id, r.customer_id,
+            r.customer_email, r.gateway.value, r.capture_mode.value, r.amount, r.currency,
+            json.dumps(r.metadata),
+        )  # fmt: skip
+        if inserted:
+            await conn.execute(
+                """
+                INSERT INTO audit_log (payment_id, record_key, step, status, detail)
+                VALUES ($1, $2, 'checkout_created', 'created', $3)
+                ON CONFLICT (record_key) DO NOTHING
+                """,
+                new.checkout_id, f"{new.checkout_id}:checkout_created",
+                f"{format_amount(r.amount, r.currency)} via {r.gateway}",
+            )  # fmt: skip
+
+
+async def record_checkout_steps(pool: asyncpg.Pool, records: list[CheckoutRecord]) -> None:
+    """Several steps, in order, each applied once (by its record key)."""
+    for record in records:
+        await record_checkout_step(pool, record)
 
 
 async def record_checkout_step(pool: asyncpg.Pool, record: CheckoutRecord) -> None:

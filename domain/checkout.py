@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.money import Currency
+from domain.money import Currency, format_amount
 
 
 class Gateway(StrEnum):
@@ -152,11 +152,23 @@ class PaymentEventKind(StrEnum):
     """Not a gateway fact: an operator or the reconciler asks the saga to look at the gateway."""
 
 
+class PaymentSnapshot(Model):
+    """The payment as a gateway-signed webhook showed it when the event was sent."""
+
+    status: PaymentStatus
+    amount: int
+    currency: str
+    amount_capturable: int = 0
+    amount_captured: int = 0
+
+
 class PaymentEvent(Model):
     """A gateway fact about a checkout's payment, from a verified webhook or client confirmation.
 
-    Events are hints: the workflow fetches the payment from the gateway before moving money.
-    """
+    Events are hints. An authorization the gateway signed (its snapshot) is taken as it is: it
+    may be stale only by a later change, which the capture itself finds (a gateway captures only
+    what it still holds). Without a snapshot (a client's confirmation, the reconciler's nudge) the
+    workflow looks the payment up first."""
 
     event_id: str
     kind: PaymentEventKind
@@ -164,6 +176,7 @@ class PaymentEvent(Model):
     gateway_charge_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    snapshot: PaymentSnapshot | None = None
 
 
 class CancelCheckout(Model):
@@ -262,3 +275,41 @@ class NewCheckout(Model):
 class MerchantDecision(Model):
     accepted: bool
     reason: str = ""
+
+
+class OpenCheckoutPayment(Model):
+    """Create the gateway payment of a checkout, with its ledger row: the row is written (once)
+    before the gateway is asked, the gateway's ids as soon as it answers, before any client can
+    pay."""
+
+    payment: CreateGatewayPayment
+    checkout: NewCheckout
+
+
+class CaptureCheckoutPayment(Model):
+    """Capture a checkout's payment and write the capture to the ledger, with the steps the saga
+    had not written yet, in one activity."""
+
+    capture: CaptureGatewayPayment
+    checkout_id: str
+    records: list[CheckoutRecord] = Field(default_factory=list)
+
+
+def capture_record(
+    checkout_id: str, gateway: Gateway, charge_id: str | None, amount: int, currency: str
+) -> CheckoutRecord:
+    """The capture as the ledger records it, once per checkout (its key is the checkout's): the
+    amount posted from the gateway's account to the merchant's sales."""
+    return CheckoutRecord(
+        record_key=f"{checkout_id}:captured",
+        checkout_id=checkout_id,
+        status=PaymentStatus.CAPTURED,
+        step="captured",
+        detail=format_amount(amount, currency),
+        gateway_charge_id=charge_id,
+        amount_captured=amount,
+        postings=[
+            LedgerLine(account=f"gateway:{gateway}", amount=amount),
+            LedgerLine(account="merchant:sales", amount=-amount),
+        ],
+    )

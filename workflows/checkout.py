@@ -5,6 +5,7 @@ payment is released, an authorization voided, a capture refunded."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import NoReturn
 
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         CLOSED_STATUSES,
         CancelCheckout,
         CaptureCheckout,
+        CaptureCheckoutPayment,
         CaptureGatewayPayment,
         CaptureMode,
         CheckoutRecord,
@@ -32,13 +34,14 @@ with workflow.unsafe.imports_passed_through():
         Gateway,
         GatewayPayment,
         GatewayPaymentRef,
-        LedgerLine,
         NewCheckout,
+        OpenCheckoutPayment,
         PaymentAttempt,
         PaymentEvent,
         PaymentEventKind,
         PaymentStatus,
         ReleaseGatewayPayment,
+        capture_record,
     )
     from domain.money import format_amount
     from domain.refund import (
@@ -72,6 +75,8 @@ _RELEASABLE = frozenset(
         PaymentStatus.UNKNOWN,
     }
 )
+# States an operator searches for while the saga waits in them (besides the end).
+_PUBLISHED = frozenset({PaymentStatus.NEEDS_REVIEW, PaymentStatus.UNKNOWN})
 # How often a saga looks again when the gateway cannot be reached: an outage only delays.
 _FIRST_PAUSE = timedelta(seconds=30)
 _LONGEST_PAUSE = timedelta(minutes=5)
@@ -114,13 +119,23 @@ class CheckoutWorkflow:
         self._capture: CaptureCheckout | None = None
         self._capturing = False
         self._capture_recorded = False
-        self._unwritten: CheckoutRecord | None = None
+        self._deferred: list[CheckoutRecord] = []
+        """Steps written with the next write (the capture's, or the next ledger step)."""
+        self._deadline_passed = False
+        self._published: PaymentStatus | None = None
 
     # The story
 
     @workflow.run
     async def run(self, request: CheckoutRequest) -> CheckoutState:
         s = self._state
+        s.authorization_deadline = workflow.now() + timedelta(
+            seconds=request.authorization_window_seconds
+        )
+        # One timer for the deadline, never canceled: the waits below watch its flag.
+        self._deadline_timer = asyncio.create_task(
+            self._mark_deadline(request.authorization_window_seconds)
+        )
         try:
             if await self._create_gateway_payment():
                 payment = await self._wait_for_authorization()
@@ -140,9 +155,12 @@ class CheckoutWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 
+    async def _mark_deadline(self, seconds: int) -> None:
+        await workflow.sleep(seconds, summary="authorization deadline")
+        self._deadline_passed = True
+
     async def _finish_canceled(self) -> None:
-        if self._unwritten is not None:  # a step a cancellation cut short: written once
-            await self._write(self._unwritten)
+        await self._write()  # steps not written yet, or cut short by the cancellation
         if not self._capture_recorded:
             await self._undo("the checkout's workflow was canceled", PaymentStatus.CANCELED)
 
@@ -151,19 +169,7 @@ class CheckoutWorkflow:
         under the gateway's minimum) fails the checkout; an outage does not: the saga keeps
         trying until the authorization deadline, and the API tells the client to come back."""
         s = self._state
-        await workflow.execute_local_activity_method(
-            LedgerActivities.record_new_checkout,
-            NewCheckout(
-                checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=self._request
-            ),
-            start_to_close_timeout=LEDGER_TIMEOUT,
-            retry_policy=PERSISTENT_RETRY,
-            summary="record the checkout in the ledger",
-        )
-        s.authorization_deadline = workflow.now() + timedelta(
-            seconds=self._request.authorization_window_seconds
-        )
-        await self._record("checkout_created", PaymentStatus.CREATED, self._describe_amount())
+        self._note("checkout_created", PaymentStatus.CREATED, self._describe_amount())
         pause = _FIRST_PAUSE
         while True:
             try:
@@ -194,7 +200,7 @@ class CheckoutWorkflow:
         s.awaiting_gateway = False
         s.gateway_payment_id = payment.ref.gateway_payment_id
         s.instructions = payment.instructions
-        await self._record(
+        self._note(  # the create activity wrote it
             "gateway_payment_created", PaymentStatus.CREATED,
             f"{s.gateway} {s.gateway_payment_id}; waiting for the customer to pay",
         )  # fmt: skip
@@ -206,16 +212,10 @@ class CheckoutWorkflow:
         s = self._state
         assert s.authorization_deadline is not None
         while True:
-            remaining = (s.authorization_deadline - workflow.now()).total_seconds()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                await workflow.wait_condition(
-                    lambda: bool(self._inbox) or self._cancel is not None,
-                    timeout=remaining,
-                    timeout_summary="authorization deadline",
-                )
-            except TimeoutError:
+            await workflow.wait_condition(
+                lambda: bool(self._inbox) or self._cancel is not None or self._deadline_passed
+            )
+            if not self._inbox and self._cancel is None:
                 # Look before releasing: an authorization whose webhook is late is taken.
                 current = await self._look()
                 if current.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
@@ -252,6 +252,12 @@ class CheckoutWorkflow:
         payment of another order (a crafted event) is dropped; an outage is looked at again
         later, never a reason to end the checkout."""
         s = self._state
+        snapshot = event.snapshot
+        if snapshot is not None and event.gateway_payment_id == s.gateway_payment_id:
+            return GatewayPayment(
+                ref=self._ref(event.gateway_charge_id), **snapshot.model_dump(exclude={"status"}),
+                status=snapshot.status,
+            )  # fmt: skip
         pause = _FIRST_PAUSE
         while True:
             try:
@@ -299,21 +305,12 @@ class CheckoutWorkflow:
             amount = await self._await_capture_decision(by_gateway)
             self._capturing = True
             captured = payment if by_gateway else await self._capture_payment(amount)
-            s.amount_captured = captured.amount_captured
+            await self._captured(captured)
             if captured.amount_captured != amount:
                 raise CheckoutAborted(
                     f"gateway captured {captured.amount_captured}, expected {amount}",
                     PaymentStatus.FAILED,
                 )
-            await self._record(
-                "captured", PaymentStatus.CAPTURED, format_amount(amount, s.currency),
-                amount_captured=amount,
-                postings=[
-                    LedgerLine(account=f"gateway:{s.gateway}", amount=amount),
-                    LedgerLine(account="merchant:sales", amount=-amount),
-                ],
-            )  # fmt: skip
-            self._capture_recorded = True
             workflow.metric_meter().create_histogram_timedelta(
                 "payments_checkout_authorized_to_captured",
                 "From the authorization to the recorded capture, by gateway",
@@ -335,8 +332,8 @@ class CheckoutWorkflow:
         s = self._state
         if s.capture_mode is CaptureMode.AUTOMATIC:
             workflow.set_current_details("Waiting for the merchant to confirm the order")
-            try:
-                decision = await workflow.execute_activity_method(
+            try:  # a short call to the merchant's own service: local, no server round trip
+                decision = await workflow.execute_local_activity_method(
                     MerchantActivities.confirm_order_with_merchant,
                     s,
                     start_to_close_timeout=MERCHANT_TIMEOUT,
@@ -350,7 +347,9 @@ class CheckoutWorkflow:
                 ) from None
             if not decision.accepted:
                 raise CheckoutAborted(f"merchant refused: {decision.reason}", PaymentStatus.VOIDED)
-            await self._record("merchant_confirmed", PaymentStatus.AUTHORIZED, decision.reason)
+            await self._record(
+                "merchant_confirmed", PaymentStatus.AUTHORIZED, decision.reason, defer=True
+            )
             amount = s.amount
         elif captured_by_gateway:
             amount = s.amount
@@ -462,18 +461,40 @@ class CheckoutWorkflow:
     async def _capture_at_gateway(self, amount: int) -> GatewayPayment:
         s = self._state
         workflow.set_current_details(f"Capturing {format_amount(amount, s.currency)}")
-        return await workflow.execute_activity_method(
+        records = list(self._deferred)  # written with the capture, in its activity
+        captured = await workflow.execute_activity_method(
             GatewayActivities.capture_gateway_payment,
-            CaptureGatewayPayment(
-                ref=self._ref(),
-                amount=amount,
-                currency=s.currency,
-                idempotency_key=f"{s.workflow_id}-capture",
+            CaptureCheckoutPayment(
+                capture=CaptureGatewayPayment(
+                    ref=self._ref(),
+                    amount=amount,
+                    currency=s.currency,
+                    idempotency_key=f"{s.workflow_id}-capture",
+                ),
+                checkout_id=s.checkout_id,
+                records=records,
             ),
             start_to_close_timeout=GATEWAY_TIMEOUT,
             retry_policy=GATEWAY_RETRY,
             summary=f"capture {format_amount(amount, s.currency)}",
         )
+        self._deferred = self._deferred[len(records) :]
+        self._capture_recorded = True
+        return captured
+
+    async def _captured(self, captured: GatewayPayment) -> None:
+        """The capture is done: in the ledger (the capture activity wrote it, else it is written
+        now: a capture the gateway made on its own, or one found after an unknown outcome)."""
+        s = self._state
+        s.amount_captured = captured.amount_captured
+        record = capture_record(
+            s.checkout_id, s.gateway, s.gateway_charge_id, captured.amount_captured, s.currency
+        )
+        if not self._capture_recorded:
+            self._deferred.append(record)
+            await self._write()
+            self._capture_recorded = True
+        self._note("captured", PaymentStatus.CAPTURED, record.detail)
 
     # Compensation: it looks at what the gateway holds, so running it twice does nothing twice.
 
@@ -533,6 +554,7 @@ class CheckoutWorkflow:
             result_type=RefundState,
             # The refund outlives a terminated checkout: money already moving must be recorded.
             parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=search.refund_at_start(s.checkout_id),
             static_summary=f"Refund {format_amount(amount, s.currency)} of {s.checkout_id}"
             f" (checkout {s.order_id} compensation)",
         )
@@ -644,35 +666,37 @@ class CheckoutWorkflow:
 
     async def _pause(self, pause: timedelta) -> bool:
         """Wait `pause`, or less: False when the authorization deadline came or a cancel."""
-        s = self._state
-        assert s.authorization_deadline is not None
-        remaining = s.authorization_deadline - workflow.now()
-        if remaining <= timedelta(0) or self._cancel is not None:
+        if self._deadline_passed or self._cancel is not None:
             return False
         try:
             await workflow.wait_condition(
-                lambda: self._cancel is not None,
-                timeout=min(pause, remaining),
+                lambda: self._cancel is not None or self._deadline_passed,
+                timeout=pause,
                 timeout_summary="the gateway again",
             )
         except TimeoutError:
-            return workflow.now() < s.authorization_deadline
+            return not self._deadline_passed
         return False
 
     async def _create_at_gateway(self) -> GatewayPayment:
         s = self._state
         return await workflow.execute_activity_method(
             GatewayActivities.create_gateway_payment,
-            CreateGatewayPayment(
-                gateway=s.gateway,
-                checkout_id=s.checkout_id,
-                order_id=s.order_id,
-                workflow_id=s.workflow_id,
-                amount=s.amount,
-                currency=s.currency,
-                customer_email=self._request.customer_email,
-                metadata=self._request.metadata,
-                idempotency_key=f"{s.workflow_id}-create",
+            OpenCheckoutPayment(
+                payment=CreateGatewayPayment(
+                    gateway=s.gateway,
+                    checkout_id=s.checkout_id,
+                    order_id=s.order_id,
+                    workflow_id=s.workflow_id,
+                    amount=s.amount,
+                    currency=s.currency,
+                    customer_email=self._request.customer_email,
+                    metadata=self._request.metadata,
+                    idempotency_key=f"{s.workflow_id}-create",
+                ),
+                checkout=NewCheckout(
+                    checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=self._request
+                ),
             ),
             start_to_close_timeout=GATEWAY_TIMEOUT,
             retry_policy=CREATE_RETRY,
@@ -703,13 +727,40 @@ class CheckoutWorkflow:
         detail: str = "",
         *,
         gateway_charge_id: str | None = None,
-        amount_captured: int | None = None,
-        amount_refunded: int | None = None,
         last_error: str | None = None,
         attempt: PaymentAttempt | None = None,
-        postings: list[LedgerLine] | None = None,
+        defer: bool = False,
     ) -> None:
-        """Move the checkout to `status` and write the change to the ledger, once."""
+        """Move the checkout to `status` and write the change to the ledger, once: now, or
+        (`defer`) with the next write, so that steps in quick succession cost one write."""
+        s = self._state
+        self._note(step, status, detail, attempt=attempt)
+        self._records += 1
+        record = CheckoutRecord(
+            record_key=f"{s.checkout_id}:{self._records}:{step}",
+            checkout_id=s.checkout_id,
+            status=status,
+            step=step,
+            detail=detail,
+            gateway_payment_id=s.gateway_payment_id,
+            gateway_charge_id=gateway_charge_id,
+            last_error=last_error,
+            attempt=attempt,
+        )
+        self._deferred.append(record)
+        if not defer:
+            await self._write()
+
+    def _note(
+        self,
+        step: str,
+        status: PaymentStatus,
+        detail: str,
+        *,
+        attempt: PaymentAttempt | None = None,
+    ) -> None:
+        """Move the checkout to `status` in its own state and the operator's view; the ledger
+        write is `_record`'s (or an activity's that wrote the step itself)."""
         s = self._state
         s.status = status
         if attempt is not None and attempt not in s.attempts:
@@ -717,52 +768,37 @@ class CheckoutWorkflow:
         s.history.append(CheckoutStep(at=workflow.now(), step=step, status=status, detail=detail))
         kit.show(status, step, detail)
         self._publish()
-        self._records += 1
-        await self._write(
-            CheckoutRecord(
-                record_key=f"{s.checkout_id}:{self._records}:{step}",
-                checkout_id=s.checkout_id,
-                status=status,
-                step=step,
-                detail=detail,
-                gateway_payment_id=s.gateway_payment_id,
-                gateway_charge_id=gateway_charge_id,
-                amount_captured=amount_captured,
-                amount_refunded=amount_refunded,
-                last_error=last_error,
-                attempt=attempt,
-                postings=postings or [],
-            )
-        )
 
-    async def _write(self, record: CheckoutRecord) -> None:
-        self._unwritten = record
+    async def _write(self) -> None:
+        """Write the steps not written yet, in one local activity; steps a cancellation cut
+        short are written again (the ledger applies a record key once)."""
+        if not self._deferred:
+            return
+        records = list(self._deferred)
         await workflow.execute_local_activity_method(
-            LedgerActivities.record_checkout_step,
-            record,
+            LedgerActivities.record_checkout_steps,
+            records,
             start_to_close_timeout=LEDGER_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
-            summary=f"record {record.step}",
+            summary=f"record {', '.join(r.step for r in records)}",
         )
-        self._unwritten = None
+        self._deferred = self._deferred[len(records) :]
 
     def _publish(self) -> None:
-        """Keep what operators search and read in the Temporal UI current."""
+        """What operators search in the Temporal UI, kept current where it matters: each upsert
+        is a billed Temporal action, so only states an operator looks for are published (the
+        API sets the attributes at start): a manual capture waiting, a review, an unknown
+        outcome, and the end. Current details (free) follow every step."""
         s = self._state
-        workflow.upsert_search_attributes(
-            [
-                search.PAYMENT_ID.value_set(s.checkout_id),
-                search.ORDER_ID.value_set(s.order_id),
-                search.CUSTOMER_ID.value_set(s.customer_id),
-                search.GATEWAY.value_set(s.gateway.value),
-                search.PAYMENT_STATUS.value_set(s.status.value),
-                search.AMOUNT_MINOR.value_set(s.amount),
-                search.CURRENCY.value_set(s.currency),
-            ]
-        )
+        waiting = s.status is PaymentStatus.AUTHORIZED and s.capture_mode is CaptureMode.MANUAL
+        if s.status is self._published or not (
+            waiting or s.status in _PUBLISHED or s.status in CLOSED_STATUSES
+        ):
+            return
+        self._published = s.status
+        workflow.upsert_search_attributes([search.PAYMENT_STATUS.value_set(s.status.value)])
         workflow.upsert_memo(
             {
-                "amount": format_amount(s.amount, s.currency),
                 "captured": format_amount(s.amount_captured, s.currency),
                 "refunded": format_amount(s.amount_refunded, s.currency),
                 "gateway_payment_id": s.gateway_payment_id,

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ReconcileRequest,
     )
     from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest
+    from workflows import search_attributes as search
     from workflows.policies import CHECK_RETRY, GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
 
 
@@ -131,6 +132,7 @@ class ReconcileWorkflow:
                 ),
                 id=names.late_payment_refund_workflow_id(candidate.payment_id, charge),
                 parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=search.refund_at_start(candidate.payment_id),
                 static_summary=f"Late payment {charge} of {candidate.payment_id}: given back",
             )
         except WorkflowAlreadyStartedError:

@@ -62,6 +62,7 @@ class RefundWorkflow:
         )
         self._decided = request.carried is not None
         self._asked_gateway = request.carried is not None
+        self._published: RefundStatus | None = None
         self._unwritten: RefundRecord | None = None
         self._inbox: kit.SignalInbox[RefundEvent] = kit.SignalInbox(self._state.seen_events)
 
@@ -87,9 +88,6 @@ class RefundWorkflow:
 
     async def _begin(self, request: RefundRequest) -> None:
         s = self._state
-        workflow.upsert_memo(
-            {"payment_id": s.payment_id, "refund_id": s.refund_id, "mode": s.mode.value}
-        )
         observed = await self._observe() if s.mode is RefundMode.OBSERVED else None
         if s.mode is RefundMode.LATE_PAYMENT and not await self._observe_late_payment(request):
             return
@@ -152,7 +150,6 @@ class RefundWorkflow:
         assert s.gateway is not None and s.gateway_refund_id is not None
         refund = await self._fetch()
         s.amount = refund.amount
-        workflow.upsert_memo({"gateway_refund_id": refund.gateway_refund_id})
         self._inbox.clear()  # what the starting event said, the fetch has just read
         return refund
 
@@ -191,14 +188,6 @@ class RefundWorkflow:
         s.gateway_payment_id = outcome.gateway_payment_id
         s.gateway_charge_id = outcome.gateway_charge_id
         s.gateway_refund_id = s.gateway_refund_id or outcome.gateway_refund_id
-        workflow.upsert_memo(
-            {
-                "amount": s.amount,
-                "currency": s.currency,
-                "gateway": s.gateway.value,
-                "gateway_payment_id": s.gateway_payment_id,
-            }
-        )
         self._step("refund_reserved", f"{self._describe_amount()} reserved on {s.payment_id}")
         return True
 
@@ -277,8 +266,6 @@ class RefundWorkflow:
         s = self._state
         first_sight = s.gateway_refund_id != refund.gateway_refund_id
         s.gateway_refund_id = refund.gateway_refund_id
-        if first_sight:
-            workflow.upsert_memo({"gateway_refund_id": refund.gateway_refund_id})
         detail = f"{s.gateway} {refund.gateway_refund_id} is {refund.status}"
         if refund.amount != s.amount:
             detail += f" for {format_amount(refund.amount, refund.currency)}"
@@ -330,12 +317,14 @@ class RefundWorkflow:
         self._publish()
 
     def _publish(self) -> None:
-        """The refund appears next to its payment in the Temporal UI: `PaymentId = "pay_…"`."""
+        """The refund appears next to its payment in the Temporal UI (`PaymentId = "pay_…"`, set
+        at its start with `RefundStatus = "pending"`); its status is published when it changes
+        to one an operator looks for (each upsert is a billed Temporal action)."""
         s = self._state
-        updates: list[SearchAttributeUpdate[Any]] = [
-            search.PAYMENT_ID.value_set(s.payment_id),
-            search.REFUND_STATUS.value_set(s.status.value),
-        ]
+        if s.status is self._published or s.status is RefundStatus.PENDING:
+            return
+        self._published = s.status
+        updates: list[SearchAttributeUpdate[Any]] = [search.REFUND_STATUS.value_set(s.status.value)]
         if s.gateway is not None:
             updates.append(search.GATEWAY.value_set(s.gateway.value))
         if s.payment_status is not None:  # the payment's status after this refund's step
@@ -346,6 +335,15 @@ class RefundWorkflow:
                 search.CURRENCY.value_set(s.currency),
             ]
         workflow.upsert_search_attributes(updates)
+        workflow.upsert_memo(
+            {
+                "refund_id": s.refund_id,
+                "mode": s.mode.value,
+                "amount": format_amount(s.amount, s.currency) if s.currency else None,
+                "gateway_payment_id": s.gateway_payment_id,
+                "gateway_refund_id": s.gateway_refund_id,
+            }
+        )
 
     async def _record(
         self,

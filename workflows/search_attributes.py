@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from domain import names
+from domain.checkout import CheckoutRequest, PaymentStatus
 
 PAYMENT_ID = SearchAttributeKey.for_keyword("PaymentId")
 ORDER_ID = SearchAttributeKey.for_keyword("OrderId")
@@ -35,3 +38,27 @@ def dev_server_flags() -> list[str]:
         kind = "Int" if key is AMOUNT_MINOR else "Keyword"
         flags += ["--search-attribute", f"{key.name}={kind}"]
     return flags
+
+
+def checkout_at_start(request: CheckoutRequest, workflow_id: str) -> TypedSearchAttributes:
+    """What a checkout is found by from its first moment, set by whoever starts it (attributes
+    given at start cost no Temporal action; the saga upserts only its status later)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(PAYMENT_ID, names.checkout_id_for(workflow_id)),
+            SearchAttributePair(ORDER_ID, request.order_id),
+            SearchAttributePair(CUSTOMER_ID, request.customer_id),
+            SearchAttributePair(GATEWAY, request.gateway.value),
+            SearchAttributePair(PAYMENT_STATUS, PaymentStatus.CREATED.value),
+            SearchAttributePair(AMOUNT_MINOR, request.amount),
+            SearchAttributePair(CURRENCY, request.currency),
+        ]
+    )
+
+
+def refund_at_start(payment_id: str) -> TypedSearchAttributes:
+    """A refund is found next to its payment from its first moment; the saga publishes its
+    status when it changes."""
+    return TypedSearchAttributes(
+        [SearchAttributePair(PAYMENT_ID, payment_id), SearchAttributePair(REFUND_STATUS, "pending")]
+    )

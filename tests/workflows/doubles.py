@@ -14,26 +14,28 @@ from temporalio.worker import Worker
 
 from domain import names
 from domain.checkout import (
+    CaptureCheckoutPayment,
     CaptureGatewayPayment,
     CaptureMode,
     CheckoutRecord,
     CheckoutRequest,
     CheckoutState,
-    CreateGatewayPayment,
     Gateway,
     GatewayPayment,
     GatewayPaymentRef,
     MerchantDecision,
-    NewCheckout,
+    OpenCheckoutPayment,
     PaymentEvent,
     PaymentEventKind,
     PaymentInstructions,
     PaymentStatus,
     ReleaseGatewayPayment,
+    capture_record,
 )
 from domain.refund import CreateGatewayRefund
 from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.refund_doubles import FakeRefunds
+from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -110,23 +112,40 @@ class FakeGateway:
         return balance
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="record_new_checkout")
-        async def record_new_checkout(new: NewCheckout) -> None:
-            pass
+        def write(records: list[CheckoutRecord]) -> None:
+            """The ledger: each record applied once (by its key)."""
+            for record in records:
+                if any(r.record_key == record.record_key for r in self.records):
+                    continue
+                if record.step == self.refuse_record_step:
+                    raise ApplicationError(
+                        "ledger refused", type="ledger_refused", non_retryable=True
+                    )
+                self.records.append(record)
+                if record.amount_captured is not None:
+                    self.refund_desk.captured = record.amount_captured
 
-        @activity.defn(name="record_checkout_step")
-        async def record_checkout_step(record: CheckoutRecord) -> None:
-            if record.step == self.refuse_record_step:
-                raise ApplicationError("ledger refused", type="ledger_refused", non_retryable=True)
-            self.records.append(record)
-            if record.amount_captured is not None:
-                self.refund_desk.captured = record.amount_captured
+        @activity.defn(name="record_checkout_steps")
+        async def record_checkout_steps(records: list[CheckoutRecord]) -> None:
+            write(records)
 
         @activity.defn(name="create_gateway_payment")
-        async def create_gateway_payment(request: CreateGatewayPayment) -> GatewayPayment:
+        async def create_gateway_payment(request: OpenCheckoutPayment) -> GatewayPayment:
             self.creates += 1
             if self.create_errors:
                 raise self.create_errors.pop(0)
+            checkout_id = request.payment.checkout_id
+            write([
+                CheckoutRecord(
+                    record_key=f"{checkout_id}:checkout_created", checkout_id=checkout_id,
+                    status=PaymentStatus.CREATED, step="checkout_created",
+                ),
+                CheckoutRecord(
+                    record_key=f"{checkout_id}:gateway_payment_created", checkout_id=checkout_id,
+                    status=PaymentStatus.CREATED, step="gateway_payment_created",
+                    gateway_payment_id="pi_1",
+                ),
+            ])  # fmt: skip
             return self.payment()
 
         @activity.defn(name="fetch_gateway_payment")
@@ -137,17 +156,23 @@ class FakeGateway:
             return self.payment()
 
         @activity.defn(name="capture_gateway_payment")
-        async def capture_gateway_payment(request: CaptureGatewayPayment) -> GatewayPayment:
-            self.captures.append(request)
+        async def capture_gateway_payment(request: CaptureCheckoutPayment) -> GatewayPayment:
+            capture = request.capture
+            self.captures.append(capture)
             if self.capture_gate is not None:
                 await self.capture_gate.wait()
             if self.capture_error is not None:
                 raise self.capture_error
             self.status = PaymentStatus.CAPTURED
-            self.captured = request.amount
+            self.captured = capture.amount
             if self.lose_capture_answers:
                 self.lose_capture_answers -= 1
                 raise ApplicationError("read timed out", type="gateway_unreachable")
+            record = capture_record(
+                request.checkout_id, capture.ref.gateway, capture.ref.gateway_charge_id,
+                capture.amount, capture.currency,
+            )  # fmt: skip
+            write([*request.records, record])
             return self.payment()
 
         @activity.defn(name="release_gateway_payment")
@@ -167,8 +192,7 @@ class FakeGateway:
             return self.merchant
 
         return [
-            record_new_checkout,
-            record_checkout_step,
+            record_checkout_steps,
             create_gateway_payment,
             fetch_gateway_payment,
             capture_gateway_payment,
@@ -205,11 +229,13 @@ def worker(client: Client, fake: FakeGateway, task_queue: str) -> Worker:
 async def start(
     client: Client, request: CheckoutRequest, task_queue: str
 ) -> WorkflowHandle[CheckoutWorkflow, CheckoutState]:
+    workflow_id = names.checkout_workflow_id(request.order_id)
     return await client.start_workflow(
         CheckoutWorkflow.run,
         request,
-        id=names.checkout_workflow_id(request.order_id),
+        id=workflow_id,
         task_queue=task_queue,
+        search_attributes=search.checkout_at_start(request, workflow_id),
     )
 
 
