@@ -28,27 +28,45 @@ class NewEvent:
     subject: str | None
     no_action: str | None
     """Set when the event needs nothing from any workflow: stored as settled, with this reason."""
+    fact_key: str | None = None
+    """The fact it tells, where several messages tell one (a duplicate of it is not kept)."""
+
+
+_RECEIVE = """
+WITH told AS (
+    SELECT EXISTS (SELECT 1 FROM webhook_inbox WHERE gateway = $1 AND fact_key = $8) AS before)
+INSERT INTO webhook_inbox (gateway, event_id, event_type, payload, body_sha256, subject,
+                           state, outcome, detail, delivered_at, fact_key)
+SELECT $1, $2, $3, $4::jsonb, $5, $6,
+       CASE WHEN $7::text IS NULL AND NOT told.before THEN 'pending' ELSE 'delivered' END,
+       CASE WHEN $7::text IS NOT NULL THEN 'no_action'
+            WHEN told.before THEN 'duplicate' ELSE 'received' END,
+       coalesce($7::text, CASE WHEN told.before
+           THEN 'the same fact came in another message' ELSE '' END),
+       CASE WHEN $7::text IS NULL AND NOT told.before THEN NULL ELSE now() END,
+       CASE WHEN told.before THEN NULL ELSE $8 END
+FROM told
+ON CONFLICT DO NOTHING
+RETURNING outcome
+"""
 
 
 async def receive(pool: asyncpg.Pool, event: NewEvent) -> bool:
-    """Store the event in one statement (committed before the caller answers); False when it
-    is a duplicate: the same (gateway, event id), or the same signed body where it is hashed."""
-    state = await pool.fetchval(
-        """
-        INSERT INTO webhook_inbox (gateway, event_id, event_type, payload, body_sha256, subject,
-                                   state, outcome, detail, delivered_at)
-        SELECT $1, $2, $3, $4::jsonb, $5, $6,
-               CASE WHEN $7::text IS NULL THEN 'pending' ELSE 'delivered' END,
-               CASE WHEN $7::text IS NULL THEN 'received' ELSE 'no_action' END,
-               coalesce($7::text, ''),
-               CASE WHEN $7::text IS NULL THEN NULL ELSE now() END
-        ON CONFLICT DO NOTHING
-        RETURNING state
-        """,
+    """Store the event (committed before the caller answers); False when it is a duplicate: the
+    same (gateway, event id) or the same signed body where it is hashed (not stored again), or a
+    fact another message told already (stored settled, for the record).
+
+    Two messages telling one fact at once both find it untold; the unique fact index makes the
+    later one wait for the earlier and then store nothing. It is stored again, now as the
+    duplicate it is, so no event we answer 2xx is missing from the inbox."""
+    arguments = (
         event.gateway, event.event_id, event.event_type, event.body, event.body_sha256,
-        event.subject, event.no_action,
+        event.subject, event.no_action, event.fact_key,
     )  # fmt: skip
-    return state is not None
+    outcome = await pool.fetchval(_RECEIVE, *arguments)
+    if outcome is None and event.fact_key is not None:
+        outcome = await pool.fetchval(_RECEIVE, *arguments)
+    return outcome is not None and outcome != "duplicate"
 
 
 async def seen(pool: asyncpg.Pool, gateway: str, event_id: str) -> bool:

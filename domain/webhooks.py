@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.checkout import Gateway, PaymentEvent, PaymentEventKind
+from domain.checkout import Gateway, PaymentEvent, PaymentEventKind, PaymentSnapshot
 from domain.dispute import DisputeEvent
 from domain.refund import RefundEvent
 
@@ -68,10 +68,20 @@ class PaymentFact(Fact):
     gateway_charge_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    snapshot: PaymentSnapshot | None = None
+    """The payment as the signed event shows it (an authorization or a capture)."""
 
     @property
     def subject(self) -> str:
         return f"payment:{self.gateway_payment_id}"
+
+    @property
+    def fact_key(self) -> str | None:
+        """One authorization of one gateway payment is delivered once, however many messages
+        tell it (Razorpay's webhook and the client's signed confirmation)."""
+        if self.kind is PaymentEventKind.AUTHORIZED and self.gateway_charge_id:
+            return f"authorized:{self.gateway_charge_id}"
+        return None
 
     def signal(self) -> PaymentEvent:
         return PaymentEvent(
@@ -81,6 +91,7 @@ class PaymentFact(Fact):
             gateway_charge_id=self.gateway_charge_id,
             error_code=self.error_code,
             error_message=self.error_message,
+            snapshot=self.snapshot,
         )
 
 

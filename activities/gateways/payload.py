@@ -30,6 +30,20 @@ def id_of(value: Any) -> str | None:
     return ident(obj(value).get("id")) if isinstance(value, dict) else ident(value)
 
 
+def minor_units(value: Any) -> int | None:
+    """An amount: a non-negative integer (a bool is not one)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def currency(value: Any) -> str | None:
+    """An ISO 4217 code, upper-cased."""
+    if isinstance(value, str) and len(value) == 3 and value.isalpha():
+        return value.upper()
+    return None
+
+
 def text(value: Any) -> str | None:
     """Free text (an error message): strings only, cut to a bounded length."""
     return value[:MAX_TEXT_LENGTH] if isinstance(value, str) and value else None

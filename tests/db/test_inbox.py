@@ -24,6 +24,7 @@ def new_event(
     body_sha256: str | None = None,
     no_action: str | None = None,
     event_id: str | None = None,
+    fact_key: str | None = None,
 ) -> inbox.NewEvent:
     return inbox.NewEvent(
         gateway=gateway,
@@ -33,6 +34,7 @@ def new_event(
         body_sha256=body_sha256,
         subject=subject,
         no_action=no_action,
+        fact_key=fact_key,
     )
 
 
@@ -200,3 +202,39 @@ async def test_retention_purges_only_old_delivered_events(pool: asyncpg.Pool) ->
     )
     assert await inbox.purge_delivered(pool, 30) == 1
     assert set(await states(pool)) == {recent.event_id, waiting.event_id, dead.event_id}
+
+
+async def test_the_same_fact_told_twice_is_delivered_once_and_kept_for_the_record(
+    pool: asyncpg.Pool,
+) -> None:
+    told = {"gateway": "razorpay", "fact_key": "authorized:pay_1"}
+    client = new_event(event_id="client-confirmation:pay_1", **told)
+    webhook = new_event(event_id="evt_webhook_1", **told)
+
+    assert await inbox.receive(pool, client) is True
+    assert await inbox.receive(pool, webhook) is False  # answered as a duplicate
+    assert await states(pool) == {
+        "client-confirmation:pay_1": "pending",
+        "evt_webhook_1": "delivered",  # settled at once: never signaled
+    }
+
+
+async def test_the_same_fact_told_at_once_by_two_messages_keeps_both(pool: asyncpg.Pool) -> None:
+    """Told concurrently, one message wins the fact and the other is kept as its duplicate: an
+    event we answered 2xx is never missing from the inbox. The first message's insert is held
+    open in a transaction so the second one meets it uncommitted, as under load."""
+    told = {"gateway": "stripe", "fact_key": "captured:ch_race"}
+    first, second = (new_event(event_id=f"evt_race_{n}", **told) for n in (1, 2))
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            "INSERT INTO webhook_inbox (gateway, event_id, event_type, payload, subject, state,"
+            " outcome, detail, fact_key) VALUES ($1, $2, $3, $4::jsonb, $5, 'pending',"
+            " 'received', '', $6)",
+            first.gateway, first.event_id, first.event_type, first.body, first.subject,
+            first.fact_key,
+        )  # fmt: skip
+        racing = asyncio.create_task(inbox.receive(pool, second))
+        await asyncio.sleep(0.3)  # it now waits on the unique fact index
+        assert not racing.done()
+    assert await racing is False
+    assert await states(pool) == {first.event_id: "pending", second.event_id: "delivered"}
