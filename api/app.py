@@ -19,6 +19,7 @@ from api.metrics import RequestMetrics, serve_metrics
 from api.middleware import BodySizeLimit, SecurityHeaders
 from api.problems import install_problem_handlers
 from db.pool import create_pool
+from domain.checkout import Gateway
 from observability import configure_logging
 from settings import Settings, get_settings
 from temporal_client import connect_temporal
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 razorpay_verifier=razorpay.Client(
                     auth=(settings.razorpay_key_id, settings.razorpay_key_secret.get_secret_value())
                 ),
+                razorpay=KITS[Gateway.RAZORPAY].adapter(settings),
                 webhook_configs={g: kit.webhook_config(settings) for g, kit in KITS.items()},
             )
             app.state.context = context

@@ -14,10 +14,11 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import idempotency
+from activities.gateways.razorpay import events as razorpay_events
+from api import idempotency, webhooks
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
@@ -33,6 +34,7 @@ from api.models import (
 from api.problems import Problem, temporal_unavailable
 from api.updates import run_update
 from db import payments
+from db.pool import DATABASE_UNAVAILABLE
 from domain import names
 from domain.checkout import (
     ENDED_WITHOUT_MONEY,
@@ -41,8 +43,8 @@ from domain.checkout import (
     CheckoutRequest,
     CheckoutState,
     Gateway,
-    PaymentEvent,
-    PaymentEventKind,
+    GatewayPayment,
+    GatewayPaymentRef,
     PaymentStatus,
 )
 from domain.money import format_amount
@@ -246,21 +248,30 @@ async def confirm_razorpay_payment(
         ctx.razorpay_verifier.utility.verify_payment_signature(body.model_dump())
     except razorpay.errors.SignatureVerificationError:
         raise Problem(400, "invalid_signature", "the Razorpay signature does not verify") from None
-    handle = ctx.temporal.get_workflow_handle(state.workflow_id)
-    event = PaymentEvent(
-        event_id=f"razorpay-confirm:{body.razorpay_payment_id}",
-        kind=PaymentEventKind.AUTHORIZED,
-        gateway_payment_id=body.razorpay_order_id,
-        gateway_charge_id=body.razorpay_payment_id,
+    payment = await _as_razorpay_says(ctx, body.razorpay_order_id, body.razorpay_payment_id)
+    proof = razorpay_events.client_confirmation(
+        body.razorpay_order_id, body.razorpay_payment_id, payment
     )
     try:
-        await handle.signal(CheckoutWorkflow.payment_event, event)
-        live = await handle.query(CheckoutWorkflow.state)
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            raise Problem(409, "checkout_closed", f"checkout is {state.status}") from None
-        raise temporal_unavailable() from error
-    return Checkout.from_state(live, "workflow", None)
+        await webhooks.keep(ctx, proof)  # delivered by the relay, once with the webhook's
+    except DATABASE_UNAVAILABLE as error:
+        raise Problem(503, "database_unavailable", "retry shortly") from error
+    return Checkout.from_state(state, "ledger", None)
+
+
+async def _as_razorpay_says(
+    ctx: AppContext, order_id: str, payment_id: str
+) -> GatewayPayment | None:
+    """The payment as Razorpay reads it now; None when it cannot be had (the saga then looks
+    itself, later), so an outage at Razorpay never refuses a customer's proof."""
+    ref = GatewayPaymentRef(
+        gateway=Gateway.RAZORPAY, gateway_payment_id=order_id, gateway_charge_id=payment_id
+    )
+    try:
+        return await ctx.razorpay.fetch_payment(ref)
+    except ApplicationError as error:
+        log.info("razorpay_confirmation_unread", reason=error.type)
+        return None
 
 
 async def _handle(ctx: AppContext, caller: Caller, checkout_id: str) -> WorkflowHandle[Any, Any]:

@@ -9,6 +9,7 @@ import razorpay
 from fastapi import Request
 from temporalio.client import Client
 
+from activities.gateways.base import PaymentGateway
 from domain.checkout import Gateway
 from domain.webhooks import WebhookConfig
 from settings import Settings
@@ -21,6 +22,8 @@ class AppContext:
     temporal: Client
     razorpay_verifier: razorpay.Client
     """Only its signature utilities are used; it holds the key secret they need."""
+    razorpay: PaymentGateway
+    """Reads a payment a client confirms, as Razorpay asks after the signature check."""
     webhook_configs: dict[Gateway, WebhookConfig]
 
 

@@ -12,7 +12,12 @@ from temporalio.common import TypedSearchAttributes
 
 from db import routing
 from domain import names
-from domain.checkout import ENDED_WITHOUT_MONEY, GatewayPaymentRef, PaymentEventKind
+from domain.checkout import (
+    ENDED_WITHOUT_MONEY,
+    GatewayPaymentRef,
+    PaymentEventKind,
+    PaymentStatus,
+)
 from domain.dispute import DeadlinePolicy, DisputeRequest
 from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest
 from domain.webhooks import DisputeFact, NoAction, PaymentFact, RefundFact
@@ -76,9 +81,39 @@ async def _payment(pool: asyncpg.Pool, fact: PaymentFact) -> Delivery | NoAction
     taken = fact.kind in (PaymentEventKind.AUTHORIZED, PaymentEventKind.CAPTURED)
     if taken and checkout.status in ENDED_WITHOUT_MONEY:
         return _late_payment(fact, checkout)
+    known = _known(fact, checkout)
+    if known is not None:
+        return NoAction(reason=known)
     return Delivery(
         checkout.workflow_id, names.PAYMENT_EVENT, fact.signal(), f"checkout {fact.kind}"
     )
+
+
+# Statuses in which a checkout holds an authorization, and those in which it recorded a capture.
+_HOLDING = frozenset(
+    {
+        PaymentStatus.AUTHORIZED,
+        PaymentStatus.CAPTURED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+        PaymentStatus.DISPUTED,
+        PaymentStatus.DISPUTE_LOST,
+    }
+)
+_CAPTURE_RECORDED = _HOLDING - {PaymentStatus.AUTHORIZED}
+
+
+def _known(fact: PaymentFact, checkout: routing.CheckoutOf) -> str | None:
+    """Why the fact changes nothing for its checkout (so no signal is sent: each is a billed
+    Temporal action), or None. An authorization or a decline after the checkout holds one, and
+    a capture it recorded (the gateway's echo of the saga's own capture), are nothing new."""
+    if fact.kind in (PaymentEventKind.AUTHORIZED, PaymentEventKind.FAILED):
+        if checkout.status in _HOLDING:
+            return f"the checkout holds an authorization already ({checkout.status})"
+    elif fact.kind is PaymentEventKind.CAPTURED and checkout.status in _CAPTURE_RECORDED:
+        if fact.gateway_charge_id in (None, checkout.gateway_charge_id):
+            return f"the checkout recorded this capture ({checkout.status})"
+    return None
 
 
 def _late_payment(fact: PaymentFact, checkout: routing.CheckoutOf) -> Delivery:
@@ -128,6 +163,8 @@ async def _refund(
     if workflow_id is None:
         workflow_id = await routing.refund_workflow(pool, gateway, fact.gateway_refund_id)
     if workflow_id is not None:
+        if await routing.refund_settled(pool, workflow_id):  # an echo of what it recorded
+            return NoAction(reason="the refund is settled in the ledger already")
         return Delivery(
             workflow_id, names.REFUND_EVENT, fact.signal(), f"refund {fact.gateway_status}"
         )

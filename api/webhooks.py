@@ -22,7 +22,7 @@ from api.problems import Problem
 from db import inbox
 from db.pool import DATABASE_UNAVAILABLE
 from domain.checkout import Gateway
-from domain.webhooks import NoAction, Refused, VerifiedEvent
+from domain.webhooks import NoAction, PaymentFact, Refused, VerifiedEvent
 
 log = structlog.get_logger("api.webhooks")
 
@@ -81,12 +81,18 @@ async def _keep(
     return "accepted" if new else "duplicate"
 
 
+async def keep(ctx: AppContext, event: VerifiedEvent) -> bool:
+    """Keep a verified event for the relay; False when the inbox holds it already."""
+    return await inbox.receive(ctx.pool, _new_event(KITS[event.gateway], event))
+
+
 def _new_event(kit: GatewayKit, event: VerifiedEvent) -> inbox.NewEvent:
     """Events that concern no workflow are stored settled; the rest wait for the relay. The
     parser is total; if a bug makes it raise, the event still waits, and the relay retries it and
     parks it as a dead letter."""
     subject: str | None = None
     no_action: str | None = None
+    fact_key: str | None = None
     try:
         fact = kit.parse(event)
     except Exception:
@@ -96,6 +102,7 @@ def _new_event(kit: GatewayKit, event: VerifiedEvent) -> inbox.NewEvent:
             no_action = fact.reason
         else:
             subject = fact.subject
+            fact_key = fact.fact_key if isinstance(fact, PaymentFact) else None
     return inbox.NewEvent(
         gateway=event.gateway.value,
         event_id=event.event_id,
@@ -104,6 +111,7 @@ def _new_event(kit: GatewayKit, event: VerifiedEvent) -> inbox.NewEvent:
         body_sha256=event.body_sha256,
         subject=subject,
         no_action=no_action,
+        fact_key=fact_key,
     )
 
 

@@ -15,6 +15,7 @@ class CheckoutOf:
     workflow_id: str
     payment_id: str
     status: PaymentStatus
+    gateway_charge_id: str | None
 
 
 async def checkout_of(
@@ -22,14 +23,19 @@ async def checkout_of(
 ) -> CheckoutOf | None:
     """The checkout that created this gateway payment (recorded before any client saw it)."""
     row = await pool.fetchrow(
-        "SELECT workflow_id, payment_id, status FROM payments"
+        "SELECT workflow_id, payment_id, status, gateway_charge_id FROM payments"
         " WHERE gateway = $1 AND gateway_payment_id = $2",
         gateway,
         gateway_payment_id,
     )
     if row is None:
         return None
-    return CheckoutOf(row["workflow_id"], row["payment_id"], PaymentStatus(row["status"]))
+    return CheckoutOf(
+        row["workflow_id"],
+        row["payment_id"],
+        PaymentStatus(row["status"]),
+        row["gateway_charge_id"],
+    )
 
 
 async def own_refund_workflow(
@@ -60,6 +66,15 @@ async def refund_workflow(pool: asyncpg.Pool, gateway: str, gateway_refund_id: s
         gateway_refund_id,
     )
     return workflow_id
+
+
+async def refund_settled(pool: asyncpg.Pool, workflow_id: str) -> bool:
+    """Whether the refund a workflow records is final in the ledger."""
+    settled = await pool.fetchval(
+        "SELECT status IN ('succeeded', 'failed', 'canceled') FROM refunds WHERE workflow_id = $1",
+        workflow_id,
+    )
+    return bool(settled)
 
 
 async def refunded_payment(

@@ -13,8 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from activities.gateways.razorpay import events as razorpay_events
 from activities.gateways.registry import KITS
-from domain.checkout import Gateway, PaymentEventKind
+from domain.checkout import (
+    Gateway,
+    GatewayPayment,
+    GatewayPaymentRef,
+    PaymentEventKind,
+    PaymentSnapshot,
+    PaymentStatus,
+)
 from domain.webhooks import (
     DisputeFact,
     DowntimeFact,
@@ -342,3 +350,54 @@ def test_signed_random_razorpay_events_verify_and_parse_or_are_refused(
         assert isinstance(kit.parse(verified), GatewayEvent)
     else:
         assert verified.code == "malformed_event"
+
+
+def test_a_signed_authorization_carries_its_snapshot_and_a_malformed_one_does_not() -> None:
+    intent = {
+        "id": "pi_1", "status": "requires_capture", "amount": 2_500, "currency": "usd",
+        "amount_capturable": 1_000, "amount_received": 0, "latest_charge": "ch_1",
+    }  # fmt: skip
+    event = parse(stripe_event("payment_intent.amount_capturable_updated", intent))
+    assert isinstance(event, PaymentFact)
+    assert event.snapshot == PaymentSnapshot(
+        status=PaymentStatus.AUTHORIZED, amount=2_500, currency="USD", amount_capturable=1_000
+    )
+    assert event.fact_key == "authorized:ch_1"
+    for broken in ({"amount": "2500"}, {"amount": True}, {"currency": 7}, {"status": "x"}):
+        odd = parse(stripe_event("payment_intent.succeeded", {**intent, **broken}))
+        assert isinstance(odd, PaymentFact) and odd.snapshot is None  # the saga looks it up
+    payment = {"id": "pay_1", "order_id": "order_1", "status": "captured", "amount": 900,
+               "currency": "INR", "captured": True}  # fmt: skip
+    razorpay = parse(razorpay_event("payment.captured", {"payment": {"entity": payment}}))
+    assert isinstance(razorpay, PaymentFact) and razorpay.snapshot == PaymentSnapshot(
+        status=PaymentStatus.CAPTURED, amount=900, currency="INR", amount_captured=900
+    )
+
+
+def test_a_client_confirmation_reads_as_the_authorization_razorpay_showed() -> None:
+    def read(payment_id: str, status: PaymentStatus) -> GatewayPayment:
+        ref = GatewayPaymentRef(
+            gateway=Gateway.RAZORPAY, gateway_payment_id="order_1", gateway_charge_id=payment_id
+        )
+        return GatewayPayment(
+            ref=ref, status=status, amount=900, currency="INR", amount_capturable=900
+        )
+
+    fact = parse(razorpay_events.client_confirmation("order_1", "pay_1", None))
+    assert isinstance(fact, PaymentFact)
+    assert (fact.kind, fact.gateway_payment_id, fact.gateway_charge_id) == (
+        PaymentEventKind.AUTHORIZED, "order_1", "pay_1",
+    )  # fmt: skip
+    assert fact.snapshot is None and fact.fact_key == "authorized:pay_1"  # the saga looks
+
+    read_now = parse(
+        razorpay_events.client_confirmation(
+            "order_1", "pay_1", read("pay_1", PaymentStatus.AUTHORIZED)
+        )
+    )
+    assert isinstance(read_now, PaymentFact) and read_now.snapshot == PaymentSnapshot(
+        status=PaymentStatus.AUTHORIZED, amount=900, currency="INR", amount_capturable=900
+    )
+    for odd in (read("pay_2", PaymentStatus.AUTHORIZED), read("pay_1", PaymentStatus.FAILED)):
+        unread = parse(razorpay_events.client_confirmation("order_1", "pay_1", odd))
+        assert isinstance(unread, PaymentFact) and unread.snapshot is None

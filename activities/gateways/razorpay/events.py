@@ -4,8 +4,16 @@ Events": https://razorpay.com/docs/webhooks/payloads/)."""
 
 from __future__ import annotations
 
-from activities.gateways.payload import JSON, ident, obj, text, timestamp
-from domain.checkout import Gateway, PaymentEventKind
+import json
+
+from activities.gateways.payload import JSON, currency, ident, minor_units, obj, text, timestamp
+from domain.checkout import (
+    Gateway,
+    GatewayPayment,
+    PaymentEventKind,
+    PaymentSnapshot,
+    PaymentStatus,
+)
 from domain.webhooks import (
     DisputeFact,
     DowntimeFact,
@@ -53,6 +61,37 @@ EVENT_TYPES = frozenset(
 """The types this service reads; others are recorded as no action (and counted as `other`)."""
 
 
+def client_confirmation(
+    order_id: str, payment_id: str, payment: GatewayPayment | None
+) -> VerifiedEvent:
+    """The customer's signed proof from Razorpay Checkout (verified by the API) as the event it
+    tells: `payment.authorized`, with the payment as the API read it from Razorpay right after
+    ("Verify Payment Status", https://razorpay.com/docs/payments/payment-gateway/web-integration/
+    standard/build-integration/#16-verify-payment-status), or without amounts when Razorpay could
+    not be asked (the saga looks it up). It goes to the inbox like the webhook, which tells the
+    same authorization: one of the two is delivered."""
+    entity: JSON = {"id": payment_id, "order_id": order_id}
+    if payment is not None and payment.ref.gateway_charge_id == payment_id:
+        status = _READ_STATUSES.get(payment.status)
+        if status is not None:
+            entity |= {"amount": payment.amount, "currency": payment.currency, "status": status}
+    payload = {
+        "event": "payment.authorized",
+        "source": "client_confirmation",
+        "payload": {"payment": {"entity": entity}},
+    }
+    return VerifiedEvent(
+        gateway=Gateway.RAZORPAY,
+        event_id=f"client-confirmation:{payment_id}",
+        event_type="payment.authorized",
+        payload=payload,
+        body=json.dumps(payload),
+    )
+
+
+_READ_STATUSES = {PaymentStatus.AUTHORIZED: "authorized", PaymentStatus.CAPTURED: "captured"}
+
+
 def parse(event: VerifiedEvent) -> GatewayEvent:
     kind = event.event_type
     if kind in PAYMENT_KINDS:
@@ -83,6 +122,24 @@ def _payment(event: VerifiedEvent, kind: PaymentEventKind) -> GatewayEvent:
         gateway_charge_id=ident(payment.get("id")),
         error_code=ident(payment.get("error_code")),
         error_message=text(payment.get("error_description")),
+        snapshot=_snapshot(payment),
+    )
+
+
+def _snapshot(payment: JSON) -> PaymentSnapshot | None:
+    """The authorization (or capture) the signed event shows, when every field is there."""
+    amount = minor_units(payment.get("amount"))
+    code = currency(payment.get("currency"))
+    status = payment.get("status")
+    if amount is None or code is None or status not in ("authorized", "captured"):
+        return None
+    held = PaymentStatus.CAPTURED if status == "captured" else PaymentStatus.AUTHORIZED
+    return PaymentSnapshot(
+        status=held,
+        amount=amount,
+        currency=code,
+        amount_capturable=amount if held is PaymentStatus.AUTHORIZED else 0,
+        amount_captured=amount if held is PaymentStatus.CAPTURED else 0,
     )
 
 

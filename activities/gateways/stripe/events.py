@@ -4,8 +4,8 @@ https://docs.stripe.com/api/events/types)."""
 
 from __future__ import annotations
 
-from activities.gateways.payload import JSON, id_of, ident, obj, text
-from domain.checkout import Gateway, PaymentEventKind
+from activities.gateways.payload import JSON, currency, id_of, ident, minor_units, obj, text
+from domain.checkout import Gateway, PaymentEventKind, PaymentSnapshot, PaymentStatus
 from domain.webhooks import (
     DisputeFact,
     GatewayEvent,
@@ -69,6 +69,27 @@ def _payment_intent(event: VerifiedEvent, intent: JSON) -> GatewayEvent:
         gateway_charge_id=id_of(intent.get("latest_charge")),
         error_code=ident(error.get("decline_code")) or ident(error.get("code")),
         error_message=text(error.get("message")),
+        snapshot=_snapshot(intent),
+    )
+
+
+# How a PaymentIntent's status reads when its event carries money a checkout takes.
+_HELD = {"requires_capture": PaymentStatus.AUTHORIZED, "succeeded": PaymentStatus.CAPTURED}
+
+
+def _snapshot(intent: JSON) -> PaymentSnapshot | None:
+    """The authorization (or capture) the signed event shows, when every field is there."""
+    status = _HELD.get(str(intent.get("status")))
+    amount = minor_units(intent.get("amount"))
+    code = currency(intent.get("currency"))
+    if status is None or amount is None or code is None:
+        return None
+    return PaymentSnapshot(
+        status=status,
+        amount=amount,
+        currency=code,
+        amount_capturable=minor_units(intent.get("amount_capturable")) or 0,
+        amount_captured=minor_units(intent.get("amount_received")) or 0,
     )
 
 
