@@ -87,6 +87,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         gateways.capture_gateway_payment,
         gateways.release_gateway_payment,
         gateways.refund_gateway_payment,
+        gateways.refund_and_record,
         gateways.fetch_gateway_refund,
         merchant.confirm_order_with_merchant,
         reconcile.find_reconciliation_candidates,

@@ -1,7 +1,7 @@
 """Gateway activities: route each call to the adapter of the checkout's gateway. Creating and
-capturing also write what they did to the ledger, in the same activity: each such write is one
-idempotent transaction keyed by the step, so a retry applies it once, and the saga spends no
-separate ledger step (a Temporal action) on it."""
+capturing a payment, and creating a refund, also write what they did to the ledger in the same
+activity: each such write is one idempotent transaction keyed by the step, so a retry applies it
+once, and the saga spends no separate ledger step (a Temporal action) on it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 from temporalio import activity
 
 from activities.gateways.base import PaymentGateway
-from db import payments
+from db import payments, refunds
 from domain.checkout import (
     CaptureCheckoutPayment,
     CheckoutRecord,
@@ -23,7 +23,14 @@ from domain.checkout import (
     ReleaseGatewayPayment,
     capture_record,
 )
-from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef
+from domain.refund import (
+    CreateGatewayRefund,
+    GatewayRefund,
+    GatewayRefundRef,
+    RefundAtGateway,
+    RefundMade,
+    refund_step,
+)
 
 
 class GatewayActivities:
@@ -76,7 +83,19 @@ class GatewayActivities:
 
     @activity.defn
     async def refund_gateway_payment(self, request: CreateGatewayRefund) -> GatewayRefund:
+        """Refunds whose histories predate `refund_and_record` (see RefundWorkflow) call this."""
         return await self._gateways[request.ref.gateway].refund(request)
+
+    @activity.defn
+    async def refund_and_record(self, request: RefundAtGateway) -> RefundMade:
+        """Create the refund (our refund id is its idempotency key), then write the gateway's
+        answer as the saga would have (`refund_step`, keyed by step: a retry writes it once)."""
+        refund = await self._gateways[request.refund.ref.gateway].refund(request.refund)
+        record = refund_step(request.so_far, refund, "gateway_refund_created")
+        if record is None:
+            return RefundMade(refund=refund, record=None)
+        payment_status = await refunds.record_refund_step(self._pool, record)
+        return RefundMade(refund=refund, record=record, payment_status=payment_status)
 
     @activity.defn
     async def fetch_gateway_refund(self, ref: GatewayRefundRef) -> GatewayRefund:

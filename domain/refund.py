@@ -10,6 +10,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from domain.checkout import Gateway, GatewayPaymentRef, Model, PaymentStatus
+from domain.money import format_amount
 
 DEFAULT_POLL_INTERVAL_SECONDS = 60 * 60
 
@@ -211,6 +212,69 @@ class RefundRecord(Model):
     effect: RefundEffect = RefundEffect.NONE
     gateway_refund_id: str | None = None
     failure_reason: str | None = None
+
+
+class RefundSoFar(Model):
+    """What the next step of a refund is decided from: its saga's state, in short."""
+
+    refund_id: str
+    payment_id: str
+    gateway: Gateway
+    amount: int
+    status: RefundStatus
+    steps: int
+    """How many steps the refund has taken (its next record's key counts them)."""
+    gateway_refund_id: str | None = None
+    speed: str | None = None
+
+
+def refund_step(so_far: RefundSoFar, refund: GatewayRefund, step: str) -> RefundRecord | None:
+    """The ledger step the gateway's word on a refund makes, or None when it says nothing new.
+    Decided here alone: by the saga, and by the activity that creates the refund and writes
+    the answer at once (the same key, so the ledger applies it once)."""
+    first_sight = so_far.gateway_refund_id != refund.gateway_refund_id
+    detail = f"{so_far.gateway} {refund.gateway_refund_id} is {refund.status}"
+    if refund.amount != so_far.amount:
+        detail += f" for {format_amount(refund.amount, refund.currency)}"
+    effect, failure_reason = RefundEffect.NONE, None
+    if refund.status is RefundStatus.SUCCEEDED:
+        effect = RefundEffect.SETTLE
+    elif refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+        failure_reason = refund.failure_reason or f"the gateway says {refund.status}"
+        detail, effect = f"{detail}: {failure_reason}", RefundEffect.RELEASE
+    elif refund.speed is not None and so_far.speed is not None and refund.speed != so_far.speed:
+        step, detail = "speed_changed", f"{detail}; speed {refund.speed}"
+    elif first_sight or refund.status is not so_far.status:
+        if refund.status is RefundStatus.REQUIRES_ACTION:
+            detail += "; the customer must act (e.g. give bank details) before it can proceed"
+    else:
+        return None
+    return RefundRecord(
+        record_key=f"{so_far.refund_id}:{so_far.steps + 1}:{step}",
+        refund_id=so_far.refund_id,
+        payment_id=so_far.payment_id,
+        step=step,
+        status=refund.status,
+        detail=detail,
+        effect=effect,
+        gateway_refund_id=refund.gateway_refund_id,
+        failure_reason=failure_reason,
+    )
+
+
+class RefundAtGateway(Model):
+    """Create the refund at the gateway and write its answer to the ledger, in one activity."""
+
+    refund: CreateGatewayRefund
+    so_far: RefundSoFar
+
+
+class RefundMade(Model):
+    refund: GatewayRefund
+    record: RefundRecord | None
+    """The step the activity wrote, None when the answer changed nothing."""
+    payment_status: PaymentStatus | None = None
+    """The payment's status after that step."""
 
 
 RefundRequest.model_rebuild()

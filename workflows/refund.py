@@ -25,16 +25,19 @@ with workflow.unsafe.imports_passed_through():
         CreateGatewayRefund,
         GatewayRefund,
         GatewayRefundRef,
+        RefundAtGateway,
         RefundEffect,
         RefundEvent,
         RefundMode,
         RefundRecord,
         RefundRequest,
         RefundReservation,
+        RefundSoFar,
         RefundState,
         RefundStatus,
         RefundStep,
         refund_id_for,
+        refund_step,
     )
     from workflows import kit
     from workflows import search_attributes as search
@@ -43,6 +46,15 @@ with workflow.unsafe.imports_passed_through():
 
 # Auto-upgrade: a pending refund may wait for weeks, longer than an old build should run; it moves
 # to the current build, so a change must keep its histories replaying (tests/test_replay.py).
+
+FEWER_ACTIONS = "refund-fewer-actions"
+"""Runs begun since this patch publish their status only when it changes to one an operator
+looks for, keep their details in one memo, and create the refund and write its answer in one
+activity (`refund_and_record`). Runs begun before keep their recorded shape to the end: memo
+changes at each stage, search attributes at every step, `refund_gateway_payment` then a ledger
+step. Deprecate once no refund begun before it is running."""
+
+
 @workflow.defn(name=names.REFUND_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class RefundWorkflow:
     @workflow.init
@@ -71,6 +83,7 @@ class RefundWorkflow:
     @workflow.run
     async def run(self, request: RefundRequest) -> RefundState:
         s = self._state
+        self._lean = workflow.patched(FEWER_ACTIONS)
         try:
             if request.carried is None:
                 await self._begin(request)
@@ -88,6 +101,10 @@ class RefundWorkflow:
 
     async def _begin(self, request: RefundRequest) -> None:
         s = self._state
+        if not self._lean:
+            workflow.upsert_memo(
+                {"payment_id": s.payment_id, "refund_id": s.refund_id, "mode": s.mode.value}
+            )
         observed = await self._observe() if s.mode is RefundMode.OBSERVED else None
         if s.mode is RefundMode.LATE_PAYMENT and not await self._observe_late_payment(request):
             return
@@ -150,6 +167,8 @@ class RefundWorkflow:
         assert s.gateway is not None and s.gateway_refund_id is not None
         refund = await self._fetch()
         s.amount = refund.amount
+        if not self._lean:
+            workflow.upsert_memo({"gateway_refund_id": refund.gateway_refund_id})
         self._inbox.clear()  # what the starting event said, the fetch has just read
         return refund
 
@@ -188,6 +207,15 @@ class RefundWorkflow:
         s.gateway_payment_id = outcome.gateway_payment_id
         s.gateway_charge_id = outcome.gateway_charge_id
         s.gateway_refund_id = s.gateway_refund_id or outcome.gateway_refund_id
+        if not self._lean:
+            workflow.upsert_memo(
+                {
+                    "amount": s.amount,
+                    "currency": s.currency,
+                    "gateway": s.gateway.value,
+                    "gateway_payment_id": s.gateway_payment_id,
+                }
+            )
         self._step("refund_reserved", f"{self._describe_amount()} reserved on {s.payment_id}")
         return True
 
@@ -196,28 +224,38 @@ class RefundWorkflow:
         assert s.gateway is not None and s.currency is not None and s.gateway_payment_id
         workflow.set_current_details(f"Creating the refund of {self._describe_amount()}")
         self._asked_gateway = True
+        refund = CreateGatewayRefund(
+            ref=request.payment_ref
+            or GatewayPaymentRef(
+                gateway=s.gateway,
+                gateway_payment_id=s.gateway_payment_id,
+                gateway_charge_id=s.gateway_charge_id,
+            ),
+            refund_id=s.refund_id,
+            workflow_id=s.workflow_id,
+            payment_id=s.payment_id,
+            amount=s.amount,
+            currency=s.currency,
+            reason=s.reason,
+        )
+        # An unknown outcome must never end in a release: the refund may exist. Retry (same
+        # refund id, so never twice) until the gateway answers yes or no.
+        summary = f"refund {self._describe_amount()} at {s.gateway}"
         try:
-            refund = await workflow.execute_activity_method(
-                GatewayActivities.refund_gateway_payment,
-                CreateGatewayRefund(
-                    ref=request.payment_ref
-                    or GatewayPaymentRef(
-                        gateway=s.gateway,
-                        gateway_payment_id=s.gateway_payment_id,
-                        gateway_charge_id=s.gateway_charge_id,
-                    ),
-                    refund_id=s.refund_id,
-                    workflow_id=s.workflow_id,
-                    payment_id=s.payment_id,
-                    amount=s.amount,
-                    currency=s.currency,
-                    reason=s.reason,
-                ),
+            if not self._lean:
+                made = await workflow.execute_activity_method(
+                    GatewayActivities.refund_gateway_payment, refund,
+                    start_to_close_timeout=GATEWAY_TIMEOUT, retry_policy=PERSISTENT_RETRY,
+                    summary=summary,
+                )  # fmt: skip
+                await self._apply(made, "gateway_refund_created")
+                return
+            answer = await workflow.execute_activity_method(
+                GatewayActivities.refund_and_record,
+                RefundAtGateway(refund=refund, so_far=self._so_far()),
                 start_to_close_timeout=GATEWAY_TIMEOUT,
-                # An unknown outcome must never end in a release: the refund may exist. Retry
-                # (same refund id, so never twice) until the gateway answers yes or no.
                 retry_policy=PERSISTENT_RETRY,
-                summary=f"refund {self._describe_amount()} at {s.gateway}",
+                summary=summary,
             )
         except ActivityError as error:
             kit.reraise_cancellation(error)
@@ -227,7 +265,12 @@ class RefundWorkflow:
                 failure_reason=reason,
             )  # fmt: skip
             return
-        await self._apply(refund, "gateway_refund_created")
+        s.gateway_refund_id = answer.refund.gateway_refund_id
+        if answer.record is not None:  # written by the activity
+            self._take(answer.record)
+            s.payment_status = answer.payment_status
+            self._publish()
+        s.speed = answer.refund.speed or s.speed
 
     async def _await_final_status(
         self, request: RefundRequest, *, continue_as_new: bool = True
@@ -264,25 +307,13 @@ class RefundWorkflow:
     async def _apply(self, refund: GatewayRefund, step: str) -> None:
         """Move to what the gateway says; settle or release once the refund is final."""
         s = self._state
-        first_sight = s.gateway_refund_id != refund.gateway_refund_id
+        record = refund_step(self._so_far(), refund, step)
+        if not self._lean and s.gateway_refund_id != refund.gateway_refund_id:
+            workflow.upsert_memo({"gateway_refund_id": refund.gateway_refund_id})
         s.gateway_refund_id = refund.gateway_refund_id
-        detail = f"{s.gateway} {refund.gateway_refund_id} is {refund.status}"
-        if refund.amount != s.amount:
-            detail += f" for {format_amount(refund.amount, refund.currency)}"
-        if refund.status is RefundStatus.SUCCEEDED:
-            await self._record(step, RefundStatus.SUCCEEDED, detail, RefundEffect.SETTLE)
-        elif refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
-            reason = refund.failure_reason or f"the gateway says {refund.status}"
-            await self._record(
-                step, refund.status, f"{detail}: {reason}", RefundEffect.RELEASE,
-                failure_reason=reason,
-            )  # fmt: skip
-        elif refund.speed is not None and s.speed is not None and refund.speed != s.speed:
-            await self._record("speed_changed", refund.status, f"{detail}; speed {refund.speed}")
-        elif first_sight or refund.status is not s.status:
-            if refund.status is RefundStatus.REQUIRES_ACTION:
-                detail += "; the customer must act (e.g. give bank details) before it can proceed"
-            await self._record(step, refund.status, detail)
+        if record is not None:
+            self._take(record)
+            await self._write(record)
         s.speed = refund.speed or s.speed
 
     # Handlers: they only validate and queue; the run loop above is the one writer.
@@ -310,21 +341,24 @@ class RefundWorkflow:
             GatewayRefundRef(gateway=s.gateway, gateway_refund_id=s.gateway_refund_id)
         )
 
-    def _step(self, step: str, detail: str) -> None:
+    def _step(self, step: str, detail: str, *, publish: bool = True) -> None:
         s = self._state
         s.history.append(RefundStep(at=workflow.now(), step=step, status=s.status, detail=detail))
         kit.show(s.status, step, detail)
-        self._publish()
+        if publish or not self._lean:
+            self._publish()
 
     def _publish(self) -> None:
         """The refund appears next to its payment in the Temporal UI (`PaymentId = "pay_…"`, set
         at its start with `RefundStatus = "pending"`); its status is published when it changes
         to one an operator looks for (each upsert is a billed Temporal action)."""
         s = self._state
-        if s.status is self._published or s.status is RefundStatus.PENDING:
+        if self._lean and (s.status is self._published or s.status is RefundStatus.PENDING):
             return
         self._published = s.status
         updates: list[SearchAttributeUpdate[Any]] = [search.REFUND_STATUS.value_set(s.status.value)]
+        if not self._lean:
+            updates.insert(0, search.PAYMENT_ID.value_set(s.payment_id))
         if s.gateway is not None:
             updates.append(search.GATEWAY.value_set(s.gateway.value))
         if s.payment_status is not None:  # the payment's status after this refund's step
@@ -335,6 +369,8 @@ class RefundWorkflow:
                 search.CURRENCY.value_set(s.currency),
             ]
         workflow.upsert_search_attributes(updates)
+        if not self._lean:
+            return
         workflow.upsert_memo(
             {
                 "refund_id": s.refund_id,
@@ -344,6 +380,24 @@ class RefundWorkflow:
                 "gateway_refund_id": s.gateway_refund_id,
             }
         )
+
+    def _so_far(self) -> RefundSoFar:
+        s = self._state
+        assert s.gateway is not None
+        return RefundSoFar(
+            refund_id=s.refund_id, payment_id=s.payment_id, gateway=s.gateway, amount=s.amount,
+            status=s.status, steps=len(s.history), gateway_refund_id=s.gateway_refund_id,
+            speed=s.speed,
+        )  # fmt: skip
+
+    def _take(self, record: RefundRecord) -> None:
+        """The refund moves as a record says (written, or about to be)."""
+        s = self._state
+        s.status = record.status
+        if record.failure_reason is not None:
+            s.failure_reason = record.failure_reason
+        # published once written, with the payment's status after it
+        self._step(record.step, record.detail, publish=False)
 
     async def _record(
         self,
@@ -356,23 +410,19 @@ class RefundWorkflow:
     ) -> None:
         """Move the refund to `status` and write the step to the ledger, once."""
         s = self._state
-        s.status = status
-        if failure_reason is not None:
-            s.failure_reason = failure_reason
-        self._step(step, detail)
-        await self._write(
-            RefundRecord(
-                record_key=f"{s.refund_id}:{len(s.history)}:{step}",
-                refund_id=s.refund_id,
-                payment_id=s.payment_id,
-                step=step,
-                status=status,
-                detail=detail,
-                effect=effect,
-                gateway_refund_id=s.gateway_refund_id,
-                failure_reason=failure_reason,
-            )
+        record = RefundRecord(
+            record_key=f"{s.refund_id}:{len(s.history) + 1}:{step}",
+            refund_id=s.refund_id,
+            payment_id=s.payment_id,
+            step=step,
+            status=status,
+            detail=detail,
+            effect=effect,
+            gateway_refund_id=s.gateway_refund_id,
+            failure_reason=failure_reason,
         )
+        self._take(record)
+        await self._write(record)
 
     async def _write(self, record: RefundRecord) -> None:
         """Write a step to the ledger; one a cancellation cut short is written again (the ledger

@@ -15,12 +15,15 @@ from domain.refund import (
     CreateGatewayRefund,
     GatewayRefund,
     GatewayRefundRef,
+    RefundAtGateway,
     RefundEffect,
+    RefundMade,
     RefundRecord,
     RefundRequest,
     RefundReservation,
     RefundStatus,
     ReservationOutcome,
+    refund_step,
 )
 
 CAPTURED = 4_999
@@ -159,6 +162,15 @@ class FakeRefunds:
                 raise ApplicationError("answer lost", type="gateway_unreachable")
             return refund
 
+        @activity.defn(name="refund_and_record")
+        async def refund_and_record(request: RefundAtGateway) -> RefundMade:
+            refund = await refund_gateway_payment(request.refund)
+            record = refund_step(request.so_far, refund, "gateway_refund_created")
+            if record is None:
+                return RefundMade(refund=refund, record=None)
+            status = await record_refund_step(record)
+            return RefundMade(refund=refund, record=record, payment_status=status)
+
         @activity.defn(name="fetch_gateway_refund")
         async def fetch_gateway_refund(ref: GatewayRefundRef) -> GatewayRefund:
             self.fetches += 1
@@ -166,7 +178,13 @@ class FakeRefunds:
                 self.settle_at_gateway(ref.gateway_refund_id, self.final_after_fetches[1])
             return self.at_gateway[ref.gateway_refund_id]
 
-        return [reserve_refund, record_refund_step, refund_gateway_payment, fetch_gateway_refund]
+        return [
+            reserve_refund,
+            record_refund_step,
+            refund_gateway_payment,
+            refund_and_record,
+            fetch_gateway_refund,
+        ]
 
     def _accepted(self, amount: int, status: RefundStatus) -> ReservationOutcome:
         return ReservationOutcome(
