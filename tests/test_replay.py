@@ -1,6 +1,11 @@
 """Recorded histories of every workflow's main paths (tests/histories, made by
 `python -m tests.histories.record`) must replay on today's code: a change that would break
-running workflows fails here. New behaviour goes behind `workflow.patched`."""
+running workflows fails here.
+
+Refunds and disputes auto-upgrade to a new build: their new behaviour goes behind
+`workflow.patched`, and the histories recorded before it stay beside the new ones (e.g.
+`refunds_before_fewer_actions.json`). Checkouts and reconciliations are pinned to the build that
+started them, so a change of their shape is recorded again in place."""
 
 from __future__ import annotations
 

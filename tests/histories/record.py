@@ -3,8 +3,9 @@ over HTTP against a fresh local stack with real activities.
 
     .venv/bin/python -m tests.histories.record
 
-Run it after a workflow change that is meant to be new behaviour (guarded by `workflow.patched`),
-and commit the new files beside the old ones: old histories must keep replaying."""
+Run it after a workflow change. A refund's or a dispute's (auto-upgrade) is guarded by
+`workflow.patched`: rename the old files first, so they stay and keep replaying. A checkout's or
+a reconciliation's (pinned) replaces its files."""
 
 from __future__ import annotations
 
