@@ -49,6 +49,7 @@ from settings import Settings, get_settings
 from temporal_client import connect_temporal
 from workflows.checkout import CheckoutWorkflow
 from workflows.dispute import DisputeWorkflow
+from workflows.policies import BACKGROUND
 from workflows.reconcile import ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -116,6 +117,7 @@ async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
             id=names.RECONCILE_SCHEDULED_RUN_ID,
             task_queue=settings.task_queue,
             static_summary="Reconcile payments and refunds with the gateways",
+            priority=BACKGROUND,  # its checks and children inherit it: live checkouts go first
         ),
         spec=ScheduleSpec(
             intervals=[

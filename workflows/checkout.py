@@ -54,10 +54,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows import kit
     from workflows import search_attributes as search
     from workflows.policies import (
+        BACKGROUND,
         CREATE_RETRY,
         GATEWAY_RETRY,
         GATEWAY_TIMEOUT,
         LEDGER_TIMEOUT,
+        LIVE,
         MERCHANT_RETRY,
         MERCHANT_TIMEOUT,
         PERSISTENT_RETRY,
@@ -123,6 +125,8 @@ class CheckoutWorkflow:
         """Steps written with the next write (the capture's, or the next ledger step)."""
         self._deadline_passed = False
         self._published: PaymentStatus | None = None
+        self._priority = LIVE
+        """Of the gateway look-ups and releases (policies.BACKGROUND once the checkout expires)."""
 
     # The story
 
@@ -216,6 +220,8 @@ class CheckoutWorkflow:
                 lambda: bool(self._inbox) or self._cancel is not None or self._deadline_passed
             )
             if not self._inbox and self._cancel is None:
+                # Nobody waits on an expiring checkout: its gateway calls yield to live ones.
+                self._priority = BACKGROUND
                 # Look before releasing: an authorization whose webhook is late is taken.
                 current = await self._look()
                 if current.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
@@ -582,6 +588,7 @@ class CheckoutWorkflow:
             start_to_close_timeout=GATEWAY_TIMEOUT,
             retry_policy=PERSISTENT_RETRY,
             summary=f"release at the gateway: {reason}",
+            priority=self._priority,
         )
 
     # Handlers: they only validate and queue; the run loop above is the one writer.
@@ -662,7 +669,7 @@ class CheckoutWorkflow:
 
     async def _look(self) -> GatewayPayment:
         """The payment as the gateway holds it now; an outage only delays the answer."""
-        return await kit.fetch_payment(self._ref(), persistent=True)
+        return await kit.fetch_payment(self._ref(), persistent=True, priority=self._priority)
 
     async def _pause(self, pause: timedelta) -> bool:
         """Wait `pause`, or less: False when the authorization deadline came or a cancel."""

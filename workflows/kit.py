@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
@@ -19,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.checkout import GatewayPayment, GatewayPaymentRef
     from domain.dispute import GatewayDispute, GatewayDisputeRef
     from domain.refund import GatewayRefund, GatewayRefundRef
-    from workflows.policies import GATEWAY_RETRY, GATEWAY_TIMEOUT, PERSISTENT_RETRY
+    from workflows.policies import GATEWAY_RETRY, GATEWAY_TIMEOUT, LIVE, PERSISTENT_RETRY
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,13 +139,16 @@ def continue_as_new_due(polls_this_run: int) -> bool:
 # Gateway look-ups: what the gateway holds now, before a saga moves money on a hint.
 
 
-async def fetch_payment(ref: GatewayPaymentRef, *, persistent: bool = False) -> GatewayPayment:
+async def fetch_payment(
+    ref: GatewayPaymentRef, *, persistent: bool = False, priority: Priority = LIVE
+) -> GatewayPayment:
     return await workflow.execute_activity_method(
         GatewayActivities.fetch_gateway_payment,
         ref,
         start_to_close_timeout=GATEWAY_TIMEOUT,
         retry_policy=PERSISTENT_RETRY if persistent else GATEWAY_RETRY,
         summary="look the payment up at the gateway",
+        priority=priority,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 # Gateway calls: a few quick retries for blips, then a slower cadence; declines and invalid
 # requests are non-retryable and surface at once. The same idempotency key rides every attempt.
@@ -46,3 +46,10 @@ CHECK_RETRY = RetryPolicy(
 GATEWAY_TIMEOUT = timedelta(seconds=30)
 LEDGER_TIMEOUT = timedelta(seconds=15)
 MERCHANT_TIMEOUT = timedelta(seconds=15)
+
+# Task-queue priority (https://docs.temporal.io/develop/task-queue-priority-fairness): when a
+# task queue has a backlog, tasks with a lower key are dispatched first; 3 is the server's
+# default. Work no customer waits for (a checkout released at its deadline, the reconciler and
+# what it starts) yields to live checkouts, so a storm of it cannot stall them.
+LIVE = Priority.default
+BACKGROUND = Priority(priority_key=4)

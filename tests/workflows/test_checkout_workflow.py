@@ -8,7 +8,8 @@ import asyncio
 import uuid
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -24,6 +25,7 @@ from domain.checkout import (
 from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for, worker
 from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
+from workflows.policies import BACKGROUND
 
 
 def queue() -> str:
@@ -101,6 +103,35 @@ async def test_unpaid_checkout_expires_at_the_deadline_and_is_canceled_at_the_ga
     assert len(fake.releases) == 1
     assert fake.captures == []
     assert fake.ledger_balance() == {}
+
+
+def gateway_call_priorities(history: WorkflowHistory) -> dict[str, set[int]]:
+    """Activity type → the priority keys its scheduled tasks carried (0: the server default)."""
+    keys: dict[str, set[int]] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            keys.setdefault(scheduled.activity_type.name, set()).add(
+                scheduled.priority.priority_key
+            )
+    return keys
+
+
+async def test_an_expiring_checkout_yields_its_gateway_calls_to_live_ones(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await handle.result()
+        keys = gateway_call_priorities(await handle.fetch_history())
+
+    background = BACKGROUND.priority_key
+    assert keys == {
+        "create_gateway_payment": {0},
+        "fetch_gateway_payment": {background},
+        "release_gateway_payment": {background},
+    }
 
 
 async def test_merchant_refusal_voids_the_authorization(
@@ -193,6 +224,9 @@ async def test_cancel_before_payment_cancels_at_the_gateway(
     assert state.status is PaymentStatus.CANCELED
     assert result.status is PaymentStatus.CANCELED
     assert len(fake.releases) == 1 and fake.captures == []
+    # A customer's cancel is live work: its release keeps the default priority.
+    keys = gateway_call_priorities(await handle.fetch_history())
+    assert keys["release_gateway_payment"] == {0}
 
 
 async def test_cancel_after_authorization_voids_it_in_manual_capture(
