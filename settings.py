@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     """Delivered webhook events are forgotten after this (hourly purge); dead letters stay until
     replayed. At least Stripe's 3 days of retries and Razorpay's replay window, so a gateway's
     late retry is still recognised as a duplicate."""
+    webhook_relay_in_api: bool = True
+    """Run the webhook relay inside each API process (nothing else to deploy). False when it runs
+    as its own process, `python -m api.relay` (the dev stack does): webhook intake then has the
+    API's event loop to itself, which keeps its latency low under a burst of routed events."""
+    relay_metrics_address: str = ""
+    """Where `python -m api.relay` serves its Prometheus metrics (deliveries, lag); empty: off."""
     webhook_relay_concurrency: int = 32
     """Deliveries to workflows in flight at once, per relay (one runs in each API replica)."""
     webhook_relay_sweep_seconds: float = 5.0

@@ -33,7 +33,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url, settings.database_pool_size)
         try:
-            relay_pool = await create_pool(settings.database_url, relay.POOL_SIZE)
+            relay_pool = (
+                await create_pool(settings.database_url, relay.POOL_SIZE)
+                if settings.webhook_relay_in_api
+                else None
+            )
             context = AppContext(
                 settings=settings,
                 pool=pool,
@@ -52,12 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             stop = asyncio.Event()
             background = [
-                asyncio.create_task(relay.Relay(relay_pool, context.temporal, settings).run(stop)),
                 asyncio.create_task(
                     relay.run_retention(pool, settings.webhook_inbox_retention_days, stop)
                 ),
                 asyncio.create_task(idempotency.run_purge(context.pool, settings, stop)),
             ]
+            if relay_pool is not None:
+                background.append(
+                    asyncio.create_task(
+                        relay.Relay(relay_pool, context.temporal, settings).run(stop)
+                    )
+                )
             try:
                 yield
             finally:
@@ -65,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await asyncio.gather(*background)
                 if stop_metrics is not None:
                     await asyncio.to_thread(stop_metrics)
-                await relay_pool.close()
+                if relay_pool is not None:
+                    await relay_pool.close()
         finally:
             await pool.close()
 

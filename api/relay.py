@@ -1,6 +1,7 @@
 """The webhook relay: delivers the events intake committed to the inbox to their workflows.
 
-**Where it runs: in every API process**, beside intake. It needs exactly what the API already
+**Where it runs: in every API process**, beside intake, or, with `WEBHOOK_RELAY_IN_API=false`,
+as its own process (`python -m api.relay`, as the dev stack runs it). It needs what the API already
 holds (the PostgreSQL pool and the Temporal client) and nothing of the worker, so no other process
 has to be deployed, supervised and scaled for it; each API replica adds a relay, and replicas share
 the work through the inbox itself (claims with `FOR UPDATE SKIP LOCKED` and a lease that a crashed
@@ -27,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import signal
 import time
 from contextlib import suppress
 from datetime import timedelta
 
 import asyncpg
 import structlog
+from prometheus_client import start_http_server
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -41,10 +44,12 @@ from activities.gateways.registry import KITS
 from api.event_routing import Delivery, RoutingPolicy, resolve
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG
 from db import inbox
-from db.pool import DATABASE_UNAVAILABLE
+from db.pool import DATABASE_UNAVAILABLE, create_pool
 from domain.checkout import Gateway
 from domain.webhooks import DowntimeFact, NoAction, VerifiedEvent
-from settings import Settings
+from observability import configure_logging
+from settings import Settings, get_settings
+from temporal_client import connect_temporal
 
 log = structlog.get_logger("api.relay")
 
@@ -332,3 +337,38 @@ async def run_retention(pool: asyncpg.Pool, retention_days: int, stop: asyncio.E
             if purged:
                 log.info("webhook inbox purged", events=purged, retention_days=retention_days)
         await _first(stop, seconds=RETENTION_INTERVAL_SECONDS)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """The relay as its own process, until `stop`."""
+    pool = await create_pool(settings.database_url, POOL_SIZE)
+    metrics = None
+    if settings.relay_metrics_address:  # deliveries and lag; the API serves the ledger gauges
+        host, _, port = settings.relay_metrics_address.rpartition(":")
+        metrics, _ = start_http_server(int(port), host)
+    try:
+        temporal = await connect_temporal(settings, lazy=True)
+        log.info("relay running", concurrency=settings.webhook_relay_concurrency)
+        await Relay(pool, temporal, settings).run(stop)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+        await pool.close()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("relay", settings.log_level)
+
+    async def until_signaled() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(until_signaled())
+
+
+if __name__ == "__main__":
+    main()

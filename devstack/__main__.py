@@ -60,7 +60,8 @@ Payment sagas are running.
   Sandbox movements {stack.sandbox_url}/sandbox/movements
   Temporal server   {stack.temporal_address}
   Metrics           http://127.0.0.1:{stack.ports.api_metrics}/metrics (API), \
-http://127.0.0.1:{stack.ports.worker_metrics}/metrics (worker)
+http://127.0.0.1:{stack.ports.worker_metrics}/metrics (worker), \
+http://127.0.0.1:{stack.ports.relay_metrics}/metrics (webhook relay)
   Logs              {stack.data_dir / "logs"}
 
 Bearer tokens for the API ({TOKEN_DAYS} days, development secret):

@@ -123,6 +123,7 @@ class Ports:
     merchant: int = 8200
     worker_metrics: int = 9464
     api_metrics: int = 9465
+    relay_metrics: int = 9466
 
     @classmethod
     def free(cls) -> Ports:
@@ -175,6 +176,7 @@ class Stack:
             "ENVIRONMENT": "development",
             "TEMPORAL_ADDRESS": self.temporal_address,
             "DATABASE_URL": database_url,
+            "WEBHOOK_RELAY_IN_API": "false",
             "STRIPE_API_BASE": f"{self.sandbox_url}/stripe",
             "STRIPE_SECRET_KEY": SANDBOX_STRIPE_KEY,
             "STRIPE_WEBHOOK_SECRET": SANDBOX_STRIPE_WEBHOOK_SECRET,
@@ -188,6 +190,7 @@ class Stack:
             "MERCHANT_CALLBACK_SECRET": SANDBOX_MERCHANT_SECRET,
             "WORKER_METRICS_ADDRESS": f"127.0.0.1:{self.ports.worker_metrics}",
             "API_METRICS_ADDRESS": f"127.0.0.1:{self.ports.api_metrics}",
+            "RELAY_METRICS_ADDRESS": f"127.0.0.1:{self.ports.relay_metrics}",
             **self._extra_env,
         }
         temporal_cmd = [
@@ -235,6 +238,8 @@ class Stack:
             url=f"{self.api_url}/health/live",
         )  # fmt: skip
         self._add("worker", [sys.executable, "worker.py"], service_env)
+        # The relay in its own process: webhook intake keeps the API's event loop to itself.
+        self._add("relay", [sys.executable, "-m", "api.relay"], service_env)
         try:
             self._migrate(service_env)
             for child in self.children.values():
