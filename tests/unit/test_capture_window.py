@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from api.checkouts import checkout_request
 from api.models import CreateCheckout
-from domain.checkout import RAZORPAY_MANUAL_CAPTURE_MINUTES, Gateway
+from domain.checkout import RAZORPAY_MANUAL_CAPTURE_MINUTES, CaptureMode, Gateway
 from settings import Settings
 
 RAZORPAY_REFUNDS_AFTER = timedelta(minutes=RAZORPAY_MANUAL_CAPTURE_MINUTES)
@@ -21,7 +21,7 @@ def _request(gateway: Gateway, settings: Settings) -> tuple[timedelta, timedelta
         currency="INR",
         gateway=gateway,
         customer_id="c_1",
-        capture_mode="manual",
+        capture_mode=CaptureMode.MANUAL,
     )
     request = checkout_request(body, settings, idempotency_key="key-00000001", attempt=1)
     return (
