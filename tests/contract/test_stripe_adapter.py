@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -361,3 +362,48 @@ async def test_a_refund_applied_then_answered_500_is_found_and_not_made_twice(
     moved = control.movements(payment.ref.gateway_payment_id)
     assert moved == ["authorization", "capture", "refund"]
     assert (await emulator.gateway.fetch_payment(payment.ref)).amount_refunded == 400
+
+
+async def test_a_card_short_of_funds_is_declined_unless_partial_authorization_was_asked(
+    emulator: Emulator, request: pytest.FixtureRequest
+) -> None:
+    """Our PaymentIntents do not ask for partial authorization, so the issuer approving less is a
+    decline the customer may retry; one that asked reads as less to capture than its amount."""
+    emulator.faults(request)  # localstripe models no issuer approving part of the amount
+    payment = await emulator.gateway.create_payment(creation())
+    async with httpx.AsyncClient(base_url=emulator.api_base.removesuffix("/stripe")) as browser:
+        declined = await browser.post(
+            f"/sandbox/stripe/payment_intents/{payment.ref.gateway_payment_id}/pay",
+            json={
+                "client_secret": payment.instructions.stripe_client_secret,
+                "payment_method": "pm_card_visa",
+                "authorized_amount": 600,
+            },
+        )
+    assert declined.status_code == 402
+    after = await emulator.gateway.fetch_payment(payment.ref)
+    assert after.status is PaymentStatus.CREATED and after.error_code == "insufficient_funds"
+
+    client = stripe.StripeClient(SANDBOX_STRIPE_KEY, base_addresses={"api": emulator.api_base})
+    partial_allowed: Any = {
+        "amount": 1_000,
+        "currency": "eur",
+        "capture_method": "manual",
+        "payment_method_options": {"card": {"request_partial_authorization": "if_available"}},
+    }
+    asked = await client.v1.payment_intents.create_async(partial_allowed)
+    async with httpx.AsyncClient(base_url=emulator.api_base.removesuffix("/stripe")) as browser:
+        paid = await browser.post(
+            f"/sandbox/stripe/payment_intents/{asked.id}/pay",
+            json={
+                "client_secret": asked.client_secret,
+                "payment_method": "pm_card_visa",
+                "authorized_amount": 600,
+            },
+        )
+    assert paid.status_code == 200, paid.text
+    partial = await emulator.gateway.fetch_payment(
+        payment.ref.model_copy(update={"gateway_payment_id": asked.id})
+    )
+    assert partial.status is PaymentStatus.AUTHORIZED
+    assert (partial.amount, partial.amount_capturable) == (1_000, 600)
