@@ -18,6 +18,7 @@ from domain.checkout import (
     GatewayPayment,
     PaymentStatus,
 )
+from domain.refund import CreateGatewayRefund, RefundReason
 from tests.contract.conftest import SANDBOX_RAZORPAY_KEY, SandboxControl
 
 
@@ -179,3 +180,55 @@ async def test_a_capture_applied_then_answered_500_reads_back_as_captured(
     assert captured.status is PaymentStatus.CAPTURED
     charge = str(payment.ref.gateway_charge_id)
     assert sandbox_control.movements(charge) == ["authorization", "capture"]
+
+
+async def _captured(gateway: RazorpayGateway, sandbox_url: str) -> GatewayPayment:
+    return await gateway.capture(_capture(await _authorized(gateway, sandbox_url)))
+
+
+def _refund_of(payment: GatewayPayment, amount: int) -> CreateGatewayRefund:
+    return CreateGatewayRefund(
+        ref=payment.ref,
+        refund_id="rfd_" + uuid.uuid4().hex[:24],
+        workflow_id="refund-pay_x-own-key",
+        payment_id="pay_x",
+        amount=amount,
+        currency="INR",
+        reason=RefundReason.REQUESTED_BY_CUSTOMER,
+    )
+
+
+async def test_a_refund_applied_then_answered_500_is_found_by_its_receipt_not_made_twice(
+    gateway: RazorpayGateway, sandbox_url: str, sandbox_control: SandboxControl
+) -> None:
+    payment = await _captured(gateway, sandbox_url)
+    sandbox_control.arm("razorpay", "payments.refund", "applied_then_500")
+    refunding = _refund_of(payment, 2_000)
+
+    await _fails(gateway.refund(refunding), retryable=True)
+    refund = await gateway.refund(refunding)
+
+    assert refund.amount == 2_000
+    charge = str(payment.ref.gateway_charge_id)
+    assert sandbox_control.movements(charge) == ["authorization", "capture", "refund"]
+
+
+async def test_a_slow_refund_is_waited_for_then_found_not_made_twice(
+    gateway: RazorpayGateway, sandbox_url: str, sandbox_control: SandboxControl
+) -> None:
+    payment = await _captured(gateway, sandbox_url)
+    sandbox_control.arm("razorpay", "payments.refund", "slow_commit", delay_seconds=1)
+    refunding = _refund_of(payment, 2_000)
+    charge = str(payment.ref.gateway_charge_id)
+
+    await _fails(gateway.refund(refunding), retryable=True)  # a 502 page
+    try:  # while it is being made, the key answers 409 (or the refund has landed meanwhile)
+        in_flight = await gateway.refund(refunding)
+        assert in_flight.amount == 2_000
+    except ApplicationError as error:
+        assert not error.non_retryable and error.type == "refund_in_progress", error
+    sandbox_control.wait_for_movement(charge, "refund")
+    refund = await gateway.refund(refunding)
+
+    assert refund.amount == 2_000
+    assert sandbox_control.movements(charge) == ["authorization", "capture", "refund"]
