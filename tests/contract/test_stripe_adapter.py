@@ -407,3 +407,25 @@ async def test_a_card_short_of_funds_is_declined_unless_partial_authorization_wa
     )
     assert partial.status is PaymentStatus.AUTHORIZED
     assert (partial.amount, partial.amount_capturable) == (1_000, 600)
+
+
+async def test_a_slow_refund_is_replayed_to_its_key_once_it_lands_and_made_once(
+    emulator: Emulator, request: pytest.FixtureRequest
+) -> None:
+    control = emulator.faults(request)
+    payment = await _captured(emulator)
+    control.arm("stripe", "refunds.create", "slow_commit", delay_seconds=1)
+    refunding = refund_of(payment, 400)
+
+    await _fails_retryably(emulator.gateway.refund(refunding))  # a 502 page
+    try:  # while it is being made, its key is in use (409): retry later
+        in_flight = await emulator.gateway.refund(refunding)
+        assert in_flight.amount == 400
+    except ApplicationError as error:
+        assert not error.non_retryable, error
+    control.wait_for_movement(payment.ref.gateway_payment_id, "refund")
+    refund = await emulator.gateway.refund(refunding)
+
+    assert refund.amount == 400
+    moved = control.movements(payment.ref.gateway_payment_id)
+    assert moved == ["authorization", "capture", "refund"]
