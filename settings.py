@@ -140,7 +140,9 @@ class Settings(BaseSettings):
 
     authorization_window_seconds: int = 15 * 60
     manual_capture_window_seconds: int = 6 * 24 * 60 * 60
-    """How long a manual-capture checkout waits for its capture call; below Stripe's 7 days."""
+    """How long a manual-capture checkout waits for its capture call; below Stripe's 7 days.
+    Razorpay checkouts close theirs earlier, before Razorpay refunds the authorization
+    (`domain.checkout.manual_capture_window`)."""
     refund_poll_interval_seconds: int = 60 * 60
     """How long a pending refund waits for a webhook before it asks the gateway (and again)."""
     dispute_deadline_margin_seconds: int = 2 * 24 * 60 * 60

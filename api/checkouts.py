@@ -46,8 +46,10 @@ from domain.checkout import (
     GatewayPayment,
     GatewayPaymentRef,
     PaymentStatus,
+    manual_capture_window,
 )
 from domain.money import format_amount
+from settings import Settings
 from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
 
@@ -106,6 +108,23 @@ async def create_checkout(
     return JSONResponse(stored.body, status_code=stored.status)
 
 
+def checkout_request(
+    body: CreateCheckout, settings: Settings, idempotency_key: str, attempt: int
+) -> CheckoutRequest:
+    """The checkout saga's input: the merchant's request and the windows it runs by."""
+    return CheckoutRequest(
+        **body.model_dump(),
+        idempotency_key=idempotency_key,
+        authorization_window_seconds=settings.authorization_window_seconds,
+        manual_capture_window_seconds=manual_capture_window(
+            body.gateway,
+            settings.manual_capture_window_seconds,
+            settings.authorization_window_seconds,
+        ),
+        attempt=attempt,
+    )
+
+
 async def _start_checkout(
     ctx: AppContext, body: CreateCheckout, idempotency_key: str
 ) -> idempotency.StoredResponse:
@@ -114,13 +133,7 @@ async def _start_checkout(
     attempt = 1 if latest is None else latest.attempt
     if latest is not None and latest.status in ENDED_WITHOUT_MONEY:
         attempt += 1
-    request = CheckoutRequest(
-        **body.model_dump(),
-        idempotency_key=idempotency_key,
-        authorization_window_seconds=settings.authorization_window_seconds,
-        manual_capture_window_seconds=settings.manual_capture_window_seconds,
-        attempt=attempt,
-    )
+    request = checkout_request(body, settings, idempotency_key, attempt)
     workflow_id = names.checkout_workflow_id(body.order_id, attempt)
     start = WithStartWorkflowOperation(
         CheckoutWorkflow.run,

@@ -16,6 +16,33 @@ class Gateway(StrEnum):
     RAZORPAY = "razorpay"
 
 
+# Razorpay refunds an authorized payment nobody captured in time by itself: "payments that are
+# not captured within this time period will be refunded automatically to customers", at most
+# 5 days (`manual_expiry_period` up to 7200 minutes) counted from the payment's creation
+# ("Configure Payment Capture Settings using Orders API",
+# https://razorpay.com/docs/payments/payments/capture-settings/api). Our orders ask for it.
+RAZORPAY_MANUAL_CAPTURE_MINUTES = 7200
+_CAPTURE_MARGIN_SECONDS = 60 * 60
+"""Time left for the capture itself (its retries included) before the gateway gives up on it."""
+
+
+def manual_capture_window(
+    gateway: Gateway, configured_seconds: int, authorization_window_seconds: int
+) -> int:
+    """How long a manual-capture checkout waits for its capture call (or an operator's review):
+    the configured window, closed in time for Razorpay. Razorpay's period counts from the
+    payment's creation, which may come as early as the checkout's start, while this window
+    counts from the authorization the checkout takes as late as its authorization deadline."""
+    if gateway is not Gateway.RAZORPAY:
+        return configured_seconds
+    limit = (
+        RAZORPAY_MANUAL_CAPTURE_MINUTES * 60
+        - authorization_window_seconds
+        - _CAPTURE_MARGIN_SECONDS
+    )
+    return max(0, min(configured_seconds, limit))
+
+
 class CaptureMode(StrEnum):
     """`automatic`: capture as soon as the merchant confirms; `manual`: wait for a capture call."""
 

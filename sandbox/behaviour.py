@@ -15,7 +15,11 @@ from sandbox.state import Gateway
 
 T = TypeVar("T")
 
-FaultKind = Literal["error_500", "timeout", "applied_but_lost", "slow_commit", "rate_limited"]
+FaultKind = Literal[
+    "error_500", "applied_then_500", "timeout", "applied_but_lost", "slow_commit", "rate_limited"
+]
+# Faults that apply a write the client is told failed; a read has nothing to apply.
+WRITE_ONLY_FAULTS: frozenset[str] = frozenset({"slow_commit", "applied_then_500"})
 RefundMode = Literal["instant", "pending"]
 
 

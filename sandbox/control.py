@@ -20,7 +20,14 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
-from sandbox.behaviour import Behaviour, Fault, FaultKind, RazorpayAccount, RefundMode
+from sandbox.behaviour import (
+    WRITE_ONLY_FAULTS,
+    Behaviour,
+    Fault,
+    FaultKind,
+    RazorpayAccount,
+    RefundMode,
+)
 from sandbox.razorpay_api import RazorpayApi, RazorpayError
 from sandbox.state import JSON, OPERATIONS, WRITES, Gateway, Store
 from sandbox.stripe_api import StripeApi, StripeError
@@ -41,9 +48,9 @@ class FaultRequest(BaseModel):
         if self.operation not in OPERATIONS[self.gateway]:
             known = ", ".join(sorted(OPERATIONS[self.gateway]))
             raise ValueError(f"unknown {self.gateway} operation {self.operation!r}; one of {known}")
-        if self.kind == "slow_commit" and self.operation not in WRITES[self.gateway]:
+        if self.kind in WRITE_ONLY_FAULTS and self.operation not in WRITES[self.gateway]:
             writes = ", ".join(sorted(WRITES[self.gateway]))
-            raise ValueError(f"only a write commits late; one of {writes}")
+            raise ValueError(f"{self.kind} applies a write; one of {writes}")
         return self
 
 

@@ -97,6 +97,15 @@ def _na(status: int, description: str, code: str = "BAD_REQUEST_ERROR") -> Razor
 # code BAD_REQUEST_ERROR: the `razorpay` SDK picks its exception by that code, so a 429 reaches
 # the client as a BadRequestError, not as a server error. Nothing is applied.
 _RATE_LIMITED = _na(429, "Too many requests")
+# A server error: "5xx: Something went wrong on Razorpay's end" ("About Errors",
+# https://razorpay.com/docs/errors, SERVER_ERROR in "Common Errors"); the SDK raises ServerError.
+# Razorpay does not say whether such a request was applied: the `error_500` fault applies
+# nothing, `applied_then_500` applies the write and answers this all the same.
+_SERVER_ERROR = _na(
+    500,
+    "The server encountered an error. The incident has been reported to admins.",
+    "SERVER_ERROR",
+)
 
 
 def _amount(params: JSON) -> int | None:
@@ -176,12 +185,7 @@ class RazorpayApi:
         if fault is not None and fault.kind == "rate_limited":
             return _json(_RATE_LIMITED.body(), 429)
         if fault is not None and fault.kind == "error_500":
-            error = _na(
-                500,
-                "The server encountered an error. The incident has been reported to admins.",
-                "SERVER_ERROR",
-            )
-            return _json(error.body(), 500)
+            return _json(_SERVER_ERROR.body(), 500)
         digest = fingerprint(request.url.path, params)
         scoped = None
         if idempotency_key is not None:
@@ -218,6 +222,8 @@ class RazorpayApi:
                 self._idempotency.save(scoped, SavedResponse(digest, status, {"id": body["id"]}))
             if writes:
                 self._store.save()
+            if status == 200 and fault is not None and fault.kind == "applied_then_500":
+                return 500, _SERVER_ERROR.body()  # applied all the same; the refund keeps its key
             return status, body
 
         def done() -> None:

@@ -37,10 +37,16 @@ Table = Literal[
 ]
 
 # The operations a fault can be armed on: reads, and writes (which change an existing object or
-# create one; only they can commit late).
+# create one; only they can commit late or be applied and answered 500).
 READS: dict[Gateway, frozenset[str]] = {
     "stripe": frozenset(
-        {"payment_intents.retrieve", "refunds.retrieve", "refunds.list", "disputes.retrieve"}
+        {
+            "payment_intents.retrieve",
+            "payment_intents.search",
+            "refunds.retrieve",
+            "refunds.list",
+            "disputes.retrieve",
+        }
     ),
     "razorpay": frozenset(
         {

@@ -61,6 +61,12 @@ _DECLINES = {
     "9995": ("insufficient_funds", "Your card has insufficient funds."),
 }
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
+# One clause of a search query we answer: metadata['key']:'value' or status:'value'.
+_SEARCH_CLAUSE = re.compile(
+    r"(metadata|status)"  # the field
+    r"(?:\[['\"]([^'\"\]]+)['\"]\])?"  # a metadata key
+    r":['\"]([^'\"]*)['\"]"  # the value
+)
 # "Idempotent requests" (https://docs.stripe.com/idempotency): keys can be pruned once they are
 # at least 24 hours old; a key reused after that makes a new request.
 _KEY_LIFETIME = 24 * 3600
@@ -128,6 +134,21 @@ def _fail_with_500(_: JSON) -> JSON:
     Stripe saves this answer under the request's idempotency key like any other and replays it
     to every retry with that key ("Idempotent requests": "including 500 errors")."""
     raise StripeError(500, "api_error", "An unknown error occurred")
+
+
+def _applied_then_500(action: Callable[[JSON], JSON]) -> Callable[[JSON], JSON]:
+    """The ``applied_then_500`` fault: the endpoint applies the call, then fails with a 500.
+    "Advanced error handling" (https://docs.stripe.com/error-low-level#server-errors): the
+    result of a 500 is indeterminate, the request may have been applied; like any answer of an
+    endpoint that began executing, the 500 is saved under the idempotency key and replayed to
+    every retry with that key ("Idempotent requests", https://docs.stripe.com/idempotency), so
+    only a look-up tells whether the object changed."""
+
+    def applied(params: JSON) -> JSON:
+        action(params)
+        raise StripeError(500, "api_error", "An unknown error occurred")
+
+    return applied
 
 
 # "Rate limits" (https://docs.stripe.com/rate-limits): too many requests get status 429; the
@@ -264,6 +285,8 @@ class StripeApi:
             return _json(_RATE_LIMITED.body(), 429)
         if fault is not None and fault.kind == "error_500":
             action = _fail_with_500
+        if fault is not None and fault.kind == "applied_then_500":
+            action = _applied_then_500(action)
         key = request.headers.get("idempotency-key") if writes else None
         scoped = f"{api_key}:{key}" if key else None
         digest = fingerprint(request.url.path, params)
@@ -416,6 +439,41 @@ class StripeApi:
         if intent is None:
             raise _missing("payment_intent", intent_id, "intent")
         return intent
+
+    def search_payment_intents(self, params: JSON) -> JSON:
+        """``GET /v1/payment_intents/search`` ("Search PaymentIntents",
+        https://docs.stripe.com/api/payment_intents/search), for clauses ``metadata['k']:'v'``
+        and ``status:'s'`` joined by ``AND`` ("Search query language",
+        https://docs.stripe.com/search#search-query-language); newest first. Stripe's search
+        lags writes ("Don't use search in read-after-write flows ... data is searchable in less
+        than a minute"); the sandbox's does not (not modelled)."""
+        query = str(params.get("query") or "")
+        if not query:
+            raise _bad_param("Missing required param: query.", "query", "parameter_missing")
+        clauses = []
+        for clause in re.split(r"\s+AND\s+", query.strip()):
+            match = _SEARCH_CLAUSE.fullmatch(clause.strip())
+            if match is None:
+                raise _bad_param(
+                    f"We were unable to parse your search query. Clause: {clause!r}", "query"
+                )
+            clauses.append(match.groups())
+        limit = _int(params, "limit") or 10
+
+        def matches(intent: JSON) -> bool:
+            return all(
+                (intent["metadata"].get(key) if field == "metadata" else intent.get(field)) == value
+                for field, key, value in clauses
+            )
+
+        found = [i for i in reversed(self._intents.values()) if matches(i)]
+        return {
+            "object": "search_result",
+            "url": "/v1/payment_intents/search",
+            "data": found[:limit],
+            "has_more": len(found) > limit,
+            "next_page": None,
+        }
 
     def expanded(self, intent: JSON, expand: object) -> JSON:
         """``expand[]=latest_charge`` answers with the charge object in place of its id
@@ -918,6 +976,10 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
     @router.post(f"{base}/payment_intents")
     async def create_payment_intent(request: Request) -> Response:
         return await api.call(request, "payment_intents.create", api.create_payment_intent)
+
+    @router.get(f"{base}/payment_intents/search")
+    async def search_payment_intents(request: Request) -> Response:
+        return await api.call(request, "payment_intents.search", api.search_payment_intents)
 
     @router.get(f"{base}/payment_intents/{{intent_id}}")
     async def retrieve_payment_intent(intent_id: str, request: Request) -> Response:

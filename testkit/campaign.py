@@ -181,12 +181,15 @@ GATEWAY_FAULTS = [
     ("stripe", "payment_intents.retrieve", "timeout"),
     ("stripe", "payment_intents.capture", "applied_but_lost"),
     ("stripe", "payment_intents.capture", "timeout"),
+    ("stripe", "payment_intents.capture", "applied_then_500"),
     ("stripe", "refunds.create", "applied_but_lost"),
     ("stripe", "refunds.create", "error_500"),
+    ("stripe", "refunds.create", "applied_then_500"),
     ("razorpay", "orders.create", "applied_but_lost"),
     ("razorpay", "payments.fetch", "error_500"),
     ("razorpay", "payments.capture", "applied_but_lost"),
     ("razorpay", "payments.capture", "timeout"),
+    ("razorpay", "payments.capture", "slow_commit"),
     ("razorpay", "payments.refund", "applied_but_lost"),
     ("razorpay", "payments.refund", "timeout"),
 ]
@@ -205,14 +208,26 @@ async def gateway_faults(c: Campaign, times: int = 4) -> str:
     )
 
 
+# The gateway applied the call and the client heard otherwise: the answer lost (a 502 page), a
+# 500 (which Stripe replays to the key), or a commit after the client gave up.
+ANSWERS_LOST = [
+    ("stripe", "payment_intents.create", "applied_then_500"),
+    ("stripe", "payment_intents.capture", "applied_but_lost"),
+    ("stripe", "payment_intents.capture", "applied_then_500"),
+    ("razorpay", "orders.create", "applied_but_lost"),
+    ("razorpay", "orders.create", "applied_then_500"),
+    ("razorpay", "payments.capture", "applied_but_lost"),
+    ("razorpay", "payments.capture", "slow_commit"),
+]
+
+
 async def answers_lost(c: Campaign) -> str:
-    """Only "applied but the answer was lost", on creating and capturing payments."""
-    lost = [f for f in GATEWAY_FAULTS if f[2] == "applied_but_lost" and "refund" not in f[1]]
-    for gateway, operation, kind in lost:
+    """Calls applied whose answers say otherwise, on creating and capturing payments."""
+    for gateway, operation, kind in ANSWERS_LOST:
         fault = {"gateway": gateway, "operation": operation, "kind": kind, "times": 3}
         (await c.shop.sandbox.post("/sandbox/faults", json=fault)).raise_for_status()
     await asyncio.sleep(1)
-    return "applied_but_lost armed 3 times on " + ", ".join(f"{g} {o}" for g, o, _ in lost)
+    return "armed 3 times each: " + ", ".join(f"{g} {o} {k}" for g, o, k in ANSWERS_LOST)
 
 
 async def webhook_chaos(c: Campaign) -> str:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.stack import free_port, wait_for_http, wait_for_port
@@ -61,3 +63,50 @@ def localstripe_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(process)
+
+
+class SandboxControl:
+    """The sandbox's test controls over HTTP: faults armed for the next calls of an operation."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def arm(
+        self, gateway: str, operation: str, kind: str, times: int = 1, delay_seconds: float = 0
+    ) -> None:
+        armed = self.http.post(
+            "/sandbox/faults",
+            json={
+                "gateway": gateway,
+                "operation": operation,
+                "kind": kind,
+                "times": times,
+                "delay_seconds": delay_seconds,
+            },
+        )
+        assert armed.status_code == 200, armed.text
+
+    def movements(self, payment: str) -> list[str]:
+        """The kinds of money movement the sandbox made for a payment, in order."""
+        moved = self.http.get("/sandbox/movements", params={"payment": payment})
+        return [m["kind"] for m in moved.json()]
+
+    def wait_for_movement(self, payment: str, kind: str) -> None:
+        """Until a late write has landed (a `slow_commit`); no time is asserted."""
+        for _ in range(200):
+            if kind in self.movements(payment):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no {kind} of {payment} landed")
+
+
+@pytest.fixture
+def sandbox_control(sandbox_url: str) -> Iterator[SandboxControl]:
+    """The controls; every default (faults disarmed) comes back after the test."""
+    control = SandboxControl(sandbox_url)
+    try:
+        yield control
+    finally:
+        control.http.post("/sandbox/reset-behaviour").raise_for_status()
+        control.http.close()

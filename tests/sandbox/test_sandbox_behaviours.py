@@ -322,13 +322,14 @@ async def test_a_slow_stripe_capture_holds_its_key_then_replays(sandbox_api: San
     assert _kinds(sandbox_api, intent.id) == ["authorization", "capture"]
 
 
-def test_only_writes_commit_late(sandbox_api: Sandbox) -> None:
+@pytest.mark.parametrize("kind", ["slow_commit", "applied_then_500"])
+def test_only_writes_commit_late_or_apply_then_fail(sandbox_api: Sandbox, kind: str) -> None:
     refused = sandbox_api.http.post(
         "/sandbox/faults",
-        json={"gateway": "razorpay", "operation": "payments.fetch", "kind": "slow_commit"},
+        json={"gateway": "razorpay", "operation": "payments.fetch", "kind": kind},
     )
     assert refused.status_code == 422
-    assert "only a write commits late" in refused.text
+    assert f"{kind} applies a write" in refused.text
 
 
 def test_writes_to_one_payment_wait_for_each_other_but_reads_do_not(

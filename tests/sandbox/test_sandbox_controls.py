@@ -77,6 +77,47 @@ async def test_stripe_applied_but_lost_then_replay(sandbox_api: Sandbox) -> None
     assert len(refunds) == 1, "a replay moves no money"
 
 
+async def test_stripe_applied_then_500_changes_the_object_and_replays_the_500(
+    sandbox_api: Sandbox,
+) -> None:
+    intent = await _paid_intent(sandbox_api, capture_method="manual")
+    _fault(
+        sandbox_api, gateway="stripe", operation="payment_intents.capture", kind="applied_then_500"
+    )
+    key: Any = {"idempotency_key": "capture-applied-1"}
+    for replayed in (None, "true"):
+        with pytest.raises(stripe.APIError) as failed:
+            await sandbox_api.stripe.v1.payment_intents.capture_async(intent.id, options=key)
+        assert failed.value.http_status == 500
+        assert failed.value.headers is not None
+        assert failed.value.headers.get("idempotent-replayed") == replayed
+    looked_up = await sandbox_api.stripe.v1.payment_intents.retrieve_async(intent.id)
+    assert looked_up.status == "succeeded", "only a look-up shows the capture happened"
+    kinds = [m["kind"] for m in sandbox_api.movements(payment=intent.id)]
+    assert kinds == ["authorization", "capture"]
+
+
+async def test_stripe_search_finds_payment_intents_by_metadata_and_status(
+    sandbox_api: Sandbox,
+) -> None:
+    mine = await sandbox_api.stripe.v1.payment_intents.create_async(
+        {"amount": 700, "currency": "usd", "metadata": {"checkout_id": "pay_search_1"}}
+    )
+    await sandbox_api.stripe.v1.payment_intents.create_async(
+        {"amount": 700, "currency": "usd", "metadata": {"checkout_id": "pay_search_2"}}
+    )
+    found = await sandbox_api.stripe.v1.payment_intents.search_async(
+        {"query": "metadata['checkout_id']:'pay_search_1' AND status:'requires_payment_method'"}
+    )
+    assert [intent.id for intent in found.data] == [mine.id]
+    none = await sandbox_api.stripe.v1.payment_intents.search_async(
+        {"query": "metadata['checkout_id']:'pay_search_1' AND status:'succeeded'"}
+    )
+    assert none.data == []
+    with pytest.raises(stripe.InvalidRequestError):
+        await sandbox_api.stripe.v1.payment_intents.search_async({"query": "amount>5"})
+
+
 async def test_stripe_timeout_applies_late(sandbox_api: Sandbox) -> None:
     intent = await sandbox_api.stripe.v1.payment_intents.create_async(
         {"amount": 700, "currency": "usd", "capture_method": "manual"}
@@ -143,14 +184,26 @@ def test_razorpay_faults(sandbox_api: Sandbox) -> None:
     time.sleep(0.6)
     assert client.payment.fetch(payment_id)["status"] == "captured"
 
+    _fault(sandbox_api, gateway="razorpay", operation="payments.refund", kind="applied_then_500")
+    with pytest.raises(razorpay.errors.ServerError):
+        client.payment.refund(
+            payment_id, {"amount": 500}, headers={"X-Refund-Idempotency": "r-500-0001"}
+        )
+    made = client.payment.fetch_multiple_refund(payment_id)["items"]
+    assert [r["amount"] for r in made] == [500], "applied all the same"
+    again = client.payment.refund(
+        payment_id, {"amount": 500}, headers={"X-Refund-Idempotency": "r-500-0001"}
+    )
+    assert again["id"] == made[0]["id"], "the key replays the refund it made"
+
     _fault(sandbox_api, gateway="razorpay", operation="payments.refund", kind="applied_but_lost")
     key = {"X-Refund-Idempotency": "refund-lost-0001"}
     with pytest.raises(requests.exceptions.JSONDecodeError):
         client.payment.refund(payment_id, {"amount": 1000}, headers=key)
     refund = client.payment.refund(payment_id, {"amount": 1000}, headers=key)
-    assert client.payment.fetch_multiple_refund(payment_id)["items"] == [refund]
+    assert client.payment.fetch_multiple_refund(payment_id)["items"][0] == refund
     kinds = [m["kind"] for m in sandbox_api.movements(gateway="razorpay", payment=payment_id)]
-    assert kinds == ["authorization", "capture", "refund"]
+    assert kinds == ["authorization", "capture", "refund", "refund"]
 
 
 def test_fault_controls(sandbox_api: Sandbox) -> None:

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.gateways.base import refused, unavailable
 from domain.checkout import (
+    RAZORPAY_MANUAL_CAPTURE_MINUTES,
     CaptureGatewayPayment,
     CreateGatewayPayment,
     Gateway,
@@ -52,12 +53,16 @@ _PAYMENT_STATUSES = {
 _PAYMENT_RANK = {"captured": 0, "refunded": 0, "authorized": 1, "created": 2, "failed": 3}
 _NOTES_LIMIT = 15  # Razorpay keeps at most 15 notes
 # Razorpay captures a payment by itself unless its order asks otherwise (the account default is
-# automatic capture): the saga captures only after the merchant confirmed the order. 7200 minutes
-# is the longest manual capture period an order may ask for; an authorization not captured by
-# then is refunded at normal speed (https://razorpay.com/docs/payments/payments/capture-settings/api).
-_MANUAL_CAPTURE = {
+# automatic capture): the saga captures only after the merchant confirmed the order. It asks for
+# the longest manual capture period an order may have; an authorization not captured by then is
+# refunded at normal speed (https://razorpay.com/docs/payments/payments/capture-settings/api),
+# and the checkout's capture window closes before that (domain.checkout.manual_capture_window).
+MANUAL_CAPTURE: dict[str, Any] = {
     "capture": "manual",
-    "capture_options": {"manual_expiry_period": 7200, "refund_speed": "normal"},
+    "capture_options": {
+        "manual_expiry_period": RAZORPAY_MANUAL_CAPTURE_MINUTES,
+        "refund_speed": "normal",
+    },
 }
 _REFUND_STATUSES = {
     "pending": RefundStatus.PENDING,
@@ -145,7 +150,7 @@ class RazorpayGateway:
                     "currency": request.currency,
                     "receipt": request.checkout_id,
                     "notes": notes,
-                    "payment": _MANUAL_CAPTURE,
+                    "payment": MANUAL_CAPTURE,
                 },
             )
         return self._order_payment(order, None)
