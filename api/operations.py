@@ -1,7 +1,7 @@
 """Operator actions: reconcile a payment with its gateway now, retry a step in backoff now, and
 what the reconciler found.
 
-The same actions from the Temporal CLI are in the README's Operations section."""
+The same actions from the Temporal CLI are in docs/operations.md."""
 
 from __future__ import annotations
 
