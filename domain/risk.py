@@ -168,6 +168,8 @@ class AssessCheckout(Model):
     gateway_payment_id: str | None = None
     gateway_charge_id: str | None = None
     """At authorization: the payment whose card signals the gateway is asked for."""
+    review_by: datetime | None = None
+    """The latest a review may end (before the authorization deadline or expiry)."""
     new_checkout: NewCheckout | None = None
     """At creation: the checkout's payment row, written with the assessment (so that a blocked or
     reviewed checkout is in the ledger before any gateway call)."""
@@ -179,8 +181,9 @@ class RiskVerdict(Model):
 
     assessment_id: int
     assessment: Assessment
-    review_window_seconds: int
-    review_default: ReviewOutcome
+    review_deadline: datetime | None = None
+    """When the decision is review: when the configured default applies."""
+    review_default: ReviewOutcome = ReviewOutcome.REJECTED
 
 
 class ReviewDecision(Model):
@@ -196,7 +199,6 @@ class RecordReview(Model):
     status: ReviewStatus
     reviewer: str | None = None
     note: str = ""
-    deadline: datetime | None = None
 
 
 class ReviewItem(Model):
