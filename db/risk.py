@@ -13,10 +13,10 @@ from typing import Any
 
 import asyncpg
 
+from domain.checkout import CardSignals
 from domain.risk import (
     AssessCheckout,
     Assessment,
-    CardSignals,
     ReviewItem,
     ReviewOutcome,
     ReviewStatus,

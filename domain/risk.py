@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.checkout import Model, NewCheckout
+from domain.checkout import CardSignals, Model, NewCheckout
 
 
 class RiskDecision(StrEnum):
@@ -104,15 +104,6 @@ class RiskConfig(Model):
 
     def rule(self, name: RuleName) -> RuleConfig | None:
         return next((r for r in self.rules if r.rule is name and r.enabled), None)
-
-
-class CardSignals(Model):
-    """What the gateway knows of the card that paid, and its own risk verdict, when it says."""
-
-    fingerprint: str | None = None
-    country: str | None = None
-    risk_level: str | None = None
-    risk_score: int | None = None
 
 
 class RiskFacts(Model):

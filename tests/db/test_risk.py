@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from db import risk
+from domain.checkout import CardSignals
 from domain.risk import (
     AssessCheckout,
-    CardSignals,
     ReviewStatus,
     RiskDecision,
     RiskStage,
