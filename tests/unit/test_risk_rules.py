@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from domain.checkout import CardSignals
 from domain.risk import (
-    CardSignals,
     RiskConfig,
     RiskDecision,
     RiskFacts,
