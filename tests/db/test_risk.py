@@ -9,8 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 
+from api.metrics import serve_metrics
 from db import risk
+from devstack.stack import free_port
 from domain.checkout import CardSignals
 from domain.risk import (
     AssessCheckout,
@@ -19,6 +22,7 @@ from domain.risk import (
     RiskStage,
     RuleName,
 )
+from tests.db.test_ledger_gauges import scrape, value
 
 
 def request(customer: str, stage: RiskStage = RiskStage.CREATE, **fields: object) -> AssessCheckout:
@@ -131,3 +135,27 @@ async def test_the_review_queue_oldest_first_and_a_decided_review_leaves_it(
     assert [q.assessment_id for q in await risk.reviews(pool)] == [second.assessment_id]
     (done,) = await risk.reviews(pool, status=ReviewStatus.APPROVED)
     assert (done.reviewer, done.status) == ("op-1", ReviewStatus.APPROVED)
+
+
+async def test_assessments_by_decision_and_rule_and_the_review_queue_are_metrics(
+    pool: asyncpg.Pool,
+) -> None:
+    await set_rule(pool, RuleName.VELOCITY_CUSTOMER, limit=1, window_seconds=600)
+    await risk.assess_checkout(pool, request("c_m"))
+    await risk.assess_checkout(pool, request("c_m"))
+    await risk.assess_checkout(pool, request("c_m2", amount=500_000))
+    address = f"127.0.0.1:{free_port()}"
+    stop = serve_metrics(address, pool, CollectorRegistry())
+    try:
+        samples = await scrape(address)
+    finally:
+        stop()
+
+    def assessed(decision: str) -> float:
+        return value(samples, "payments_risk_assessments_total", stage="create", decision=decision)
+
+    assert (assessed("allow"), assessed("block"), assessed("review")) == (1, 1, 1)
+    hits = "payments_risk_rule_hits_total"
+    assert value(samples, hits, stage="create", rule="velocity_customer") == 1
+    assert value(samples, hits, stage="create", rule="first_purchase") == 1
+    assert value(samples, "payments_risk_reviews_pending") == 1
