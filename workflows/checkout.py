@@ -526,17 +526,18 @@ class CheckoutWorkflow:
             return True
         s = self._state
         verdict = await self._assess(RiskStage.CREATE, s.authorization_deadline)
-        if await self._risk_settled(verdict, RiskStage.CREATE):
+        passed = await self._risk_settled(verdict, RiskStage.CREATE)
+        if passed and not self._deadline_passed:
             return True
-        status = PaymentStatus.CANCELED if self._cancel else PaymentStatus.FAILED
-        blocked = verdict.assessment.decision is RiskDecision.BLOCK
-        step = (
-            "risk_blocked"
-            if blocked
-            else "risk_rejected"
-            if status is PaymentStatus.FAILED
-            else status.value
-        )
+        if passed:  # approved as the authorization deadline passed: too late to pay
+            status, step = PaymentStatus.EXPIRED, PaymentStatus.EXPIRED.value
+            s.last_error = "deadline passed during the risk review"
+        elif self._cancel is not None:
+            status, step = PaymentStatus.CANCELED, PaymentStatus.CANCELED.value
+        else:
+            status = PaymentStatus.FAILED
+            blocked = verdict.assessment.decision is RiskDecision.BLOCK
+            step = "risk_blocked" if blocked else "risk_rejected"
         await self._record(
             step, status, f"{s.last_error}; nothing was asked of {s.gateway}",
             last_error=s.last_error,
@@ -632,9 +633,11 @@ class CheckoutWorkflow:
         s.review_deadline = None
         self._reviewing = False
         if outcome is ReviewOutcome.APPROVED:
+            at_authorization = stage is RiskStage.AUTHORIZATION  # "authorized" is written next
             await self._record(
-                "risk_approved", PaymentStatus.AUTHORIZED if stage is RiskStage.AUTHORIZATION
-                else PaymentStatus.CREATED, f"risk review {ended}", defer=True,
+                "risk_approved",
+                PaymentStatus.AUTHORIZED if at_authorization else PaymentStatus.CREATED,
+                f"risk review {ended}", defer=at_authorization,
             )  # fmt: skip
             s.risk_reason = None
             return True
