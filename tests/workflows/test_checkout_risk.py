@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.checkout import CaptureMode, PaymentStatus
 from domain.risk import ReviewDecision, ReviewOutcome, ReviewStatus, RiskDecision, RiskStage
+from testkit.history_shape import shape_of
 from tests.workflows.doubles import FakeGateway, checkout_request, start, wait_for, worker
 from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
@@ -205,3 +206,21 @@ async def test_a_review_decision_without_a_review_is_refused(
         assert (await handle.result()).status is PaymentStatus.CAPTURED
 
     assert getattr(refused.value.cause, "type", None) == "no_review_pending"
+
+
+async def test_screening_an_allowed_checkout_keeps_the_captured_checkouts_budget(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        assert (await handle.result()).status is PaymentStatus.CAPTURED
+        shape = shape_of(await handle.fetch_history())
+
+    # the two assessments are local activities: the one at the authorization shares its workflow
+    # task's marker action with the merchant's confirmation; the one before the payment (with
+    # the patch's marker) costs one action more than an unscreened checkout
+    assert (shape.local_activities, shape.marker_tasks) == (2 + 2, 2), shape
+    assert shape.actions <= 10, shape
