@@ -141,6 +141,8 @@ class CheckoutWorkflow:
         """Of the gateway look-ups and releases (policies.BACKGROUND once the checkout expires)."""
         self._review: ReviewDecision | None = None
         self._reviewing = False
+        self._authorization_reviewed_for = timedelta()
+        """How long the authorization waited for a risk review: taken off the capture window."""
 
     # The story
 
@@ -386,7 +388,8 @@ class CheckoutWorkflow:
     async def _await_capture_call(self) -> None:
         """Until the capture window closes, checking the authorization whenever the gateway or an
         operator says it may have changed (e.g. canceled on the dashboard, expired at Stripe)."""
-        deadline = workflow.now() + timedelta(seconds=self._request.manual_capture_window_seconds)
+        window = timedelta(seconds=self._request.manual_capture_window_seconds)
+        deadline = workflow.now() + window - self._authorization_reviewed_for
         while self._capture is None and self._cancel is None:
             remaining = (deadline - workflow.now()).total_seconds()
             try:
@@ -632,6 +635,8 @@ class CheckoutWorkflow:
         ).record(workflow.now() - started, {"stage": stage.value, "end": ended.value})
         s.review_deadline = None
         self._reviewing = False
+        if stage is RiskStage.AUTHORIZATION:
+            self._authorization_reviewed_for = workflow.now() - started
         if outcome is ReviewOutcome.APPROVED:
             at_authorization = stage is RiskStage.AUTHORIZATION  # "authorized" is written next
             await self._record(

@@ -224,3 +224,25 @@ async def test_screening_an_allowed_checkout_keeps_the_captured_checkouts_budget
     # the patch's marker) costs one action more than an unscreened checkout
     assert (shape.local_activities, shape.marker_tasks) == (2 + 2, 2), shape
     assert shape.actions <= 10, shape
+
+
+async def test_a_review_of_a_manual_capture_authorization_does_not_extend_its_window(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    fake.risk_says(
+        RiskStage.AUTHORIZATION, RiskDecision.REVIEW, review_for=timedelta(days=2),
+        default=ReviewOutcome.APPROVED,
+    )  # fmt: skip
+    request = checkout_request(CaptureMode.MANUAL)
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, request, tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()  # nobody captures
+
+    assert result.status is PaymentStatus.EXPIRED and len(fake.releases) == 1
+    at = {step.step: step.at for step in result.history}
+    window = timedelta(seconds=request.manual_capture_window_seconds)
+    # the window counts from the authorization, the review included
+    assert at["compensated"] - at["risk_review"] < window + timedelta(minutes=1)
