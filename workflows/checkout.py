@@ -610,7 +610,8 @@ class CheckoutWorkflow:
             )
         except TimeoutError:
             pass
-        review = self._review
+        review, self._review = self._review, None  # a second review waits for its own
+        self._reviewing = False  # no other decision is taken for this one
         if review is not None:
             outcome, reviewer, note = review.outcome, review.reviewer, review.note
             ended = ReviewStatus(outcome.value)
@@ -634,7 +635,6 @@ class CheckoutWorkflow:
             "payments_risk_review_time", "From a risk review's start to its end, by stage and end"
         ).record(workflow.now() - started, {"stage": stage.value, "end": ended.value})
         s.review_deadline = None
-        self._reviewing = False
         if stage is RiskStage.AUTHORIZATION:
             self._authorization_reviewed_for = workflow.now() - started
         if outcome is ReviewOutcome.APPROVED:

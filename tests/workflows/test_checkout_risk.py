@@ -246,3 +246,25 @@ async def test_a_review_of_a_manual_capture_authorization_does_not_extend_its_wi
     window = timedelta(seconds=request.manual_capture_window_seconds)
     # the window counts from the authorization, the review included
     assert at["compensated"] - at["risk_review"] < window + timedelta(minutes=1)
+
+
+async def test_an_approval_before_the_payment_does_not_decide_a_later_review(
+    dev_server_env: WorkflowEnvironment,
+) -> None:
+    fake, tq = FakeGateway(), queue()
+    fake.risk_says(RiskStage.CREATE, RiskDecision.REVIEW)
+    fake.risk_says(RiskStage.AUTHORIZATION, RiskDecision.REVIEW, review_for=timedelta(seconds=2))
+    async with worker(dev_server_env.client, fake, tq):
+        handle = await start(dev_server_env.client, checkout_request(), tq)
+        await wait_for(handle, in_review)
+        await handle.execute_update(
+            CheckoutWorkflow.review, ReviewDecision(outcome=ReviewOutcome.APPROVED)
+        )
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()  # the second review times out: rejected by default
+
+    assert result.status is PaymentStatus.VOIDED
+    assert [r.status for r in fake.reviews] == [
+        ReviewStatus.APPROVED, ReviewStatus.TIMED_OUT_REJECTED,
+    ]  # fmt: skip
