@@ -204,3 +204,13 @@ async def test_a_released_payment_cannot_be_captured(emulator: Emulator) -> None
         )
     assert refused.value.non_retryable
     assert (await emulator.gateway.fetch_payment(payment.ref)).status is PaymentStatus.CANCELED
+
+
+async def test_a_fetched_authorization_shows_the_cards_signals(emulator: Emulator) -> None:
+    payment = await authorized(emulator)
+
+    assert payment.card is not None
+    if emulator.name == "localstripe":
+        return  # it shows what it knows; the sandbox models the documented fields
+    assert payment.card.fingerprint and payment.card.country == "US"
+    assert payment.card.risk_level == "normal"
