@@ -36,6 +36,7 @@ from activities.ledger import LedgerActivities
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities
 from activities.reconcile import ReconcileActivities
+from activities.risk import RiskActivities
 from db.migrate import pending_migrations
 from db.pool import create_pool
 from domain import names
@@ -62,6 +63,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
     ledger = LedgerActivities(pool)
     adapters = build_adapters(settings)
     gateways = GatewayActivities(adapters, pool)
+    risk = RiskActivities(adapters, pool)
     reconcile = ReconcileActivities(
         pool,
         adapters,
@@ -103,6 +105,8 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         ledger.record_dispute_step,
         ledger.flag_unverified_dispute,
         ledger.read_disputed_payment,
+        risk.assess_checkout_risk,
+        risk.record_risk_review,
     ]
 
 

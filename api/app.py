@@ -12,7 +12,17 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from activities.gateways.registry import KITS
-from api import checkouts, disputes, health, idempotency, operations, refunds, relay, webhooks
+from api import (
+    checkouts,
+    disputes,
+    health,
+    idempotency,
+    operations,
+    refunds,
+    relay,
+    reviews,
+    webhooks,
+)
 from api.auth import RateLimits
 from api.context import AppContext
 from api.metrics import RequestMetrics, serve_metrics
@@ -105,5 +115,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(disputes.router)
     app.include_router(webhooks.router)
     app.include_router(operations.router)
+    app.include_router(reviews.router)
 
     return app

@@ -176,6 +176,12 @@ async def _start_checkout(
             headers={"Retry-After": "30"}, checkout_id=state.checkout_id,
         )  # fmt: skip
     view = Checkout.from_state(state, source, settings.sandbox_checkout_base)
+    if state.status is PaymentStatus.FAILED and state.risk_reason is not None:
+        # blocked by risk screening before any gateway call; the reason is safe to show
+        raise Problem(
+            422, "risk_blocked", "the payment was not accepted",
+            checkout_id=state.checkout_id, reason=state.risk_reason,
+        )  # fmt: skip
     if state.status is PaymentStatus.FAILED and state.gateway_payment_id is None:
         # e.g. an amount under the gateway's minimum: the request, not the service, is at fault
         raise Problem(

@@ -1,7 +1,9 @@
 """The API's Prometheus metrics: requests by method, route and status with latencies, checkouts
 started, webhooks by gateway, type and result, and gauges of the ledger read at scrape time (open
 payments and refunds, disputes, the webhook inbox's oldest pending event, reconciliation flags,
-gateway health); the webhook relay's deliveries and delivery lag.
+gateway health, risk assessments by decision and rule, the risk review queue); the webhook
+relay's deliveries and delivery lag. The time a risk review took is the worker's
+`payments_risk_review_time` (a workflow metric, by stage and end).
 
 They are served on their own internal address (`API_METRICS_ADDRESS`), never by the public app:
 only the scraper should reach them. Every label value is bounded (a fixed set of methods, route
@@ -22,7 +24,7 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -185,9 +187,26 @@ def _families(read: Snapshot | None) -> list[Metric]:
         "0 while a gateway has announced a downtime that is not resolved, else 1",
         labels=["gateway"],
     )
+    assessments = CounterMetricFamily(
+        "payments_risk_assessments",
+        "Risk assessments in the ledger by stage (create, authorization) and decision",
+        labels=["stage", "decision"],
+    )
+    rule_hits = CounterMetricFamily(
+        "payments_risk_rule_hits",
+        "Risk rule hits in the ledger by stage and rule",
+        labels=["stage", "rule"],
+    )
+    reviews = GaugeMetricFamily(
+        "payments_risk_reviews_pending", "Checkouts waiting for an operator's risk review"
+    )
+    review_age = GaugeMetricFamily(
+        "payments_risk_review_oldest_pending_seconds",
+        "Age of the oldest risk review waiting for an operator (0 when none)",
+    )
     families: list[Metric] = [
         up, open_payments, open_payment_age, refunds, open_refund_age, disputes, deadline,
-        inbox, inbox_age, flags, last_run, healthy,
+        inbox, inbox_age, flags, last_run, healthy, assessments, rule_hits, reviews, review_age,
     ]  # fmt: skip
     if read is None:
         return families
@@ -212,6 +231,12 @@ def _families(read: Snapshot | None) -> list[Metric]:
         last_run.add_metric([], read.last_reconciliation_finished)
     for gateway in Gateway:
         healthy.add_metric([gateway.value], 0 if gateway.value in read.unhealthy_gateways else 1)
+    for (stage, decision), count in read.risk_assessments.items():
+        assessments.add_metric([stage, decision], count)
+    for (stage, rule), count in read.risk_rule_hits.items():
+        rule_hits.add_metric([stage, rule], count)
+    reviews.add_metric([], read.pending_reviews)
+    review_age.add_metric([], read.oldest_pending_review_seconds)
     return families
 
 

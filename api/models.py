@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -76,6 +77,8 @@ Amount = Annotated[StrictInt, Field(gt=0, description="minor units (cents, paise
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue], Field(max_length=20), AfterValidator(_refuse_card_data)
 ]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+IPAddress = Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_address(v)))]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")]
 
 
@@ -92,6 +95,12 @@ class CreateCheckout(Body):
     customer_email: Email | None = None
     capture_mode: CaptureMode = CaptureMode.AUTOMATIC
     metadata: Metadata = Field(default_factory=dict)
+    client_ip: IPAddress | None = Field(
+        default=None, description="the shopper's IP address as the shop saw it (risk screening)"
+    )
+    customer_country: Country | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 country of the customer (risk screening)"
+    )
 
     @model_validator(mode="after")
     def _gateway_supports_currency(self) -> Self:
@@ -99,6 +108,11 @@ class CreateCheckout(Body):
         if self.currency not in supported:
             raise ValueError(f"{self.gateway} does not settle {self.currency}")
         return self
+
+
+class ReviewBody(Body):
+    decision: Literal["approve", "reject"]
+    note: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
 class CancelBody(Body):
@@ -145,6 +159,12 @@ class Checkout(BaseModel):
     last_error: str | None
     attempt: int = Field(
         1, description="1 for the order's first checkout; n after n - 1 ended without money"
+    )
+    risk_reason: str | None = Field(
+        None, description="why risk screening blocked or rejected it, safe to show the customer"
+    )
+    review_deadline: datetime | None = Field(
+        None, description="while held for a risk review: when its default decision applies"
     )
     source: str = Field(description="`workflow` while the saga runs, `ledger` once it has closed")
 

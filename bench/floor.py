@@ -5,10 +5,11 @@ shape; `python -m bench` checks after its run that a real checkout's history sti
 shape (testkit.history_shape), and fails loudly if not.
 
 A captured checkout (tests/histories/checkout_*_captured.json): started by update-with-start
-with its search attributes and memo; first task: the update accepted, the create activity and
-the deadline timer (never canceled); the update completes; one authorization signal; one task
-with two local activities (the merchant's confirmation, the ledger steps); the capture
-activity; the status upsert with its memo; done.
+with its search attributes and memo; first task: the update accepted, the risk assessment (a
+local activity), the create activity and the deadline timer (never canceled); the update
+completes; one authorization signal; one task with three local activities (the risk assessment
+of the authorization, the merchant's confirmation, the ledger steps); the capture activity; the
+status upsert with its memo; done. (The risk-review patch's marker is not part of the shape.)
 
 `python -m bench.floor` runs that worker until SIGTERM; `drive_floor` loads it from a client."""
 
@@ -71,12 +72,15 @@ class FloorWorkflow:
     @workflow.run
     async def run(self, name: str) -> str:
         deadline = asyncio.create_task(self._deadline())  # never canceled, as the checkout's
+        await workflow.execute_local_activity(
+            floor_local_step, "assess", start_to_close_timeout=QUICK, summary="assess"
+        )
         await workflow.execute_activity(
             floor_gateway_call, "create", start_to_close_timeout=QUICK, summary="create"
         )
         self._ready = True
         await workflow.wait_condition(lambda: self._authorized or self._deadline_passed)
-        for step in ("confirm", "record"):
+        for step in ("assess", "confirm", "record"):
             await workflow.execute_local_activity(
                 floor_local_step, step, start_to_close_timeout=QUICK, summary=step
             )

@@ -1,7 +1,8 @@
 """What operators watch, read from the ledger as it is now: open payments and refunds and how long
 the oldest has waited, refunds and disputes by status, the nearest undecided dispute deadline,
-the webhook inbox backlog, open reconciliation flags, the reconciler's last run and gateways with
-an announced downtime. Read-only; the API turns it into Prometheus gauges at scrape time."""
+the webhook inbox backlog, open reconciliation flags, the reconciler's last run, gateways with
+an announced downtime, and risk assessments by decision and rule with the review queue.
+Read-only; the API turns it into Prometheus gauges at scrape time."""
 
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ class Snapshot:
     last_reconciliation_finished: float | None = None
     """Unix time the reconciler's last run finished; None before the first."""
     unhealthy_gateways: frozenset[str] = frozenset()
+    risk_assessments: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(stage, decision): every risk assessment in the ledger."""
+    risk_rule_hits: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(stage, rule): every rule hit of those assessments."""
+    pending_reviews: int = 0
+    oldest_pending_review_seconds: float = 0.0
 
 
 async def snapshot(pool: asyncpg.Pool) -> Snapshot:
@@ -99,7 +106,23 @@ async def snapshot(pool: asyncpg.Pool) -> Snapshot:
         unhealthy = await db.fetch(
             "SELECT DISTINCT gateway FROM gateway_downtimes WHERE status <> 'resolved'"
         )
-    assert inbox is not None
+        assessments = await db.fetch(
+            "SELECT stage, decision, count(*) AS n FROM risk_assessments GROUP BY stage, decision"
+        )
+        hits = await db.fetch(
+            """
+            SELECT stage, hit->>'rule' AS rule, count(*) AS n
+            FROM risk_assessments, jsonb_array_elements(hits) AS hit GROUP BY stage, rule
+            """
+        )
+        reviews = await db.fetchrow(
+            """
+            SELECT count(*) AS n,
+                   coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
+            FROM risk_assessments WHERE review_status = 'pending'
+            """
+        )
+    assert inbox is not None and reviews is not None
     return Snapshot(
         open_payments=[Waiting(r["gateway"], r["status"], r["n"], r["oldest"]) for r in payments],
         open_refunds=[
@@ -115,4 +138,8 @@ async def snapshot(pool: asyncpg.Pool) -> Snapshot:
         open_flags={r["object_kind"]: r["n"] for r in flags},
         last_reconciliation_finished=last_run,
         unhealthy_gateways=frozenset(r["gateway"] for r in unhealthy),
+        risk_assessments={(r["stage"], r["decision"]): r["n"] for r in assessments},
+        risk_rule_hits={(r["stage"], r["rule"]): r["n"] for r in hits},
+        pending_reviews=reviews["n"],
+        oldest_pending_review_seconds=reviews["oldest"],
     )

@@ -116,6 +116,10 @@ class CheckoutRequest(Model):
     manual_capture_window_seconds: int
     attempt: int = 1
     """1 for the order's first checkout; n for its n-th, after n - 1 ended without money."""
+    client_ip: str | None = None
+    """The shopper's IP address as the merchant saw it, for risk screening."""
+    customer_country: str | None = None
+    """ISO 3166-1 alpha-2 country of the customer (e.g. billing address), for risk screening."""
 
 
 class PaymentInstructions(Model):
@@ -168,6 +172,10 @@ class CheckoutState(Model):
     awaiting_gateway: bool = False
     """The gateway could not be reached to create the payment; the saga keeps trying until the
     authorization deadline (the API answers 503 meanwhile)."""
+    risk_reason: str | None = None
+    """Why risk screening blocked or rejected the checkout, in words safe to show the customer."""
+    review_deadline: datetime | None = None
+    """While a risk review waits for an operator: when its configured default applies."""
 
 
 class PaymentEventKind(StrEnum):
@@ -237,6 +245,15 @@ class GatewayPaymentRef(Model):
     """Razorpay payment id (the authorized attempt); unused for Stripe."""
 
 
+class CardSignals(Model):
+    """What the gateway knows of the card that paid, and its own risk verdict, when it says."""
+
+    fingerprint: str | None = None
+    country: str | None = None
+    risk_level: str | None = None
+    risk_score: int | None = None
+
+
 class GatewayPayment(Model):
     ref: GatewayPaymentRef
     status: PaymentStatus
@@ -250,6 +267,8 @@ class GatewayPayment(Model):
     instructions: PaymentInstructions = Field(default_factory=PaymentInstructions)
     error_code: str | None = None
     error_message: str | None = None
+    card: CardSignals | None = None
+    """Known when the gateway's answer carries the charge (a look-up), for risk screening."""
 
 
 class CaptureGatewayPayment(Model):

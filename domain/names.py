@@ -25,6 +25,8 @@ CAPTURE_CHECKOUT: Final = "capture"
 REFUND_RESERVATION: Final = "reservation"
 SUBMIT_DISPUTE_EVIDENCE: Final = "submit_evidence"
 ACCEPT_DISPUTE: Final = "accept"
+REVIEW_CHECKOUT: Final = "review"
+"""An operator's decision on a checkout held for risk review."""
 
 # Queries
 STATE: Final = "state"
@@ -33,6 +35,8 @@ RECONCILE_REPORT: Final = "report"
 # Patches (`workflow.patched`): behaviour added while workflows ran, kept off their old histories
 DISPUTE_DEADLINE_GUARD: Final = "dispute-deadline-guard"
 """The dispute deadline policy never acts at once on arrival nor concedes an unsafe dispute."""
+RISK_REVIEW: Final = "risk-review"
+"""The checkout is screened for risk before its gateway payment and at its authorization."""
 
 RECONCILE_SCHEDULE_ID: Final = "reconcile-payments"
 RECONCILE_SCHEDULED_RUN_ID: Final = "reconcile"

@@ -54,7 +54,19 @@ _TEST_CARDS = {
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995"),
     "pm_card_visa_chargeDeclinedInsufficientFunds": ("visa", "9995"),
     "4000000000009995": ("visa", "9995"),
+    # "International cards" (https://docs.stripe.com/testing#international-cards)
+    "pm_card_gb": ("visa", "0000"),
+    "4000008260000000": ("visa", "0000"),
+    "pm_card_in": ("visa", "0008"),
+    "4000003560000008": ("visa", "0008"),
+    # "Radar" test cards (https://docs.stripe.com/testing#radar): the charge succeeds, rated
+    "pm_card_riskLevelElevated": ("visa", "9235"),
+    "4000000000009235": ("visa", "9235"),
 }
+# last4 -> (issuing country, Radar's risk level) where not the default ("US", "normal"); the charge
+# shows them as payment_method_details.card.country and outcome.risk_level
+# (https://docs.stripe.com/api/charges/object#charge_object-outcome-risk_level).
+_CARD_FACTS = {"0000": ("GB", "normal"), "0008": ("IN", "normal"), "9235": ("US", "elevated")}
 # last4 of a declining test card -> (decline_code, message).
 _DECLINES = {
     "0002": ("generic_decline", "Your card was declined."),
@@ -616,6 +628,9 @@ class StripeApi:
             raise error
         charge_id = new_id("ch", 24)
         automatic = intent["capture_method"] != "manual"
+        last4 = method["card"]["last4"]
+        country, risk_level = _CARD_FACTS.get(last4, ("US", "normal"))
+        risk_score = 70 if risk_level == "elevated" else 20
         self._charges[charge_id] = {
             "id": charge_id,
             "object": "charge",
@@ -637,8 +652,12 @@ class StripeApi:
                     "brand": method["card"]["brand"],
                     "last4": method["card"]["last4"],
                     "amount_authorized": authorized,
+                    # "Uniquely identifies this particular card number" (Charge object docs)
+                    "fingerprint": fingerprint("card", method["card"]["brand"], last4)[:16],
+                    "country": country,
                 },
             },
+            "outcome": {"type": "authorized", "risk_level": risk_level, "risk_score": risk_score},
             "receipt_email": intent["receipt_email"],
             "refunded": False,
             "status": "succeeded",

@@ -51,6 +51,7 @@ EXPECTED_ATTRIBUTES = [
     ("Currency", "Keyword"),
     ("DisputeStatus", "Keyword"),
     ("RefundStatus", "Keyword"),
+    ("RiskDecision", "Keyword"),
 ]
 SETTING_NAMES = sorted(name.upper() for name in Settings.model_fields)
 

@@ -6,7 +6,7 @@ payment is released, an authorization voided, a capture refunded."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from temporalio import workflow
@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from activities.merchant import MerchantActivities
     from activities.payments import GatewayActivities
+    from activities.risk import RiskActivities
     from domain import names
     from domain.checkout import (
         CLOSED_STATUSES,
@@ -51,6 +52,16 @@ with workflow.unsafe.imports_passed_through():
         RefundState,
         RefundStatus,
     )
+    from domain.risk import (
+        AssessCheckout,
+        RecordReview,
+        ReviewDecision,
+        ReviewOutcome,
+        ReviewStatus,
+        RiskDecision,
+        RiskStage,
+        RiskVerdict,
+    )
     from workflows import kit
     from workflows import search_attributes as search
     from workflows.policies import (
@@ -63,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         MERCHANT_RETRY,
         MERCHANT_TIMEOUT,
         PERSISTENT_RETRY,
+        authorization_review_time,
     )
 
 # Events after which the saga looks at the gateway rather than trusting what it was told.
@@ -127,6 +139,10 @@ class CheckoutWorkflow:
         self._published: PaymentStatus | None = None
         self._priority = LIVE
         """Of the gateway look-ups and releases (policies.BACKGROUND once the checkout expires)."""
+        self._review: ReviewDecision | None = None
+        self._reviewing = False
+        self._authorization_reviewed_for = timedelta()
+        """How long the authorization waited for a risk review: taken off the capture window."""
 
     # The story
 
@@ -141,7 +157,7 @@ class CheckoutWorkflow:
             self._mark_deadline(request.authorization_window_seconds)
         )
         try:
-            if await self._create_gateway_payment():
+            if await self._screened_before_create() and await self._create_gateway_payment():
                 payment = await self._wait_for_authorization()
                 if payment is not None:
                     await self._take_payment(payment)
@@ -298,6 +314,7 @@ class CheckoutWorkflow:
                     f"partial authorization: {format_amount(payment.amount_capturable, s.currency)}"
                     f" of {format_amount(payment.amount, s.currency)} can be captured"
                 )
+            await self._screen_authorization()
             authorized_at = workflow.now()
             await self._record(
                 "authorized", PaymentStatus.AUTHORIZED,
@@ -371,7 +388,8 @@ class CheckoutWorkflow:
     async def _await_capture_call(self) -> None:
         """Until the capture window closes, checking the authorization whenever the gateway or an
         operator says it may have changed (e.g. canceled on the dashboard, expired at Stripe)."""
-        deadline = workflow.now() + timedelta(seconds=self._request.manual_capture_window_seconds)
+        window = timedelta(seconds=self._request.manual_capture_window_seconds)
+        deadline = workflow.now() + window - self._authorization_reviewed_for
         while self._capture is None and self._cancel is None:
             remaining = (deadline - workflow.now()).total_seconds()
             try:
@@ -501,6 +519,139 @@ class CheckoutWorkflow:
             await self._write()
             self._capture_recorded = True
         self._note("captured", PaymentStatus.CAPTURED, record.detail)
+
+    # Risk screening (patch "risk-review"): before the gateway payment and at the authorization,
+    # rules over the request, the card and recent history allow, block, or hold for an operator.
+
+    async def _screened_before_create(self) -> bool:
+        """False when the checkout ends before any gateway call: blocked, or not approved."""
+        if not workflow.patched(names.RISK_REVIEW):
+            return True
+        s = self._state
+        verdict = await self._assess(RiskStage.CREATE, s.authorization_deadline)
+        passed = await self._risk_settled(verdict, RiskStage.CREATE)
+        if passed and not self._deadline_passed:
+            return True
+        if passed:  # approved as the authorization deadline passed: too late to pay
+            status, step = PaymentStatus.EXPIRED, PaymentStatus.EXPIRED.value
+            s.last_error = "deadline passed during the risk review"
+        elif self._cancel is not None:
+            status, step = PaymentStatus.CANCELED, PaymentStatus.CANCELED.value
+        else:
+            status = PaymentStatus.FAILED
+            blocked = verdict.assessment.decision is RiskDecision.BLOCK
+            step = "risk_blocked" if blocked else "risk_rejected"
+        await self._record(
+            step, status, f"{s.last_error}; nothing was asked of {s.gateway}",
+            last_error=s.last_error,
+        )  # fmt: skip
+        return False
+
+    async def _screen_authorization(self) -> None:
+        """Screen the authorization with what the gateway knows of the card; a review ends before
+        the authorization's window closes. Raises CheckoutAborted (void) unless it passes."""
+        if not workflow.patched(names.RISK_REVIEW):
+            return
+        review_by = workflow.now() + authorization_review_time(
+            self._request.manual_capture_window_seconds
+        )
+        verdict = await self._assess(RiskStage.AUTHORIZATION, review_by)
+        if not await self._risk_settled(verdict, RiskStage.AUTHORIZATION):
+            s = self._state
+            status = PaymentStatus.CANCELED if self._cancel else PaymentStatus.VOIDED
+            raise CheckoutAborted(s.last_error or "risk screening", status)
+
+    async def _assess(self, stage: RiskStage, review_by: datetime | None) -> RiskVerdict:
+        s, r = self._state, self._request
+        return await workflow.execute_local_activity_method(
+            RiskActivities.assess_checkout_risk,
+            AssessCheckout(
+                stage=stage, checkout_id=s.checkout_id, workflow_id=s.workflow_id,
+                customer_id=s.customer_id, customer_email=r.customer_email,
+                client_ip=r.client_ip, customer_country=r.customer_country,
+                amount=s.amount, currency=s.currency, gateway=s.gateway.value,
+                gateway_payment_id=s.gateway_payment_id, gateway_charge_id=s.gateway_charge_id,
+                review_by=review_by,
+                new_checkout=NewCheckout(
+                    checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=r
+                ) if stage is RiskStage.CREATE else None,
+            ),
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary=f"risk assessment at {stage}",
+        )  # fmt: skip
+
+    async def _risk_settled(self, verdict: RiskVerdict, stage: RiskStage) -> bool:
+        """True to go on; False (with last_error and risk_reason set) when blocked or rejected."""
+        s = self._state
+        assessment = verdict.assessment
+        if assessment.decision is RiskDecision.ALLOW:
+            return True
+        s.risk_reason = assessment.reason
+        if assessment.decision is RiskDecision.BLOCK:
+            s.last_error = f"risk_blocked: {s.risk_reason}"
+            return False
+        assert verdict.review_deadline is not None
+        s.review_deadline = verdict.review_deadline
+        self._reviewing = True
+        await self._record(
+            "risk_review", PaymentStatus.NEEDS_REVIEW,
+            f"held for an operator's review ({s.risk_reason}) until"
+            f" {verdict.review_deadline:%Y-%m-%d %H:%M:%S} UTC",
+        )  # fmt: skip
+        self._ready = True  # the API answers: the checkout is under review
+        workflow.upsert_search_attributes([search.RISK_DECISION.value_set(RiskDecision.REVIEW)])
+        started = workflow.now()
+        try:
+            await workflow.wait_condition(
+                lambda: self._review is not None or self._cancel is not None,
+                timeout=max(verdict.review_deadline - workflow.now(), timedelta(seconds=1)),
+                timeout_summary="risk review deadline",
+            )
+        except TimeoutError:
+            pass
+        review, self._review = self._review, None  # a second review waits for its own
+        self._reviewing = False  # no other decision is taken for this one
+        if review is not None:
+            outcome, reviewer, note = review.outcome, review.reviewer, review.note
+            ended = ReviewStatus(outcome.value)
+        elif self._cancel is not None:
+            outcome, reviewer, note = ReviewOutcome.REJECTED, None, self._cancel.reason
+            ended = ReviewStatus.REJECTED
+        else:
+            outcome, reviewer, note = verdict.review_default, None, "review deadline passed"
+            ended = ReviewStatus(f"timed_out_{outcome.value}")
+        workflow.upsert_search_attributes([search.RISK_DECISION.value_set(ended.value)])
+        await workflow.execute_local_activity_method(
+            RiskActivities.record_risk_review,
+            RecordReview(
+                assessment_id=verdict.assessment_id, status=ended, reviewer=reviewer, note=note
+            ),
+            start_to_close_timeout=LEDGER_TIMEOUT,
+            retry_policy=PERSISTENT_RETRY,
+            summary=f"record the risk review: {ended}",
+        )
+        workflow.metric_meter().create_histogram_timedelta(
+            "payments_risk_review_time", "From a risk review's start to its end, by stage and end"
+        ).record(workflow.now() - started, {"stage": stage.value, "end": ended.value})
+        s.review_deadline = None
+        if stage is RiskStage.AUTHORIZATION:
+            self._authorization_reviewed_for = workflow.now() - started
+        if outcome is ReviewOutcome.APPROVED:
+            at_authorization = stage is RiskStage.AUTHORIZATION  # "authorized" is written next
+            await self._record(
+                "risk_approved",
+                PaymentStatus.AUTHORIZED if at_authorization else PaymentStatus.CREATED,
+                f"risk review {ended}", defer=at_authorization,
+            )  # fmt: skip
+            s.risk_reason = None
+            return True
+        s.last_error = (
+            f"canceled: {self._cancel.reason}"
+            if self._cancel is not None and review is None
+            else f"risk_rejected: {s.risk_reason} (review {ended})"
+        )
+        return False
 
     # Compensation: it looks at what the gateway holds, so running it twice does nothing twice.
 
@@ -650,6 +801,23 @@ class CheckoutWorkflow:
         if s.gateway is Gateway.RAZORPAY and amount != s.amount_authorized:
             raise ApplicationError(
                 "Razorpay captures only the full authorized amount", type="invalid_capture_amount"
+            )
+
+    @kit.update(names.REVIEW_CHECKOUT)
+    async def review(self, decision: ReviewDecision) -> CheckoutState:
+        self._validate_review(decision)  # again: a decision accepted in the same activation wins
+        self._review = decision
+        await workflow.wait_condition(
+            lambda: not self._reviewing and self._state.status is not PaymentStatus.NEEDS_REVIEW
+        )
+        return self._state
+
+    @review.validator
+    def _validate_review(self, decision: ReviewDecision) -> None:
+        if not self._reviewing or self._review is not None or self._cancel is not None:
+            raise ApplicationError(
+                f"checkout is {self._state.status}; no risk review is waiting for a decision",
+                type="no_review_pending",
             )
 
     @workflow.query(name=names.STATE)

@@ -53,3 +53,13 @@ MERCHANT_TIMEOUT = timedelta(seconds=15)
 # what it starts) yields to live checkouts, so a storm of it cannot stall them.
 LIVE = Priority.default
 BACKGROUND = Priority(priority_key=4)
+
+# A risk review of an authorization ends (the configured default applies) this long before the
+# authorization's window closes, or half-way through a window shorter than twice this.
+AUTHORIZATION_REVIEW_MARGIN = timedelta(hours=1)
+
+
+def authorization_review_time(window_seconds: int) -> timedelta:
+    """How long a risk review of an authorization may wait: always less than its window."""
+    window = timedelta(seconds=window_seconds)
+    return max(window - AUTHORIZATION_REVIEW_MARGIN, window / 2)

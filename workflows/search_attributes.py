@@ -17,6 +17,8 @@ AMOUNT_MINOR = SearchAttributeKey.for_int("AmountMinor")
 CURRENCY = SearchAttributeKey.for_keyword("Currency")
 DISPUTE_STATUS = SearchAttributeKey.for_keyword("DisputeStatus")
 REFUND_STATUS = SearchAttributeKey.for_keyword("RefundStatus")
+RISK_DECISION = SearchAttributeKey.for_keyword("RiskDecision")
+"""`review` while a checkout waits for an operator's risk decision, then how the review ended."""
 
 ALL: list[SearchAttributeKey[str] | SearchAttributeKey[int]] = [
     PAYMENT_ID,
@@ -28,6 +30,7 @@ ALL: list[SearchAttributeKey[str] | SearchAttributeKey[int]] = [
     CURRENCY,
     DISPUTE_STATUS,
     REFUND_STATUS,
+    RISK_DECISION,
 ]
 
 

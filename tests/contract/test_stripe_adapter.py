@@ -429,3 +429,13 @@ async def test_a_slow_refund_is_replayed_to_its_key_once_it_lands_and_made_once(
     assert refund.amount == 400
     moved = control.movements(payment.ref.gateway_payment_id)
     assert moved == ["authorization", "capture", "refund"]
+
+
+async def test_a_fetched_authorization_shows_the_cards_signals(emulator: Emulator) -> None:
+    payment = await authorized(emulator)
+
+    assert payment.card is not None
+    if emulator.name == "localstripe":
+        return  # it shows what it knows; the sandbox models the documented fields
+    assert payment.card.fingerprint and payment.card.country == "US"
+    assert payment.card.risk_level == "normal"

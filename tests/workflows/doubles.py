@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -33,6 +34,17 @@ from domain.checkout import (
     capture_record,
 )
 from domain.refund import CreateGatewayRefund
+from domain.risk import (
+    AssessCheckout,
+    Assessment,
+    RecordReview,
+    ReviewOutcome,
+    RiskDecision,
+    RiskStage,
+    RiskVerdict,
+    RuleHit,
+    RuleName,
+)
 from tests.versioning import TEST_DEPLOYMENT
 from tests.workflows.refund_doubles import FakeRefunds
 from workflows import search_attributes as search
@@ -71,6 +83,29 @@ class FakeGateway:
         """Raised, one per call, by the next look-ups."""
         self.creates = 0
         self.fetches = 0
+        self.risk: dict[RiskStage, RiskVerdict] = {}
+        """The risk verdict per stage (allow when not set)."""
+        self.assessments: list[AssessCheckout] = []
+        self.reviews: list[RecordReview] = []
+
+    def risk_says(
+        self,
+        stage: RiskStage,
+        decision: RiskDecision,
+        *,
+        review_for: timedelta = timedelta(hours=1),
+        default: ReviewOutcome = ReviewOutcome.REJECTED,
+    ) -> None:
+        """The next assessment at `stage` decides `decision` (a review lasting `review_for`)."""
+        hit = RuleHit(
+            rule=RuleName.AMOUNT, score=100, reason="amount_not_accepted", detail="over 1000"
+        )
+        self.risk[stage] = RiskVerdict(
+            assessment_id=len(self.risk) + 1,
+            assessment=Assessment(decision=decision, score=100, hits=[hit]),
+            review_deadline=datetime.now(UTC) + review_for,
+            review_default=default,
+        )
 
     def customer_pays(self) -> PaymentEvent:
         self.status = PaymentStatus.CAPTURED if self.auto_capture else PaymentStatus.AUTHORIZED
@@ -191,6 +226,18 @@ class FakeGateway:
         async def confirm_order_with_merchant(checkout: CheckoutState) -> MerchantDecision:
             return self.merchant
 
+        @activity.defn(name="assess_checkout_risk")
+        async def assess_checkout_risk(request: AssessCheckout) -> RiskVerdict:
+            self.assessments.append(request)
+            allow = RiskVerdict(
+                assessment_id=0, assessment=Assessment(decision=RiskDecision.ALLOW, score=0)
+            )
+            return self.risk.get(request.stage, allow)
+
+        @activity.defn(name="record_risk_review")
+        async def record_risk_review(review: RecordReview) -> None:
+            self.reviews.append(review)
+
         return [
             record_checkout_steps,
             create_gateway_payment,
@@ -198,6 +245,8 @@ class FakeGateway:
             capture_gateway_payment,
             release_gateway_payment,
             confirm_order_with_merchant,
+            assess_checkout_risk,
+            record_risk_review,
             *self.refund_desk.activities(),
         ]
 

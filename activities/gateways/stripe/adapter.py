@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.gateways.base import refused, unavailable
 from domain.checkout import (
     CaptureGatewayPayment,
+    CardSignals,
     CreateGatewayPayment,
     Gateway,
     GatewayPayment,
@@ -312,7 +313,22 @@ class StripeGateway:
             instructions=PaymentInstructions(stripe_client_secret=intent.client_secret),
             error_code=(error.decline_code or error.code) if error else None,
             error_message=error.message if error else None,
+            card=None if charge is None or isinstance(charge, str) else _card_signals(charge),
         )
+
+
+def _card_signals(charge: stripe.Charge) -> CardSignals:
+    """The card's fingerprint and issuing country and Radar's rating, as the charge shows them
+    (https://docs.stripe.com/api/charges/object: payment_method_details.card, outcome)."""
+    details = getattr(charge, "payment_method_details", None)
+    card = getattr(details, "card", None) if details else None
+    outcome = getattr(charge, "outcome", None)
+    return CardSignals(
+        fingerprint=getattr(card, "fingerprint", None),
+        country=getattr(card, "country", None),
+        risk_level=getattr(outcome, "risk_level", None),
+        risk_score=getattr(outcome, "risk_score", None),
+    )
 
 
 def _charge_id(intent: stripe.PaymentIntent) -> str | None:
