@@ -95,7 +95,7 @@ async def create_checkout(
         ctx.pool,
         f"checkouts:{caller.subject}",
         idempotency_key,
-        body.model_dump(mode="json"),
+        body,
         lambda: _start_checkout(ctx, body, idempotency_key),
     )
     CHECKOUTS.labels(body.gateway.value, str(stored.status)).inc()
@@ -242,7 +242,7 @@ async def capture_checkout(
         ctx.pool,
         f"capture:{caller.subject}:{checkout_id}",
         idempotency_key,
-        request.model_dump(mode="json"),
+        request,
         capture,
     )
     return JSONResponse(stored.body, status_code=stored.status)

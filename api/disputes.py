@@ -176,7 +176,7 @@ async def _decide(
         ctx.pool,
         f"dispute-{action}:{caller.subject}:{dispute_id}",
         key,
-        request.model_dump(mode="json"),
+        request,
         produce,
     )
     return JSONResponse(stored.body, status_code=stored.status)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Header
+from pydantic import BaseModel
 
 from api.problems import Problem
 from db import idempotency as idempotency_records
@@ -38,7 +39,10 @@ class StoredResponse:
     body: dict[str, Any]
 
 
-def request_hash(payload: Any) -> str:
+def request_hash(request: BaseModel) -> str:
+    """The fingerprint of a request body. Fields left at None are not part of it, so a release
+    that adds an optional field does not turn a client's retry across the deploy into a 422."""
+    payload = request.model_dump(mode="json", exclude_none=True)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -46,11 +50,11 @@ async def once(
     pool: asyncpg.Pool,
     scope: str,
     key: str,
-    payload: Any,
+    request: BaseModel,
     produce: Callable[[], Awaitable[StoredResponse]],
 ) -> StoredResponse:
     """Run `produce` once per (scope, key); replay its answer to every retry with that key."""
-    fingerprint = request_hash(payload)
+    fingerprint = request_hash(request)
     record = await idempotency_records.claim(pool, scope, key, fingerprint)
     if record is not None:
         return _replay(record, fingerprint)

@@ -126,7 +126,7 @@ async def create_refund(
         ctx.pool,
         f"refunds:{caller.subject}:{payment_id}",
         idempotency_key,
-        body.model_dump(mode="json"),
+        body,
         lambda: _start_refund(ctx, caller, payment_id, body, idempotency_key),
     )
     if stored.status >= 400:

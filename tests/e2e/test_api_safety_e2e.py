@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from api.auth import Role
 from api.idempotency import request_hash
+from api.models import CreateCheckout
 from devstack.stack import ROOT, Stack
 from settings import SANDBOX_JWT_SECRET, Environment, Settings
 from tests.e2e.conftest import (
@@ -183,7 +184,7 @@ async def test_idempotency_keys_are_scoped_to_the_caller_and_refuse_in_flight_re
         "INSERT INTO idempotency_records (scope, key, request_hash) VALUES ($1, $2, $3)",
         "checkouts:e2e-admin",
         in_flight,
-        request_hash({**body, "capture_mode": "automatic"}),
+        request_hash(CreateCheckout.model_validate(body)),
     )
     busy = await api.post("/v1/checkouts", json=body, headers={"Idempotency-Key": in_flight})
     assert busy.status_code == 409
