@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.money import Currency, format_amount
+from domain.splits import Splits
 
 
 class Gateway(StrEnum):
@@ -120,6 +121,10 @@ class CheckoutRequest(Model):
     """The shopper's IP address as the merchant saw it, for risk screening."""
     customer_country: str | None = None
     """ISO 3166-1 alpha-2 country of the customer (e.g. billing address), for risk screening."""
+    splits: Splits | None = None
+    """A marketplace sale: who is paid what of the amount, after capture (docs/marketplace.md)."""
+    release_at: datetime | None = None
+    """With splits: the sellers are paid no earlier than this (escrow until after the event)."""
 
 
 class PaymentInstructions(Model):

@@ -19,6 +19,7 @@ from domain.dispute import (
     GatewayDisputeRef,
     GatewayEvidence,
 )
+from domain.marketplace import CreateTransfer, GatewayReversal, GatewayTransfer, ReverseTransfer
 from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef
 
 
@@ -56,3 +57,15 @@ def refused(kind: str, message: str) -> ApplicationError:
 def unavailable(kind: str, message: str) -> ApplicationError:
     """Network, 5xx, rate limit or a lost response: retry with the same idempotency key."""
     return ApplicationError(message, type=kind)
+
+
+class TransferGateway(Protocol):
+    """Marketplace payouts: pay a seller's gateway account, and take part of it back."""
+
+    async def transfer(self, request: CreateTransfer) -> GatewayTransfer:
+        """Create the transfer, or return the one an earlier attempt created (same transfer id)."""
+        ...
+
+    async def reverse_transfer(self, request: ReverseTransfer) -> GatewayReversal:
+        """Reverse part of a transfer, once per idempotency key."""
+        ...
