@@ -134,6 +134,11 @@ class PayoutStarter:
     async def money_taken_back(self, payment_id: str, reason: str) -> None:
         await self._start(payment_id, PayoutNudge(reason=reason))
 
+    async def dispute_lost(self, dispute_id: str) -> None:
+        payment_id = await marketplace.payment_of_dispute(self._pool, dispute_id)
+        if payment_id is not None:
+            await self._start(payment_id, PayoutNudge(reason=f"dispute {dispute_id} lost"))
+
     async def _start(self, payment_id: str, nudge: PayoutNudge | None) -> None:
         if not await marketplace.has_payout(self._pool, payment_id):
             return

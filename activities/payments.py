@@ -11,6 +11,7 @@ import asyncpg
 from temporalio import activity
 
 from activities.gateways.base import PaymentGateway
+from activities.marketplace import PayoutStarter
 from db import payments, refunds
 from domain.checkout import (
     CaptureCheckoutPayment,
@@ -28,15 +29,22 @@ from domain.refund import (
     GatewayRefund,
     GatewayRefundRef,
     RefundAtGateway,
+    RefundEffect,
     RefundMade,
     refund_step,
 )
 
 
 class GatewayActivities:
-    def __init__(self, gateways: Mapping[Gateway, PaymentGateway], pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        gateways: Mapping[Gateway, PaymentGateway],
+        pool: asyncpg.Pool,
+        payouts: PayoutStarter | None = None,
+    ) -> None:
         self._gateways = gateways
         self._pool = pool
+        self._payouts = payouts
 
     @activity.defn
     async def create_gateway_payment(self, request: OpenCheckoutPayment) -> GatewayPayment:
@@ -75,6 +83,8 @@ class GatewayActivities:
             captured.amount_captured, capture.currency,
         )  # fmt: skip
         await payments.record_checkout_steps(self._pool, [*request.records, record])
+        if self._payouts is not None:
+            await self._payouts.captured(request.checkout_id)
         return captured
 
     @activity.defn
@@ -95,6 +105,8 @@ class GatewayActivities:
         if record is None:
             return RefundMade(refund=refund, record=None)
         payment_status = await refunds.record_refund_step(self._pool, record)
+        if self._payouts is not None and record.effect is RefundEffect.SETTLE:
+            await self._payouts.money_taken_back(record.payment_id, f"refund {record.refund_id}")
         return RefundMade(refund=refund, record=record, payment_status=payment_status)
 
     @activity.defn

@@ -220,6 +220,13 @@ async def _payout(conn: asyncpg.Connection, payment_id: str) -> Payout:
     )
 
 
+async def payment_of_dispute(pool: asyncpg.Pool, dispute_id: str) -> str | None:
+    payment_id: str | None = await pool.fetchval(
+        "SELECT payment_id FROM disputes WHERE dispute_id = $1", dispute_id
+    )
+    return payment_id
+
+
 async def clawback_total(pool: asyncpg.Pool, payment_id: str) -> int:
     """Customer money taken back: settled refunds plus what lost disputes withdrew."""
     total: int = await pool.fetchval(
