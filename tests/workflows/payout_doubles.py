@@ -40,7 +40,7 @@ class FakePayouts:
                     seller_id=seller,
                     gateway_account_id=f"acct_{seller}",
                     amount=amount,
-                )  # fmt: skip
+                )
                 for i, (seller, amount) in enumerate([("venue", 7_000), ("artist", 2_000)])
             ],
         )
