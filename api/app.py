@@ -21,6 +21,7 @@ from api import (
     refunds,
     relay,
     reviews,
+    sellers,
     webhooks,
 )
 from api.auth import RateLimits
@@ -116,5 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(operations.router)
     app.include_router(reviews.router)
+    app.include_router(sellers.router)
 
     return app

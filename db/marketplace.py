@@ -49,9 +49,9 @@ class Seller:
 
 async def register_seller(
     pool: asyncpg.Pool, seller_id: str, gateway: Gateway, account_id: str, name: str, state: str
-) -> tuple[Seller, bool]:
+) -> tuple[Seller | None, bool]:
     """The seller, and whether this call created it (a second call with the same id returns
-    the first registration unchanged)."""
+    the first registration unchanged); None when another seller has this gateway account."""
     row = await pool.fetchrow(
         """
         INSERT INTO sellers (seller_id, gateway, gateway_account_id, name, onboarding_state)
@@ -61,10 +61,7 @@ async def register_seller(
     )  # fmt: skip
     if row is not None:
         return _seller(row), True
-    existing = await seller(pool, seller_id)
-    if existing is None:
-        raise ApplicationError("gateway account already registered", type="account_taken")
-    return existing, False
+    return await seller(pool, seller_id), False
 
 
 async def seller(pool: asyncpg.Pool, seller_id: str) -> Seller | None:

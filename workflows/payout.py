@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.marketplace import PayoutActivities
@@ -97,14 +97,22 @@ class PayoutWorkflow:
         )  # fmt: skip
 
     async def _release(self, caller: str) -> None:
+        """A gateway that refuses a transfer for good (an account not onboarded) leaves the
+        payout held with the refusal as its reason, for an operator to release once fixed."""
         if self._current.released:
             return
-        self._payout = await workflow.execute_activity_method(
-            PayoutActivities.release_payout,
-            ReleasePayout(payment_id=self._payment_id, caller=caller),
-            start_to_close_timeout=GATEWAY_TIMEOUT * 4, retry_policy=PERSISTENT_RETRY,
-            summary=f"Release the payout ({caller})",
-        )  # fmt: skip
+        try:
+            self._payout = await workflow.execute_activity_method(
+                PayoutActivities.release_payout,
+                ReleasePayout(payment_id=self._payment_id, caller=caller),
+                start_to_close_timeout=GATEWAY_TIMEOUT * 4, retry_policy=PERSISTENT_RETRY,
+                summary=f"Release the payout ({caller})",
+            )  # fmt: skip
+        except ActivityError as error:
+            cause = error.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            refused = HoldPayout(reason=f"transfer refused: {reason}"[:500], caller="gateway")
+            await self._hold_payout(refused)
 
     async def _hold_payout(self, hold: HoldPayout) -> None:
         await workflow.execute_activity_method(

@@ -3,10 +3,12 @@ transfers, in memory."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from domain.checkout import Gateway
 from domain.marketplace import (
@@ -50,6 +52,9 @@ class FakePayouts:
         self.reversed_at_gateway: list[tuple[str, int]] = []
         self.released_by: list[str] = []
         self.holds: list[tuple[str, str]] = []
+        self.held = asyncio.Event()
+        self.refuse_transfers = False
+        """The gateway refuses every transfer for good (an account not onboarded)."""
 
     def activities(self) -> list[Any]:
         @activity.defn(name="open_payout")
@@ -62,6 +67,11 @@ class FakePayouts:
 
         @activity.defn(name="release_payout")
         async def release_payout(request: ReleasePayout) -> Payout:
+            if self.refuse_transfers:
+                raise ApplicationError(
+                    "stripe: destination lacks the transfers capability",
+                    type="invalid_request", non_retryable=True,
+                )  # fmt: skip
             transfers = []
             for t in self.payout.transfers:
                 if t.status is TransferStatus.HELD and t.remaining > 0:
@@ -97,5 +107,6 @@ class FakePayouts:
         @activity.defn(name="hold_payout")
         async def hold_payout(request: tuple[str, str, str]) -> None:
             self.holds.append((request[1], request[2]))
+            self.held.set()
 
         return [open_payout, read_clawback, release_payout, reverse_payout, hold_payout]

@@ -3,6 +3,7 @@ moments on the time-skipping server; operators' updates run on the dev server.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -149,3 +150,20 @@ async def test_a_held_payout_is_released_by_an_operator_not_by_its_date(
         await handle.result()
 
     assert fake.released_by == ["ops:mia"]
+
+
+async def test_a_transfer_the_gateway_refuses_leaves_the_payout_held_for_an_operator(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = FakePayouts(release_at=None)
+    fake.refuse_transfers = True
+    tq = f"payout-{uuid.uuid4().hex}"
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, tq)
+        await asyncio.wait_for(fake.held.wait(), timeout=60)
+        await handle.terminate("test over")
+
+    assert fake.holds == [
+        ("transfer refused: stripe: destination lacks the transfers capability", "gateway")
+    ]
+    assert fake.transferred == {}
