@@ -92,4 +92,5 @@ def _transfer(transfer: stripe.Transfer) -> GatewayTransfer:
 
 
 def _metadata(obj: Any) -> dict[str, str]:
-    return dict(getattr(obj, "metadata", None) or {})
+    metadata = getattr(obj, "metadata", None)
+    return dict(metadata.to_dict()) if metadata else {}
