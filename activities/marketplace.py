@@ -23,6 +23,7 @@ from domain.marketplace import (
     Payout,
     PayoutNudge,
     PayoutState,
+    PayoutTransfer,
     ReleasePayout,
     ReversePayout,
     ReverseTransfer,
@@ -39,7 +40,37 @@ class PayoutActivities:
 
     @activity.defn
     async def open_payout(self, payment_id: str) -> Payout:
-        return await marketplace.open_payout(self._pool, payment_id)
+        """The payout in the ledger, and where the gateway holds escrow (Razorpay Route) each
+        share's transfer made, on hold."""
+        payout = await marketplace.open_payout(self._pool, payment_id)
+        return await self._held_at_gateway(payout)
+
+    async def _held_at_gateway(self, payout: Payout) -> Payout:
+        gateway = self._gateway(payout.gateway)
+        if not gateway.holds_transfers:
+            return payout
+        made = False
+        for t in payout.transfers:
+            if t.status is TransferStatus.HELD and t.gateway_transfer_id is None and t.remaining:
+                transfer = await gateway.transfer(self._transfer_of(payout, t))
+                await marketplace.record_held_transfer(
+                    self._pool, t.transfer_id, transfer.gateway_transfer_id
+                )
+                made = True
+        return await marketplace.open_payout(self._pool, payout.payment_id) if made else payout
+
+    def _transfer_of(self, payout: Payout, t: PayoutTransfer) -> CreateTransfer:
+        return CreateTransfer(
+            transfer_id=t.transfer_id,
+            gateway=payout.gateway,
+            gateway_account_id=t.gateway_account_id,
+            amount=t.remaining,
+            currency=payout.currency,
+            gateway_payment_id=payout.gateway_payment_id,
+            gateway_charge_id=payout.gateway_charge_id,
+            transfer_group=payout.payment_id,
+            idempotency_key=f"{t.transfer_id}:transfer",
+        )
 
     @activity.defn
     async def read_clawback(self, payment_id: str) -> Clawback:
@@ -49,26 +80,21 @@ class PayoutActivities:
     async def release_payout(self, request: ReleasePayout) -> Payout:
         """Transfer what each held share still holds to its seller; each transfer once (our
         transfer id is its idempotency key, and the adapter looks for it first)."""
-        payout = await marketplace.open_payout(self._pool, request.payment_id)
+        payout = await self._held_at_gateway(
+            await marketplace.open_payout(self._pool, request.payment_id)
+        )
         gateway = self._gateway(payout.gateway)
         for t in payout.transfers:
             if t.status is not TransferStatus.HELD or t.remaining <= 0:
                 continue
-            made = await gateway.transfer(
-                CreateTransfer(
-                    transfer_id=t.transfer_id,
-                    gateway=payout.gateway,
-                    gateway_account_id=t.gateway_account_id,
-                    amount=t.remaining,
-                    currency=payout.currency,
-                    gateway_payment_id=payout.gateway_payment_id,
-                    gateway_charge_id=payout.gateway_charge_id,
-                    transfer_group=payout.payment_id,
-                    idempotency_key=f"{t.transfer_id}:transfer",
-                )
-            )
+            if t.gateway_transfer_id is not None:  # held by the gateway: lift the hold
+                made = await gateway.release_transfer(t.gateway_transfer_id)
+                amount = made.amount - made.amount_reversed
+            else:
+                made = await gateway.transfer(self._transfer_of(payout, t))
+                amount = made.amount
             await marketplace.record_release(
-                self._pool, t.transfer_id, made.gateway_transfer_id, made.amount
+                self._pool, t.transfer_id, made.gateway_transfer_id, amount
             )
         await marketplace.decide_payout(
             self._pool, request.payment_id, PayoutState.RELEASED, "", request.caller
@@ -77,17 +103,16 @@ class PayoutActivities:
 
     @activity.defn
     async def reverse_payout(self, request: ReversePayout) -> Payout:
-        """Each line from a held share (the ledger only) or a released transfer (a reversal at
-        the gateway first), then the platform fee's share; each once, by its key."""
+        """Each line from a share the platform holds (the ledger only) or a transfer the gateway
+        has (a reversal there first: released, or held by Razorpay), then the platform fee's
+        share; each once, by its key."""
         payout = await marketplace.open_payout(self._pool, request.payment_id)
         by_id = {t.transfer_id: t for t in payout.transfers}
         for line in request.lines:
             key = f"{request.key}:{line.transfer_id}"
             transfer = by_id[line.transfer_id]
-            status = await marketplace.transfer_status(self._pool, line.transfer_id)
             reversal_id = None
-            if status is TransferStatus.RELEASED:
-                assert transfer.gateway_transfer_id is not None
+            if transfer.gateway_transfer_id is not None:  # released, or held by the gateway
                 made = await self._gateway(payout.gateway).reverse_transfer(
                     ReverseTransfer(
                         gateway=payout.gateway,

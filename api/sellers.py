@@ -103,10 +103,6 @@ async def check_checkout_splits(ctx: AppContext, body: CreateCheckout) -> None:
         raise Problem(422, "invalid_splits", str(error.errors()[0]["msg"])) from None
     except SplitsError as error:
         raise Problem(422, error.code, error.detail) from None
-    if body.gateway not in PAYOUT_GATEWAYS:
-        raise Problem(
-            422, "splits_unsupported", f"payouts through {body.gateway} are not supported yet"
-        )
     ids = [s.seller_id for s in splits.shares]
     known = await marketplace.sellers(ctx.pool, ids)
     for seller_id in ids:
@@ -119,10 +115,6 @@ async def check_checkout_splits(ctx: AppContext, body: CreateCheckout) -> None:
                 f"seller {seller_id} is paid through {seller.gateway}, not {body.gateway}",
                 seller_id=seller_id,
             )  # fmt: skip
-
-
-PAYOUT_GATEWAYS = frozenset({Gateway.STRIPE})
-"""Razorpay Route is not built yet (docs/marketplace.md)."""
 
 
 # Sellers

@@ -276,9 +276,15 @@ async def record_release(
         )  # fmt: skip
 
 
-async def transfer_status(pool: asyncpg.Pool, transfer_id: str) -> TransferStatus:
-    return TransferStatus(
-        await pool.fetchval("SELECT status FROM transfers WHERE transfer_id = $1", transfer_id)
+async def record_held_transfer(
+    pool: asyncpg.Pool, transfer_id: str, gateway_transfer_id: str
+) -> None:
+    """A transfer the gateway holds for the seller (Razorpay Route): still in escrow."""
+    await pool.execute(
+        "UPDATE transfers SET gateway_transfer_id = $2, updated_at = now()"
+        " WHERE transfer_id = $1 AND gateway_transfer_id IS NULL",
+        transfer_id,
+        gateway_transfer_id,
     )
 
 

@@ -43,6 +43,8 @@ Table = Literal[
     "razorpay_refunds",
     "razorpay_disputes",
     "razorpay_idempotency",
+    "razorpay_accounts",
+    "razorpay_transfers",
 ]
 
 # The operations a fault can be armed on: reads, and writes (which change an existing object or
@@ -69,6 +71,9 @@ READS: dict[Gateway, frozenset[str]] = {
             "payments.refunds",
             "refunds.fetch",
             "disputes.fetch",
+            "payments.transfers",
+            "transfers.fetch",
+            "transfers.reversals",
         }
     ),
 }
@@ -94,6 +99,10 @@ WRITES: dict[Gateway, frozenset[str]] = {
             "payments.refund",
             "disputes.contest",
             "disputes.accept",
+            "accounts.create",
+            "payments.transfer",
+            "transfers.edit",
+            "transfers.reverse",
         }
     ),
 }

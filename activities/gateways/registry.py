@@ -10,6 +10,7 @@ from activities.gateways.base import PaymentGateway, TransferGateway
 from activities.gateways.razorpay import events as razorpay_events
 from activities.gateways.razorpay import signature as razorpay_signature
 from activities.gateways.razorpay.adapter import RazorpayGateway
+from activities.gateways.razorpay.route import RazorpayRouteGateway
 from activities.gateways.stripe import events as stripe_events
 from activities.gateways.stripe import signature as stripe_signature
 from activities.gateways.stripe.adapter import StripeGateway
@@ -75,12 +76,17 @@ def build_adapters(settings: Settings) -> dict[Gateway, PaymentGateway]:
 
 
 def build_transfer_gateways(settings: Settings) -> dict[Gateway, TransferGateway]:
-    """Marketplace payouts: Stripe Connect today; Razorpay Route is not built yet, and the API
-    refuses splits on its checkouts."""
+    """Marketplace payouts: Stripe Connect and Razorpay Route."""
     return {
         Gateway.STRIPE: StripeConnectGateway(
             settings.stripe_secret_key.get_secret_value(),
             settings.stripe_api_base,
             settings.gateway_timeout_seconds,
-        )
+        ),
+        Gateway.RAZORPAY: RazorpayRouteGateway(
+            settings.razorpay_key_id,
+            settings.razorpay_key_secret.get_secret_value(),
+            settings.razorpay_api_base,
+            settings.gateway_timeout_seconds,
+        ),
     }

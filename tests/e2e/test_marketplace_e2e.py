@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from settings import SANDBOX_STRIPE_KEY
+from settings import SANDBOX_RAZORPAY_KEY_ID, SANDBOX_RAZORPAY_KEY_SECRET, SANDBOX_STRIPE_KEY
 from tests.e2e.conftest import (
     TERMINAL,
     checkout_body,
@@ -87,9 +87,10 @@ async def refund(api: httpx.AsyncClient, payment_id: str, amount: int) -> None:
     assert response.status_code in (200, 201, 202), response.text
 
 
-async def paid_at_gateway(sandbox: httpx.AsyncClient, account: str) -> int:
-    """Transfers to the connected account less their reversals, from the sandbox's log."""
-    moved = (await sandbox.get("/sandbox/movements", params={"gateway": "stripe"})).json()
+async def paid_at_gateway(sandbox: httpx.AsyncClient, account: str, gateway: str = "stripe") -> int:
+    """Transfers to the connected (linked) account less their reversals, from the sandbox's
+    log."""
+    moved = (await sandbox.get("/sandbox/movements", params={"gateway": gateway})).json()
     return sum(
         m["amount"] if m["kind"] == "transfer" else -m["amount"]
         for m in moved
@@ -242,3 +243,90 @@ async def test_splits_that_do_not_add_up_or_name_unknown_sellers_are_refused(
         await db.fetchval("SELECT count(*) FROM payments WHERE order_id = $1", body["order_id"])
         == 0
     )
+
+
+RAZORPAY_AUTH = (SANDBOX_RAZORPAY_KEY_ID, SANDBOX_RAZORPAY_KEY_SECRET)
+
+
+async def linked_account_seller(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> tuple[str, str]:
+    """A Route linked account created and activated at the sandbox, registered as a seller."""
+    created = await sandbox.post(
+        "/razorpay/v2/accounts", json={"email": "venue@example.com", "type": "route"},
+        auth=RAZORPAY_AUTH,
+    )  # fmt: skip
+    assert created.status_code == 200, created.text
+    account = created.json()["id"]
+    activated = await sandbox.post(f"/sandbox/razorpay/accounts/{account}/activate")
+    assert activated.status_code == 200, activated.text
+    seller_id = f"seller-{uuid.uuid4().hex[:10]}"
+    registered = await api.post(
+        "/v1/sellers",
+        json={"seller_id": seller_id, "gateway": "razorpay", "gateway_account_id": account},
+    )
+    assert registered.status_code == 201, registered.text
+    return seller_id, account
+
+
+async def razorpay_transfers(sandbox: httpx.AsyncClient, payment: str) -> list[dict[str, Any]]:
+    response = await sandbox.get(f"/razorpay/v1/payments/{payment}/transfers", auth=RAZORPAY_AUTH)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_razorpay_route_holds_transfers_at_the_gateway_until_the_release(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    (seller, account), (venue, venue_account) = (
+        await linked_account_seller(api, sandbox),
+        await linked_account_seller(api, sandbox),
+    )
+    body = checkout_body(
+        "razorpay", amount=10_000,
+        splits={"shares": [{"seller_id": seller, "amount": 8_000},
+                           {"seller_id": venue, "amount": 1_000, "kind": "royalty"}],
+                "platform_fee": 1_000},
+        release_at=(datetime.now(UTC) + timedelta(days=30)).isoformat(),
+    )  # fmt: skip
+    checkout = await create_checkout(api, body)
+    proof = await pay(sandbox, checkout)
+    confirm = await api.post(
+        f"/v1/checkouts/{checkout['checkout_id']}/razorpay/confirm", json=proof
+    )
+    assert confirm.status_code == 202, confirm.text
+    captured = await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+    assert captured["status"] == "captured", captured["history"]
+    payment_id, razorpay_payment = captured["checkout_id"], captured["gateway_charge_id"]
+
+    held = await wait_for_payout(
+        api, payment_id, lambda p: all(t["gateway_transfer_id"] for t in p["transfers"])
+    )
+    assert held["state"] == "holding"
+    at_razorpay = await razorpay_transfers(sandbox, razorpay_payment)
+    assert [(t["amount"], t["on_hold"], t["settlement_status"]) for t in at_razorpay] == [
+        (8_000, True, "on_hold"), (1_000, True, "on_hold"),
+    ]  # fmt: skip
+    assert (
+        await paid_at_gateway(sandbox, account, "razorpay") == 8_000
+    )  # at the linked account, on hold
+    assert await ledger(db, f"escrow:{seller}") == 8_000
+
+    await refund(api, payment_id, 2_000)  # before the release: reversed at Razorpay
+    after = await wait_for_payout(api, payment_id, lambda p: p["clawed_back"] == 2_000)
+    assert [t["reversed"] for t in after["transfers"]] == [1_600, 200]
+    assert await paid_at_gateway(sandbox, account, "razorpay") == 6_400
+    assert await paid_at_gateway(sandbox, venue_account, "razorpay") == 800
+    assert await ledger(db, f"escrow:{seller}") == 6_400
+
+    released = await api.post(f"/v1/payouts/{payment_id}/release")
+    assert released.status_code == 200, released.text
+    at_razorpay = await razorpay_transfers(sandbox, razorpay_payment)
+    assert [(t["on_hold"], t["settlement_status"]) for t in at_razorpay] == [
+        (False, "settled"), (False, "settled"),
+    ]  # fmt: skip
+    assert await ledger(db, f"seller:{seller}") == 6_400
+    assert await ledger(db, f"seller:{venue}") == 800
+    assert await ledger(db, f"escrow:{seller}") == 0
+    assert (await payment_balanced(db, payment_id))["platform:fees"] == -800

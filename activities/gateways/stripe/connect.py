@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import stripe
 
+from activities.gateways.base import refused
 from activities.gateways.stripe.adapter import classify
 from domain.marketplace import CreateTransfer, GatewayReversal, GatewayTransfer, ReverseTransfer
 
@@ -18,6 +19,9 @@ T = TypeVar("T")
 
 
 class StripeConnectGateway:
+    holds_transfers = False
+    """Stripe transfers cannot be held: the platform's balance is the escrow."""
+
     def __init__(self, api_key: str, api_base: str, timeout_seconds: float) -> None:
         self._client = stripe.StripeClient(
             api_key,
@@ -65,6 +69,9 @@ class StripeConnectGateway:
         intent = await self._call(self._client.v1.payment_intents.retrieve_async(payment_intent_id))
         charge = intent.latest_charge
         return charge if isinstance(charge, str) else (charge.id if charge else None)
+
+    async def release_transfer(self, gateway_transfer_id: str) -> GatewayTransfer:
+        raise refused("not_held", f"stripe: transfer {gateway_transfer_id} was never held")
 
     async def reverse_transfer(self, request: ReverseTransfer) -> GatewayReversal:
         transfer = await self._call(
