@@ -153,17 +153,24 @@ async def test_a_held_payout_is_released_by_an_operator_not_by_its_date(
 
 
 async def test_a_transfer_the_gateway_refuses_leaves_the_payout_held_for_an_operator(
-    time_skipping_env: WorkflowEnvironment,
+    dev_server_env: WorkflowEnvironment,
 ) -> None:
     fake = FakePayouts(release_at=None)
     fake.refuse_transfers = True
     tq = f"payout-{uuid.uuid4().hex}"
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, tq)
+    async with worker(dev_server_env.client, fake, tq):
+        handle = await start(dev_server_env.client, tq)
         await asyncio.wait_for(fake.held.wait(), timeout=60)
-        await handle.terminate("test over")
+        assert fake.transferred == {}
+        fake.refuse_transfers = False  # the seller's account is fixed
+        await handle.execute_update(
+            PayoutWorkflow.release_early, ReleasePayoutEarly(caller="ops:asha")
+        )
+        payout = await handle.result()
 
     assert fake.holds == [
         ("transfer refused: stripe: destination lacks the transfers capability", "gateway")
     ]
-    assert fake.transferred == {}
+    assert payout.state is PayoutState.RELEASED
+    assert fake.released_by == ["ops:asha"]
+    assert fake.transferred == {VENUE: 7_000, ARTIST: 2_000}
