@@ -99,6 +99,14 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class Routing(Model):
+    """How auto routing chose the checkout's gateway (domain/routing.py), and where the saga may
+    move the payment when that gateway cannot be reached to create it."""
+
+    reason: str
+    fallbacks: list[Gateway] = Field(default_factory=list)
+
+
 class CheckoutRequest(Model):
     """What the merchant asked for; the workflow's input."""
 
@@ -120,6 +128,8 @@ class CheckoutRequest(Model):
     """The shopper's IP address as the merchant saw it, for risk screening."""
     customer_country: str | None = None
     """ISO 3166-1 alpha-2 country of the customer (e.g. billing address), for risk screening."""
+    routing: Routing | None = None
+    """Set when the gateway was chosen by auto routing; None for a gateway the merchant named."""
 
 
 class PaymentInstructions(Model):
@@ -176,6 +186,10 @@ class CheckoutState(Model):
     """Why risk screening blocked or rejected the checkout, in words safe to show the customer."""
     review_deadline: datetime | None = None
     """While a risk review waits for an operator: when its configured default applies."""
+    routing_reason: str | None = None
+    """Why the checkout is on its gateway: auto routing's choice, or a failover."""
+    abandoned_gateways: list[Gateway] = Field(default_factory=list)
+    """Gateways the checkout left because they could not be reached, their payment released."""
 
 
 class PaymentEventKind(StrEnum):
@@ -282,6 +296,16 @@ class ReleaseGatewayPayment(Model):
     """Void an authorization, or cancel a payment nobody paid yet."""
 
     ref: GatewayPaymentRef
+    reason: str
+    idempotency_key: str
+
+
+class AbandonGatewayPayment(Model):
+    """Leave a gateway a checkout could not create its payment at: whatever an attempt may have
+    created there (found by the checkout's id) is released before another gateway is asked."""
+
+    gateway: Gateway
+    checkout_id: str
     reason: str
     idempotency_key: str
 

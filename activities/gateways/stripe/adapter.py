@@ -165,6 +165,9 @@ class StripeGateway:
         )
         return self._payment(found.data[0]) if found.data else None
 
+    async def find_payment(self, checkout_id: str) -> GatewayPayment | None:
+        return await self._intent_of(checkout_id)
+
     async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
         intent = await self._call(
             self._client.v1.payment_intents.retrieve_async(
