@@ -15,6 +15,7 @@ from activities.gateways.registry import KITS
 from api import (
     checkouts,
     disputes,
+    gateways,
     health,
     idempotency,
     operations,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(refunds.router)
     app.include_router(disputes.router)
     app.include_router(webhooks.router)
+    app.include_router(gateways.router)
     app.include_router(operations.router)
     app.include_router(reviews.router)
 

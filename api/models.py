@@ -90,7 +90,11 @@ class CreateCheckout(Body):
     order_id: Identifier
     amount: Amount
     currency: Currency
-    gateway: Gateway
+    gateway: Gateway | Literal["auto"] | None = Field(
+        default=None,
+        description="`stripe`, `razorpay`, or `auto` (ROUTING_RULES and each gateway's health"
+        " pick, and the checkout may fail over); default: DEFAULT_GATEWAY",
+    )
     customer_id: Identifier
     customer_email: Email | None = None
     capture_mode: CaptureMode = CaptureMode.AUTOMATIC
@@ -104,6 +108,8 @@ class CreateCheckout(Body):
 
     @model_validator(mode="after")
     def _gateway_supports_currency(self) -> Self:
+        if not isinstance(self.gateway, Gateway):
+            return self  # chosen by routing, which knows what each gateway settles
         supported = STRIPE_CURRENCIES if self.gateway is Gateway.STRIPE else RAZORPAY_CURRENCIES
         if self.currency not in supported:
             raise ValueError(f"{self.gateway} does not settle {self.currency}")
@@ -165,6 +171,12 @@ class Checkout(BaseModel):
     )
     review_deadline: datetime | None = Field(
         None, description="while held for a risk review: when its default decision applies"
+    )
+    routing_reason: str | None = Field(
+        None, description="why the checkout is on its gateway: auto routing's choice, a failover"
+    )
+    abandoned_gateways: list[Gateway] = Field(
+        default_factory=list, description="gateways it left, unreachable, their payment released"
     )
     source: str = Field(description="`workflow` while the saga runs, `ledger` once it has closed")
 
