@@ -22,8 +22,10 @@ _COLUMNS = (
     "gateway, state, failures, window_started_at, opened_at, last_failure, override, override_by,"
     " override_reason, override_at"
 )
-# Downtimes that stop card payments: the only method our checkouts take.
-_CARD_DOWNTIME = "status <> 'resolved' AND method = 'card'"
+# Downtimes under way that stop card payments, the only method our checkouts take; `scheduled`
+# ones have not begun, `cancelled` ones never will (Razorpay's downtime entity:
+# https://razorpay.com/docs/api/payments/downtime/ — older pages spell the method `cards`).
+_CARD_DOWNTIME = "status = 'started' AND method IN ('card', 'cards')"
 
 
 def _health(row: asyncpg.Record) -> GatewayHealth:

@@ -59,7 +59,7 @@ async def test_an_override_is_stored_with_its_caller_and_audited(pool: asyncpg.P
     ]  # fmt: skip
 
 
-async def test_card_downtimes_announced_and_unresolved_make_a_gateway_down(
+async def test_card_downtimes_under_way_make_a_gateway_down(
     pool: asyncpg.Pool,
 ) -> None:
     await pool.execute(
@@ -67,6 +67,7 @@ async def test_card_downtimes_announced_and_unresolved_make_a_gateway_down(
         INSERT INTO gateway_downtimes (gateway, downtime_id, method, status, severity)
         VALUES ('razorpay', 'down_1', 'card', 'started', 'high'),
                ('razorpay', 'down_2', 'upi', 'started', 'high'),
+               ('stripe', 'down_4', 'card', 'scheduled', 'high'),
                ('stripe', 'down_3', 'card', 'resolved', 'high')
         """
     )
