@@ -351,8 +351,9 @@ async def test_an_outage_fails_every_call_until_the_gateway_is_back_and_razorpay
         bodies = [json.loads(r.body) for r in sandbox_receiver.of("/razorpay")]
         return [b for b in bodies if b["event"].startswith("payment.downtime.")]
 
-    deadline = time.monotonic() + 5
-    while len(downtimes()) < 2 and time.monotonic() < deadline:
+    for _ in range(100):
+        if len(downtimes()) >= 2:
+            break
         await asyncio.sleep(0.05)
     started, resolved = downtimes()[-2:]
     assert (started["event"], resolved["event"]) == (
