@@ -6,7 +6,7 @@ import ipaddress
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -141,6 +141,9 @@ class PaymentDetails(BaseModel):
     stripe_client_secret: str | None = None
     razorpay_order_id: str | None = None
     razorpay_key_id: str | None = None
+    next_action: dict[str, Any] | None = Field(
+        None, description="Stripe's next_action while the customer must authenticate (3-D Secure)"
+    )
     sandbox_checkout_url: str | None = None
 
 

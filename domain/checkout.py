@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -138,6 +139,10 @@ class PaymentInstructions(Model):
     stripe_client_secret: str | None = None
     razorpay_order_id: str | None = None
     razorpay_key_id: str | None = None
+    next_action: dict[str, Any] | None = None
+    """Stripe's `next_action` while the customer's bank asks for 3-D Secure (`requires_action`):
+    what the client follows (Stripe.js `handleNextAction` with the client secret, or the
+    redirect) to authenticate."""
 
 
 class CheckoutStep(Model):
@@ -197,6 +202,8 @@ class PaymentEventKind(StrEnum):
     FAILED = "failed"
     CAPTURED = "captured"
     CANCELED = "canceled"
+    REQUIRES_ACTION = "requires_action"
+    """The customer's bank asks for authentication (3-D Secure) before it authorizes."""
     RECONCILE = "reconcile"
     """Not a gateway fact: an operator or the reconciler asks the saga to look at the gateway."""
 
@@ -209,6 +216,8 @@ class PaymentSnapshot(Model):
     currency: str
     amount_capturable: int = 0
     amount_captured: int = 0
+    next_action: dict[str, Any] | None = None
+    """What the client must do to authenticate, when the status is `requires_action`."""
 
 
 class PaymentEvent(Model):

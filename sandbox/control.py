@@ -293,6 +293,35 @@ def create_control_router(
                             "payment_method": "pm_card_chargeDeclinedInsufficientFunds",
                         },
                     },
+                    {
+                        "label": "Pay (3-D Secure)",
+                        "body": {
+                            "client_secret": secret,
+                            "payment_method": "pm_card_authenticationRequired",
+                        },
+                    },
+                ],
+            },
+        )
+
+    @router.get("/checkout/stripe/{intent_id}/authenticate", response_class=HTMLResponse)
+    async def stripe_challenge(intent_id: str) -> HTMLResponse:
+        """The issuer's 3-D Secure challenge, as Stripe's test page offers it: complete or fail."""
+        intent = store.table("stripe_payment_intents").get(intent_id)
+        if intent is None:
+            raise HTTPException(404, f"no such PaymentIntent: {intent_id}")
+        return _checkout_page(
+            "3-D Secure challenge",
+            {
+                "gateway": "stripe",
+                "id": intent_id,
+                "amount": intent["amount"],
+                "currency": intent["currency"].upper(),
+                "status": intent["status"],
+                "payUrl": f"/sandbox/stripe/payment_intents/{intent_id}/authenticate",
+                "buttons": [
+                    {"label": "Complete authentication", "body": {"outcome": "complete"}},
+                    {"label": "Fail authentication", "body": {"outcome": "fail"}},
                 ],
             },
         )

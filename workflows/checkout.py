@@ -322,6 +322,9 @@ class CheckoutWorkflow:
                 return None
             if payment.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
                 return payment
+            if payment.status is PaymentStatus.REQUIRES_ACTION:
+                await self._authentication_required(event, payment)
+                continue
             step = (
                 "reconciled" if event.kind is PaymentEventKind.RECONCILE else "event_not_confirmed"
             )
@@ -329,6 +332,21 @@ class CheckoutWorkflow:
                 step, s.status,
                 f"{event.kind} event {event.event_id}: the gateway says {payment.status}",
             )  # fmt: skip
+
+    async def _authentication_required(self, event: PaymentEvent, payment: GatewayPayment) -> None:
+        """The customer's bank asks for 3-D Secure: the client gets what it needs to
+        authenticate (the checkout's view shows it), and the result comes by webhook — an
+        authorization, or a failed attempt after which the customer may try again."""
+        s = self._state
+        snapshot = event.snapshot
+        s.instructions.next_action = (
+            snapshot.next_action if snapshot is not None else payment.instructions.next_action
+        )
+        await self._record(
+            "authentication_required", PaymentStatus.REQUIRES_ACTION,
+            f"the customer's bank asks for 3-D Secure; waiting for the result until"
+            f" {s.authorization_deadline:%H:%M:%S} UTC",
+        )  # fmt: skip
 
     async def _look_at(self, event: PaymentEvent) -> GatewayPayment | None:
         """What the gateway says of the payment an event names. None when it will not say: a
@@ -361,6 +379,7 @@ class CheckoutWorkflow:
         """The saga proper: every step after the authorization. Any failure undoes what the
         gateway holds, looked up afresh."""
         s = self._state
+        s.instructions.next_action = None
         s.gateway_charge_id = payment.ref.gateway_charge_id
         s.amount_authorized = payment.amount_capturable or payment.amount
         by_gateway = payment.status is PaymentStatus.CAPTURED
@@ -941,6 +960,7 @@ class CheckoutWorkflow:
 
     async def _record_failed_attempt(self, event: PaymentEvent) -> None:
         s = self._state
+        s.instructions.next_action = None  # an authentication that failed is over
         attempt = PaymentAttempt(
             at=workflow.now(),
             gateway_attempt_id=event.gateway_charge_id,
