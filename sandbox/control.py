@@ -343,6 +343,34 @@ def create_control_router(
                 "buttons": [
                     {"label": "Pay (success)", "body": {"outcome": "success", "method": "card"}},
                     {"label": "Pay (decline)", "body": {"outcome": "failure", "method": "card"}},
+                    {
+                        "label": "Pay (3-D Secure)",
+                        "body": {"outcome": "authenticate", "method": "card"},
+                    },
+                ],
+            },
+        )
+
+    @router.get(
+        "/checkout/razorpay/payments/{payment_id}/authenticate", response_class=HTMLResponse
+    )
+    async def razorpay_challenge(payment_id: str) -> HTMLResponse:
+        """The bank's authentication page Razorpay Checkout shows: complete or fail."""
+        payment = store.table("razorpay_payments").get(payment_id)
+        if payment is None:
+            raise HTTPException(404, f"no such payment: {payment_id}")
+        return _checkout_page(
+            "3-D Secure challenge",
+            {
+                "gateway": "razorpay",
+                "id": payment_id,
+                "amount": payment["amount"],
+                "currency": payment["currency"],
+                "status": payment["status"],
+                "payUrl": f"/sandbox/razorpay/payments/{payment_id}/authenticate",
+                "buttons": [
+                    {"label": "Complete authentication", "body": {"outcome": "complete"}},
+                    {"label": "Fail authentication", "body": {"outcome": "fail"}},
                 ],
             },
         )

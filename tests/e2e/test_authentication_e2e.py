@@ -82,3 +82,39 @@ async def test_a_3ds_challenge_failed_is_a_failed_attempt_and_the_customer_pays_
     assert paid.status_code == 200, paid.text
     captured = await wait_for_status(api, checkout["checkout_id"], {"captured"})
     assert [a["outcome"] for a in captured["attempts"]] == ["failed", "authorized"]
+
+
+async def test_razorpay_keeps_the_payment_created_until_the_customer_authenticates(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+) -> None:
+    checkout = await create_checkout(api, checkout_body("razorpay"))
+    order = checkout["payment"]["razorpay_order_id"]
+
+    async def pay_with_3ds() -> str:
+        response = await sandbox.post(
+            f"/sandbox/razorpay/orders/{order}/pay", json={"outcome": "authenticate"}
+        )
+        assert response.status_code == 202, response.text
+        payment_id: str = response.json()["razorpay_payment_id"]
+        return payment_id
+
+    failed = await pay_with_3ds()
+    answer = await sandbox.post(
+        f"/sandbox/razorpay/payments/{failed}/authenticate", json={"outcome": "fail"}
+    )
+    assert answer.json()["error_reason"] == "authentication_failed"
+    for _ in range(150):
+        again = (await api.get(f"/v1/checkouts/{checkout['checkout_id']}")).json()
+        if again["attempts"]:
+            break
+        await asyncio.sleep(0.1)
+    assert again["status"] == "created"
+
+    passed = await pay_with_3ds()
+    answer = await sandbox.post(
+        f"/sandbox/razorpay/payments/{passed}/authenticate", json={"outcome": "complete"}
+    )
+    assert answer.status_code == 200 and answer.json()["razorpay_signature"]
+    captured = await wait_for_status(api, checkout["checkout_id"], {"captured"})
+    assert [a["outcome"] for a in captured["attempts"]] == ["failed", "authorized"]
+    assert captured["gateway_charge_id"] == passed
