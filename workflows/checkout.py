@@ -520,13 +520,11 @@ class CheckoutWorkflow:
             self._capture_recorded = True
         self._note("captured", PaymentStatus.CAPTURED, record.detail)
 
-    # Risk screening (patch "risk-review"): before the gateway payment and at the authorization,
+    # Risk screening: before the gateway payment and at the authorization,
     # rules over the request, the card and recent history allow, block, or hold for an operator.
 
     async def _screened_before_create(self) -> bool:
         """False when the checkout ends before any gateway call: blocked, or not approved."""
-        if not workflow.patched(names.RISK_REVIEW):
-            return True
         s = self._state
         verdict = await self._assess(RiskStage.CREATE, s.authorization_deadline)
         passed = await self._risk_settled(verdict, RiskStage.CREATE)
@@ -550,8 +548,6 @@ class CheckoutWorkflow:
     async def _screen_authorization(self) -> None:
         """Screen the authorization with what the gateway knows of the card; a review ends before
         the authorization's window closes. Raises CheckoutAborted (void) unless it passes."""
-        if not workflow.patched(names.RISK_REVIEW):
-            return
         review_by = workflow.now() + authorization_review_time(
             self._request.manual_capture_window_seconds
         )
