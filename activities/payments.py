@@ -115,9 +115,11 @@ class GatewayActivities:
 
     @activity.defn
     async def capture_gateway_payment(self, request: CaptureCheckoutPayment) -> GatewayPayment:
-        """Capture, then write the capture (what the gateway captured, posted) with the steps the
-        saga had not written yet."""
+        """Write the steps the saga had not written yet and mark the capture requested, capture,
+        then write the capture (what the gateway captured, posted)."""
         capture = request.capture
+        await payments.record_checkout_steps(self._pool, request.records)
+        await payments.mark_capture_requested(self._pool, request.checkout_id)
         captured = await self._observed(
             capture.ref.gateway, self._gateways[capture.ref.gateway].capture(capture)
         )
@@ -125,7 +127,7 @@ class GatewayActivities:
             request.checkout_id, capture.ref.gateway, capture.ref.gateway_charge_id,
             captured.amount_captured, capture.currency,
         )  # fmt: skip
-        await payments.record_checkout_steps(self._pool, [*request.records, record])
+        await payments.record_checkout_step(self._pool, record)
         return captured
 
     @activity.defn
