@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -99,5 +101,7 @@ async def test_a_checkout_on_a_named_gateway_waits_for_it_instead_of_moving(
         ready = await handle.execute_update(CheckoutWorkflow.checkout_ready)
         assert ready.awaiting_gateway and ready.gateway is Gateway.STRIPE
         await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
 
     assert {c.split(":")[1] for c in fake.calls} == {"stripe"}
