@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,9 +30,11 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refused value (a secret, a key) never appears in an error message.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
-    environment: Environment = Environment.DEVELOPMENT
+    environment: Environment = Environment.PRODUCTION
+    """Fail closed: production (every check below) unless development is asked for explicitly."""
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -66,6 +68,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(SANDBOX_JWT_SECRET)
     jwt_public_keys: str = ""
     """PEM public keys (several may be concatenated, e.g. during key rotation)."""
+    jwt_max_lifetime_seconds: int = 24 * 60 * 60
+    """The longest a token may live (`exp` minus `iat`; tokens then need `iat`); 0: no cap, which
+    production refuses."""
 
     rate_limit_storage: str = "async+memory://"
     """`async+memory://` for one replica; `async+redis://host:6379` to share limits."""
@@ -77,7 +82,8 @@ class Settings(BaseSettings):
     """The largest amount, in minor units, a single checkout or refund may ask for."""
     max_body_bytes: int = 64 * 1024
     cors_origins: str = ""
-    """Comma-separated origins allowed to call the API from a browser."""
+    """Comma-separated origins allowed to call the API from a browser; `*` is refused in
+    production."""
     idempotency_retention_hours: int = 48
 
     webhook_inbox_retention_days: int = 30
@@ -201,31 +207,65 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(f"STRIPE_API_BASE must be {REAL_STRIPE_API}")
     if not settings.stripe_secret_key.get_secret_value().startswith(("sk_live_", "rk_live_")):
         problems.append("STRIPE_SECRET_KEY must be a live key")
-    if settings.stripe_webhook_secret.get_secret_value() in ("", SANDBOX_STRIPE_WEBHOOK_SECRET):
-        problems.append("STRIPE_WEBHOOK_SECRET must be set to the endpoint's secret")
+    if not _secret_list_is_real(settings.stripe_webhook_secret, SANDBOX_STRIPE_WEBHOOK_SECRET):
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET must be set to the endpoint's secrets (no sandbox one)"
+        )
     if settings.razorpay_api_base != REAL_RAZORPAY_API:
         problems.append(f"RAZORPAY_API_BASE must be {REAL_RAZORPAY_API}")
     if not settings.razorpay_key_id.startswith("rzp_live_"):
         problems.append("RAZORPAY_KEY_ID must be a live key")
     if settings.razorpay_key_secret.get_secret_value() in ("", SANDBOX_RAZORPAY_KEY_SECRET):
         problems.append("RAZORPAY_KEY_SECRET must be set")
-    if settings.razorpay_webhook_secret.get_secret_value() in (
-        "",
-        SANDBOX_RAZORPAY_WEBHOOK_SECRET,
-    ):
-        problems.append("RAZORPAY_WEBHOOK_SECRET must be set")
-    if settings.merchant_callback_secret.get_secret_value() == SANDBOX_MERCHANT_SECRET:
-        problems.append("MERCHANT_CALLBACK_SECRET must not be the sandbox default")
+    if not _secret_list_is_real(settings.razorpay_webhook_secret, SANDBOX_RAZORPAY_WEBHOOK_SECRET):
+        problems.append("RAZORPAY_WEBHOOK_SECRET must be set (no sandbox secret in the list)")
+    merchant_secret = settings.merchant_callback_secret.get_secret_value()
+    if merchant_secret == SANDBOX_MERCHANT_SECRET or not strong_secret(merchant_secret):
+        problems.append(
+            f"MERCHANT_CALLBACK_SECRET must be a random secret of at least {MIN_SECRET_LENGTH}"
+            " characters (not the sandbox default)"
+        )
+    url = settings.merchant_confirmation_url
+    if url is not None and not url.startswith("https://"):
+        problems.append("MERCHANT_CONFIRMATION_URL must be an https:// URL")
     hmac_tokens = any(a.startswith("HS") for a in settings.jwt_algorithm_list)
     if hmac_tokens and settings.jwt_secret.get_secret_value() == SANDBOX_JWT_SECRET:
         problems.append("JWT_SECRET must not be the development default")
-    if hmac_tokens and len(settings.jwt_secret.get_secret_value()) < 32:
-        problems.append("JWT_SECRET must be at least 32 characters")
+    elif hmac_tokens and not strong_secret(settings.jwt_secret.get_secret_value()):
+        problems.append(
+            f"JWT_SECRET must be a random secret of at least {MIN_SECRET_LENGTH} characters"
+        )
+    if "*" in settings.cors_origin_list:
+        problems.append("CORS_ORIGINS must list origins, not *")
+    if settings.jwt_max_lifetime_seconds <= 0:
+        problems.append("JWT_MAX_LIFETIME_SECONDS must cap token lifetimes")
     if not hmac_tokens and not settings.jwt_public_key_list:
         problems.append("JWT_PUBLIC_KEYS must hold the token issuer's public keys")
     if settings.sandbox_checkout_base:
         problems.append("SANDBOX_CHECKOUT_BASE must be empty")
     return problems
+
+
+MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 12
+
+
+def strong_secret(secret: str) -> bool:
+    """Long enough and not a repeated pattern (`aaaa…`, `abcabc…`): a shared HMAC secret an
+    attacker cannot guess offline."""
+    return len(secret) >= MIN_SECRET_LENGTH and len(set(secret)) >= MIN_DISTINCT_CHARACTERS
+
+
+def _secret_list_is_real(secrets: SecretStr, sandbox_secret: str) -> bool:
+    """A comma-separated secret list (rotation) with at least one entry and no sandbox one."""
+    entries = [s.strip() for s in secrets.get_secret_value().split(",")]
+    return bool(entries) and all(entries) and sandbox_secret not in entries
+
+
+def development_settings(**overrides: Any) -> Settings:
+    """Settings for the local stack, the benchmark and the test kit: development mode with the
+    sandbox defaults, whatever the environment says about ENVIRONMENT."""
+    return Settings(environment=Environment.DEVELOPMENT, **overrides)
 
 
 @lru_cache(maxsize=1)

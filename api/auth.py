@@ -31,6 +31,7 @@ class Role(StrEnum):
 
 
 STAFF = (Role.MERCHANT, Role.OPERATOR, Role.ADMIN)
+TOKEN_LEEWAY_SECONDS = 30
 
 AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, invalid or expired bearer token"},
@@ -90,7 +91,7 @@ def decode_caller(settings: Settings, token: str) -> Caller:
                 algorithms=settings.jwt_algorithm_list,
                 audience=settings.jwt_audience,
                 issuer=settings.jwt_issuer,
-                leeway=30,
+                leeway=TOKEN_LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
             break
@@ -102,6 +103,7 @@ def decode_caller(settings: Settings, token: str) -> Caller:
             raise _unauthenticated(f"the bearer token is not valid: {error}") from None
     if claims is None:
         raise _unauthenticated("the bearer token's signature does not verify")
+    _check_lifetime(settings, claims)
     roles = claims.get("roles", [])
     if not isinstance(roles, list):
         raise _unauthenticated("the roles claim must be a list")
@@ -112,6 +114,21 @@ def decode_caller(settings: Settings, token: str) -> Caller:
         roles=known,
         customer_id=str(customer_id) if customer_id is not None else None,
     )
+
+
+def _check_lifetime(settings: Settings, claims: dict[str, Any]) -> None:
+    """A stolen token is worth at most JWT_MAX_LIFETIME_SECONDS: a token must say when it was
+    issued, and may not outlive the cap."""
+    cap = settings.jwt_max_lifetime_seconds
+    if cap <= 0:
+        return
+    issued, expires = claims.get("iat"), claims["exp"]
+    if not isinstance(issued, int | float) or isinstance(issued, bool):
+        raise _unauthenticated("the bearer token has no iat claim")
+    if issued > time.time() + TOKEN_LEEWAY_SECONDS:
+        raise _unauthenticated("the bearer token was issued in the future")
+    if expires - issued > cap:
+        raise _unauthenticated(f"bearer tokens may live at most {cap} s")
 
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT with a `roles` claim")

@@ -9,12 +9,12 @@ from prometheus_client import REGISTRY
 
 from api.app import create_app
 from api.metrics import METHODS, UNMATCHED_ROUTE
-from settings import Settings
+from settings import development_settings
 
 
 def app() -> FastAPI:
     # No lifespan: these requests reach no handler that needs PostgreSQL or Temporal.
-    return create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    return create_app(development_settings(_env_file=None))
 
 
 def request_series() -> set[tuple[str, str, str]]:

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from devstack.stack import Child, Stack, free_port
 from domain import names
 from settings import SANDBOX_JWT_SECRET, SANDBOX_STRIPE_KEY, SANDBOX_STRIPE_WEBHOOK_SECRET
+from testkit.shop import connect_dev_temporal
 from tests.e2e.conftest import (
     TERMINAL,
     checkout_body,
@@ -27,7 +27,7 @@ from tests.e2e.conftest import (
 
 
 async def temporal(stack: Stack) -> Client:
-    return await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    return await connect_dev_temporal(stack.temporal_address)
 
 
 async def test_operators_find_payments_by_search_attributes(
