@@ -25,8 +25,9 @@ from api import (
 )
 from api.auth import RateLimits
 from api.context import AppContext
+from api.docs import install_docs, openapi_url
 from api.metrics import RequestMetrics, serve_metrics
-from api.middleware import BodySizeLimit, SecurityHeaders
+from api.middleware import BodySizeLimit, RefuseUnknownMethods, SecurityHeaders
 from api.problems import install_problem_handlers
 from db.pool import create_pool
 from domain.checkout import Gateway
@@ -94,10 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Checkouts, refunds and disputes on Stripe and Razorpay as Temporal sagas.",
         lifespan=lifespan,
+        openapi_url=openapi_url(settings),
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.rate_limits = RateLimits(settings)
     install_problem_handlers(app)
-    # The last added runs first: request ids, then CORS, then the size limit and headers.
+    # The last added runs first: unknown methods refused, request ids, metrics, CORS, then the
+    # size limit and headers.
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
@@ -109,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestMetrics)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    app.add_middleware(RefuseUnknownMethods)
     app.include_router(health.router)
     app.include_router(checkouts.router)
     app.include_router(refunds.router)
@@ -116,5 +122,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(operations.router)
     app.include_router(reviews.router)
+    install_docs(app, settings)
 
     return app

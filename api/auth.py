@@ -131,7 +131,7 @@ def _check_lifetime(settings: Settings, claims: dict[str, Any]) -> None:
         raise _unauthenticated(f"bearer tokens may live at most {cap} s")
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT with a `roles` claim")
+bearer = HTTPBearer(auto_error=False, description="A JWT with a `roles` claim")
 
 
 class RateLimits:
@@ -163,7 +163,7 @@ def access(*roles: Role, policy: Policy = Policy.READ) -> Callable[..., Awaitabl
 
     async def dependency(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         ctx: Annotated[AppContext, Depends(app_context)],
     ) -> Caller:
         if credentials is None or credentials.scheme.lower() != "bearer":
