@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api import idempotency
 from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
+from api.card_data import CardDataFree
 from api.context import AppContext, app_context
 from api.idempotency import IdempotencyKey
 from api.problems import Problem
@@ -49,7 +50,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class EvidenceBody(DisputeEvidence):
+class EvidenceBody(DisputeEvidence, CardDataFree):
     """Evidence fields, strictly typed and bounded; documents are references (a gateway file or
     document id, or an https URL), never uploads. `submit` false saves a draft."""
 
@@ -59,7 +60,7 @@ class EvidenceBody(DisputeEvidence):
     note: Note | None = None
 
 
-class AcceptBody(BaseModel):
+class AcceptBody(CardDataFree):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     note: Note | None = None
