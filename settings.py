@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     """Comma-separated origins allowed to call the API from a browser; `*` is refused in
     production."""
     idempotency_retention_hours: int = 48
+    audit_retention_days: int = 400
+    """How long the caller audit (who asked for each money-moving or decision call) is kept; 0
+    keeps it forever. Production refuses less than 365 (PCI DSS 10.5.1: a year)."""
 
     webhook_inbox_retention_days: int = 30
     """Delivered webhook events are forgotten after this (hourly purge); dead letters stay until
@@ -237,6 +240,10 @@ def production_problems(settings: Settings) -> list[str]:
         )
     if "*" in settings.cors_origin_list:
         problems.append("CORS_ORIGINS must list origins, not *")
+    if 0 < settings.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
+        problems.append(
+            f"AUDIT_RETENTION_DAYS must be 0 (forever) or at least {MIN_AUDIT_RETENTION_DAYS}"
+        )
     if settings.jwt_max_lifetime_seconds <= 0:
         problems.append("JWT_MAX_LIFETIME_SECONDS must cap token lifetimes")
     if not hmac_tokens and not settings.jwt_public_key_list:
@@ -247,6 +254,7 @@ def production_problems(settings: Settings) -> list[str]:
 
 
 MIN_SECRET_LENGTH = 32
+MIN_AUDIT_RETENTION_DAYS = 365
 MIN_DISTINCT_CHARACTERS = 12
 
 

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from activities.gateways.registry import KITS
 from api import (
+    audit,
     checkouts,
     disputes,
     health,
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     relay.run_retention(pool, settings.webhook_inbox_retention_days, stop)
                 ),
                 asyncio.create_task(idempotency.run_purge(context.pool, settings, stop)),
+                asyncio.create_task(
+                    audit.run_retention(context.pool, settings.audit_retention_days, stop)
+                ),
             ]
             if relay_pool is not None:
                 background.append(
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
+    app.add_middleware(audit.CallerAudit)
     app.add_middleware(RequestMetrics)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.add_middleware(RefuseUnknownMethods)
@@ -122,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(operations.router)
     app.include_router(reviews.router)
+    app.include_router(audit.router)
     install_docs(app, settings)
 
     return app

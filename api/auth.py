@@ -169,6 +169,7 @@ def access(*roles: Role, policy: Policy = Policy.READ) -> Callable[..., Awaitabl
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise _unauthenticated("a bearer token is required")
         caller = decode_caller(ctx.settings, credentials.credentials)
+        request.state.caller = caller  # for the caller audit (api/audit.py), refused or not
         if not caller.roles & set(roles):
             raise Problem(403, "forbidden", "this role may not do that")
         rate_limits: RateLimits = request.app.state.rate_limits

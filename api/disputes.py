@@ -170,7 +170,8 @@ async def _decide(
 
     async def produce() -> idempotency.StoredResponse:
         handle = ctx.temporal.get_workflow_handle(workflow_id)
-        state = await run_update(handle, update, request, DisputeState, "dispute")
+        authored = request.model_copy(update={"requested_by": caller.subject})
+        state = await run_update(handle, update, authored, DisputeState, "dispute")
         return idempotency.StoredResponse(200, Dispute.from_state(state).model_dump(mode="json"))
 
     stored = await idempotency.once(
