@@ -38,6 +38,18 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    """TLS to the Temporal frontend; on by itself when an API key or a client certificate is set
+    (Temporal Cloud needs one of them)."""
+    temporal_tls_ca_cert_path: str = ""
+    """PEM of the CA that signed the frontend's certificate; empty: the system's trust store."""
+    temporal_tls_client_cert_path: str = ""
+    """mTLS: PEM of this client's certificate (with TEMPORAL_TLS_CLIENT_KEY_PATH)."""
+    temporal_tls_client_key_path: str = ""
+    temporal_tls_server_name: str = ""
+    """The name to check the frontend's certificate against, when it differs from the host."""
+    temporal_api_key: SecretStr = SecretStr("")
+    """Temporal Cloud API key (sent as a bearer token, over TLS)."""
     task_queue: str = "payments"
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/payments"
@@ -176,6 +188,15 @@ class Settings(BaseSettings):
         return [k.strip() + marker for k in self.jwt_public_keys.split(marker) if k.strip()]
 
     @property
+    def temporal_uses_tls(self) -> bool:
+        return bool(
+            self.temporal_tls
+            or self.temporal_api_key.get_secret_value()
+            or self.temporal_tls_client_cert_path
+            or self.temporal_tls_ca_cert_path
+        )
+
+    @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
@@ -191,6 +212,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "WEBHOOK_INBOX_RETENTION_DAYS must be at least 3 (Stripe retries for 3 days) and"
                 " longer than RAZORPAY_WEBHOOK_MAX_AGE_SECONDS"
+            )
+        if bool(self.temporal_tls_client_cert_path) != bool(self.temporal_tls_client_key_path):
+            raise ValueError(
+                "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together"
             )
         if not self.worker_build_id:
             raise ValueError("WORKER_BUILD_ID must be set")

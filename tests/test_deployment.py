@@ -512,13 +512,16 @@ async def test_worker_health_sees_the_polls_of_a_versioned_worker(
         deployment_config=TEST_DEPLOYMENT,
     ):
         here = socket.gethostname()
+        settings = development_settings(
+            _env_file=None, temporal_address=address, task_queue=task_queue
+        )
         for _ in range(50):
-            if await worker_is_polling(address, "default", task_queue, here):
+            if await worker_is_polling(settings, here):
                 break
             await asyncio.sleep(0.1)
         else:
             pytest.fail("the worker's polls were never seen")
-        assert not await worker_is_polling(address, "default", task_queue, "another-host")
+        assert not await worker_is_polling(settings, "another-host")
 
 
 def test_the_image_installs_every_module_the_services_import() -> None:
