@@ -10,6 +10,7 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.dispute import DeadlinePolicy
+from payload_codec import parse_keys
 
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"
 SANDBOX_RAZORPAY_KEY_ID = "rzp_test_sandbox"
@@ -18,6 +19,9 @@ SANDBOX_STRIPE_WEBHOOK_SECRET = "whsec_sandbox"
 SANDBOX_RAZORPAY_WEBHOOK_SECRET = "rzp_webhook_sandbox"
 SANDBOX_MERCHANT_SECRET = "merchant_secret_sandbox"
 SANDBOX_JWT_SECRET = "dev-only-jwt-secret-0123456789abcdef0123456789"
+DEV_PAYLOAD_ENCRYPTION_KEYS = "dev-public:4qYH539FMP6swH5U1xZ2Ur4iGhpvYM404cJxQRtSd24="
+"""Public, like the sandbox secrets: development seals payloads with it so the dev stack runs the
+codec as production does; production refuses it."""
 ACCEPTED_JWT_ALGORITHMS = frozenset({"HS256", "RS256", "ES256"})
 
 REAL_STRIPE_API = "https://api.stripe.com"
@@ -50,6 +54,13 @@ class Settings(BaseSettings):
     """The name to check the frontend's certificate against, when it differs from the host."""
     temporal_api_key: SecretStr = SecretStr("")
     """Temporal Cloud API key (sent as a bearer token, over TLS)."""
+    payload_encryption_keys: SecretStr = SecretStr("")
+    """`id:base64key,…` (32-byte AES-256 keys): every Temporal payload is sealed with the first,
+    opened with any (rotation; payload_codec.py). Required in production; development uses the
+    public development key when unset."""
+    temporal_ui_origin: str = ""
+    """The Temporal UI's origin (e.g. `https://temporal.example`), allowed to call the codec
+    server (`/codec/decode`) from the browser."""
     task_queue: str = "payments"
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/payments"
@@ -197,6 +208,10 @@ class Settings(BaseSettings):
         )
 
     @property
+    def payload_keys(self) -> dict[str, bytes]:
+        return parse_keys(self.payload_encryption_keys.get_secret_value())
+
+    @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
@@ -217,6 +232,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together"
             )
+        if not self.payload_encryption_keys.get_secret_value() and (
+            self.environment is Environment.DEVELOPMENT
+        ):
+            self.payload_encryption_keys = SecretStr(DEV_PAYLOAD_ENCRYPTION_KEYS)
+        parse_keys(self.payload_encryption_keys.get_secret_value())  # refuses a malformed list
         if not self.worker_build_id:
             raise ValueError("WORKER_BUILD_ID must be set")
         if not self.worker_deployment_name or "." in self.worker_deployment_name:
@@ -269,6 +289,9 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(
             f"AUDIT_RETENTION_DAYS must be 0 (forever) or at least {MIN_AUDIT_RETENTION_DAYS}"
         )
+    payload_keys = settings.payload_encryption_keys.get_secret_value()
+    if not payload_keys or DEV_PAYLOAD_ENCRYPTION_KEYS.split(":")[1] in payload_keys:
+        problems.append("PAYLOAD_ENCRYPTION_KEYS must hold this deployment's own keys")
     if settings.jwt_max_lifetime_seconds <= 0:
         problems.append("JWT_MAX_LIFETIME_SECONDS must cap token lifetimes")
     if not hmac_tokens and not settings.jwt_public_key_list:

@@ -1,5 +1,6 @@
 """The one way every process (API, worker, relay, scripts, bench, tests) connects to Temporal, with
-the data converter, interceptors, TLS (mTLS) and API key they must share."""
+the data converter (with the payload encryption codec), interceptors, TLS (mTLS) and API key they
+must share."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from observability import tracing_interceptors
+from payload_codec import with_encryption
 from settings import Settings
 
 
@@ -38,7 +40,7 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         "namespace": settings.temporal_namespace,
         "api_key": settings.temporal_api_key.get_secret_value() or None,
         "tls": tls_config(settings),
-        "data_converter": pydantic_data_converter,
+        "data_converter": with_encryption(pydantic_data_converter, settings.payload_keys),
         "interceptors": tracing_interceptors(settings.tracing_exporter),
     }
 

@@ -15,6 +15,7 @@ from activities.gateways.registry import KITS
 from api import (
     audit,
     checkouts,
+    codec,
     disputes,
     health,
     idempotency,
@@ -111,9 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.cors_origin_list,
+        allow_origins=settings.cors_origin_list + [o for o in [settings.temporal_ui_origin] if o],
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        # X-Namespace: the Temporal UI's codec calls name their namespace (api/codec.py)
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Namespace"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
     app.add_middleware(audit.CallerAudit)
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(reviews.router)
     app.include_router(audit.router)
+    app.include_router(codec.router)
     install_docs(app, settings)
 
     return app

@@ -205,6 +205,7 @@ def test_production_env_file_delivers_every_setting_without_a_safe_default(
         "RAZORPAY_KEY_SECRET": "live-secret",
         "RAZORPAY_WEBHOOK_SECRET": "live-webhook-secret",
         "MERCHANT_CALLBACK_SECRET": "9f2c4e7a1b3d5f8e0a6c2b4d7e9f1a3c",
+        "PAYLOAD_ENCRYPTION_KEYS": "k1:" + "A" * 43 + "=",
         "JWT_PUBLIC_KEYS": "-----BEGIN PUBLIC KEY-----MFkw-----END PUBLIC KEY-----",
     }.items():
         filled = re.sub(rf"^{name}=.*$", f"{name}={value}", filled, flags=re.MULTILINE)

@@ -13,6 +13,9 @@ from pydantic import ValidationError
 from api.auth import decode_caller
 from api.problems import Problem
 from settings import (
+    DEV_PAYLOAD_ENCRYPTION_KEYS as DEV_KEYS,
+)
+from settings import (
     SANDBOX_JWT_SECRET,
     SANDBOX_RAZORPAY_WEBHOOK_SECRET,
     SANDBOX_STRIPE_WEBHOOK_SECRET,
@@ -34,6 +37,7 @@ LIVE: dict[str, Any] = {
     "merchant_confirmation_url": "https://shop.example/confirm",
     "jwt_secret": "Zk3-pQ8_rT1+wX6=yB4~nM7|cV2.hJ5,",
     "sandbox_checkout_base": None,
+    "payload_encryption_keys": "live-1:" + "B" * 43 + "=",
 }
 
 
@@ -73,6 +77,9 @@ UNSAFE = [
     ("JWT_SECRET", "jwt_secret", SANDBOX_JWT_SECRET, SANDBOX_JWT_SECRET),
     ("CORS_ORIGINS", "cors_origins", "https://shop.example,*", None),
     ("JWT_MAX_LIFETIME_SECONDS", "jwt_max_lifetime_seconds", 0, None),
+    ("PAYLOAD_ENCRYPTION_KEYS", "payload_encryption_keys", "", None),
+    ("PAYLOAD_ENCRYPTION_KEYS", "payload_encryption_keys", DEV_KEYS, DEV_KEYS.split(":")[1]),
+    ("AUDIT_RETENTION_DAYS", "audit_retention_days", 30, None),
 ]
 
 

@@ -1,12 +1,17 @@
-"""Every money-moving or decision call has an author: the caller audit holds who asked, with
-which roles and request id, readable by admins only; the workflows carry the author too; two
-operators reusing one Idempotency-Key on one payment get a refund each."""
+"""Security end to end. Every money-moving or decision call has an author: the caller audit holds
+who asked, with which roles and request id, readable by admins only; the workflows carry the
+author too; two operators reusing one Idempotency-Key on one payment get a refund each. Workflow
+histories hold sealed payloads, which operators open through the codec server."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
+from google.protobuf.json_format import MessageToDict
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 
 from api.auth import Role
 from devstack.stack import Stack
@@ -92,3 +97,35 @@ async def test_money_calls_are_audited_with_their_author(
         names.own_refund_workflow_id(payment_id, "ops-b", key)
     ).describe()
     assert await refund_run.memo_value("requested_by") == "ops-b"
+
+
+async def test_histories_hold_sealed_payloads_that_operators_open_through_the_codec(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    body = checkout_body("stripe", customer_email="secret.shopper@example.com")
+    created = await post(stack, "/v1/checkouts", bearer(Role.MERCHANT), **body)
+    assert created.status_code == 201, created.text
+    temporal = await connect_dev_temporal(stack.temporal_address)
+    # The raw history, as Temporal stores it (the service call decodes nothing).
+    raw = await temporal.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace=temporal.namespace,
+            execution=WorkflowExecution(workflow_id=names.checkout_workflow_id(body["order_id"])),
+        )
+    )
+    stored = raw.SerializeToString()
+    # (The order id is the workflow id and a search attribute: it stays readable, by design.)
+    for plain in (b"secret.shopper@example.com", b"3 items"):
+        assert plain not in stored
+    started = raw.history.events[0].workflow_execution_started_event_attributes
+    assert started.input.payloads[0].metadata["encoding"] == b"binary/encrypted"
+
+    opened = await api.post("/codec/decode", json=MessageToDict(started.input))
+    assert opened.status_code == 200, opened.text
+    [payload] = opened.json()["payloads"]
+    assert b"secret.shopper@example.com" in base64.b64decode(payload["data"])
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as merchant:
+        refused = await merchant.post(
+            "/codec/decode", json=MessageToDict(started.input), headers=bearer(Role.MERCHANT)
+        )
+    assert refused.status_code == 403
