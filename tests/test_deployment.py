@@ -38,7 +38,7 @@ NO_HEALTHCHECK = {
     "grafana": "its image's tools are not documented; nothing depends on it",
 }
 CORE_SERVICES = {
-    "postgresql", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "migrate",
+    "postgresql", "temporal-schema", "temporal", "temporal-namespace", "migrate",
     "api", "worker",
 }  # fmt: skip
 EXPECTED_ATTRIBUTES = [
@@ -115,9 +115,14 @@ def settings_from(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> S
 def test_compose_file_resolves_in_every_profile(
     default_stack: Any, dev_stack: Any, observed_stack: Any
 ) -> None:
+    # The Temporal UI reads and steers every payment: only with `--profile ui` (or dev).
     assert set(default_stack["services"]) == CORE_SERVICES
-    assert set(dev_stack["services"]) == CORE_SERVICES | {"sandbox"}
+    assert set(dev_stack["services"]) == CORE_SERVICES | {"sandbox", "temporal-ui"}
     assert set(observed_stack["services"]) == CORE_SERVICES | {"prometheus", "grafana"}
+    ui_stack = compose_config("--profile", "ui", env_file=ROOT / "deploy" / "dev.env")
+    assert set(ui_stack["services"]) == CORE_SERVICES | {"temporal-ui"}
+    [ui_port] = ui_stack["services"]["temporal-ui"]["ports"]
+    assert ui_port["host_ip"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("profile", ["dev", "observability"])
@@ -252,8 +257,10 @@ def test_dev_profile_points_everything_at_the_sandbox(
         )
 
 
-def test_temporal_runs_on_supported_images_pinned_to_one_release(observed_stack: Any) -> None:
-    services = observed_stack["services"]
+def test_temporal_runs_on_supported_images_pinned_to_one_release(
+    observed_stack: Any, dev_stack: Any
+) -> None:
+    services = {**dev_stack["services"], **observed_stack["services"]}
     images = {
         name: service["image"] for name, service in services.items() if "build" not in service
     }
@@ -388,7 +395,8 @@ def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
     stages = dockerfile_stages()
     assert len(stages) >= 2
     for stage in stages:
-        assert stage[0].split()[1] == "python:3.11-slim"
+        # Pinned: the Python minor version and the Debian release (no drift to a new distro).
+        assert stage[0].split()[1] == "python:3.11-slim-bookworm"
     final = stages[-1]
     users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
     assert users, "the runtime stage sets no USER"
