@@ -42,7 +42,9 @@ class _Where:
             self.add(f"{column} = {{0}}", value)
 
     def any_of(self, column: str, values: Sequence[str]) -> None:
-        if values:
+        if len(values) == 1:  # as an equality, the (column, created_at) index gives the order
+            self.add(f"{column} = {{0}}", str(values[0]))
+        elif values:
             self.add(f"{column} = ANY({{0}}::text[])", [str(v) for v in values])
 
     def within(self, column: str, span: TimeRange) -> None:
