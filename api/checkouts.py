@@ -22,9 +22,12 @@ from api import idempotency, webhooks
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.history import (
+    AmountFilter,
     CurrencyFilter,
+    IdentifierFilter,
     NothingVisible,
     Since,
+    TextFilter,
     Until,
     time_range,
     visible_customer,
@@ -90,25 +93,18 @@ LIST_PROBLEMS: dict[int | str, dict[str, Any]] = {
 async def list_checkouts(
     ctx: Context,
     caller: Reader,
-    customer_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    order_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    customer_id: IdentifierFilter = None,
+    order_id: IdentifierFilter = None,
     status: Annotated[list[PaymentStatus] | None, Query(description="any of these")] = None,
     gateway: Gateway | None = None,
     currency: CurrencyFilter = None,
-    amount_min: Annotated[int | None, Query(ge=0, description="minor units, inclusive")] = None,
-    amount_max: Annotated[int | None, Query(ge=0, description="minor units, inclusive")] = None,
+    amount_min: AmountFilter = None,
+    amount_max: AmountFilter = None,
     created_from: Since = None,
     created_to: Until = None,
     updated_from: Since = None,
     updated_to: Until = None,
-    q: Annotated[
-        str | None,
-        Query(
-            min_length=3,
-            max_length=64,
-            description="the start of an order id, a gateway payment id or a gateway charge id",
-        ),
-    ] = None,
+    q: TextFilter = None,
     cursor: Cursor = None,
     limit: PageSize = 50,
 ) -> Page[PaymentSummary]:

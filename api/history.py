@@ -3,22 +3,46 @@ filter is a 422 `invalid_filter` with the same words everywhere."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from api.auth import Caller
 from api.problems import Problem
 from domain.history import TimeRange
 
-Since = Annotated[AwareDatetime | None, Query(description="inclusive; ISO 8601 with a UTC offset")]
-Until = Annotated[AwareDatetime | None, Query(description="exclusive; ISO 8601 with a UTC offset")]
+
+def _in_utc(moment: datetime) -> datetime:
+    """The instant in UTC; one that UTC cannot hold (year 1 at +14:00) is invalid, not a 500."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Since = Annotated[Instant | None, Query(description="inclusive; ISO 8601 with a UTC offset")]
+Until = Annotated[Instant | None, Query(description="exclusive; ISO 8601 with a UTC offset")]
 CurrencyFilter = Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")]
+IdentifierFilter = Annotated[
+    str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", description="exactly")
+]
+TextFilter = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9_.:-]{3,64}$",
+        description="the start of an order id, a gateway payment id or a gateway charge id",
+    ),
+]
+AmountFilter = Annotated[
+    int | None, Query(ge=0, le=2**63 - 1, description="minor units, inclusive")
+]
 PaymentIdFilter = Annotated[str | None, Query(pattern=r"^pay_[0-9a-f]{24}$")]
 
 
-def time_range(name: str, since: AwareDatetime | None, until: AwareDatetime | None) -> TimeRange:
+def time_range(name: str, since: datetime | None, until: datetime | None) -> TimeRange:
     if since is not None and until is not None and since >= until:
         raise Problem(
             422, "invalid_filter", f"{name}_from must be before {name}_to", parameter=name

@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
@@ -46,14 +47,14 @@ def decode_cursor(kind: str, cursor: str | None) -> Position | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         named, created_at, row_id = json.loads(raw)
-        position = Position(datetime.fromisoformat(created_at), row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        position = Position(datetime.fromisoformat(created_at).astimezone(UTC), row_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, OverflowError):
         raise _invalid() from None
     if (
         named != kind
         or not isinstance(row_id, str)
-        or not 0 < len(row_id) <= 64
-        or position.created_at.tzinfo is None
+        or not re.fullmatch(r"[a-z]{3}_[0-9a-f]{24}", row_id)
+        or not created_at.endswith("+00:00")
     ):
         raise _invalid()
     return position

@@ -17,6 +17,7 @@ from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.history import (
     CurrencyFilter,
+    IdentifierFilter,
     NothingVisible,
     PaymentIdFilter,
     Since,
@@ -233,7 +234,7 @@ async def list_refunds(payment_id: PaymentId, ctx: Context, caller: Reader) -> l
 async def list_all_refunds(
     ctx: Context,
     caller: Reader,
-    customer_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    customer_id: IdentifierFilter = None,
     payment_id: PaymentIdFilter = None,
     status: Annotated[list[RefundStatus] | None, Query(description="any of these")] = None,
     gateway: Gateway | None = None,

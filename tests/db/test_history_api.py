@@ -3,6 +3,7 @@ lists' filters and cursors, customer scoping, and the daily report against the p
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections import Counter
@@ -20,6 +21,9 @@ from settings import Settings
 from testkit import history
 
 NOW = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
+FAR_CURSOR = base64.urlsafe_b64encode(
+    b'["checkouts","0001-01-01T00:00:00+14:00","pay_000000000000000000000000"]'
+).decode()
 COUNT = 600
 CUSTOMERS = 40
 
@@ -213,6 +217,11 @@ async def test_disputes_are_paged_newest_first(api: Client, seeded: asyncpg.Pool
         ("/v1/checkouts", {"created_from": "2026-11-02T00:00:00"}),  # no UTC offset
         ("/v1/checkouts", {"currency": "usd"}),
         ("/v1/checkouts", {"q": "ab"}),
+        ("/v1/checkouts", {"q": "order\x00-1"}),
+        ("/v1/checkouts", {"customer_id": "c_1\x00"}),
+        ("/v1/checkouts", {"amount_max": 2**63}),
+        ("/v1/checkouts", {"updated_to": "0001-01-01T00:00:00+14:00"}),
+        ("/v1/checkouts", {"cursor": FAR_CURSOR}),  # a time UTC cannot hold
         ("/v1/refunds", {"payment_id": "nope"}),
         ("/v1/disputes", {"stage": "appeal"}),
     ],
