@@ -66,15 +66,17 @@ class GatewayActivities:
 
     @activity.defn
     async def capture_gateway_payment(self, request: CaptureCheckoutPayment) -> GatewayPayment:
-        """Capture, then write the capture (what the gateway captured, posted) with the steps the
-        saga had not written yet."""
+        """Write the steps the saga had not written yet and mark the capture requested, capture,
+        then write the capture (what the gateway captured, posted)."""
         capture = request.capture
+        await payments.record_checkout_steps(self._pool, request.records)
+        await payments.mark_capture_requested(self._pool, request.checkout_id)
         captured = await self._gateways[capture.ref.gateway].capture(capture)
         record = capture_record(
             request.checkout_id, capture.ref.gateway, capture.ref.gateway_charge_id,
             captured.amount_captured, capture.currency,
         )  # fmt: skip
-        await payments.record_checkout_steps(self._pool, [*request.records, record])
+        await payments.record_checkout_step(self._pool, record)
         return captured
 
     @activity.defn

@@ -9,7 +9,7 @@ with its search attributes and memo; first task: the update accepted, the risk a
 local activity), the create activity and the deadline timer (never canceled); the update
 completes; one authorization signal; one task with three local activities (the risk assessment
 of the authorization, the merchant's confirmation, the ledger steps); the capture activity; the
-status upsert with its memo; done. (The risk-review patch's marker is not part of the shape.)
+status upsert with its memo; done.
 
 `python -m bench.floor` runs that worker until SIGTERM; `drive_floor` loads it from a client."""
 

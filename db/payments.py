@@ -56,6 +56,15 @@ async def record_checkout_steps(pool: asyncpg.Pool, records: list[CheckoutRecord
         await record_checkout_step(pool, record)
 
 
+async def mark_capture_requested(pool: asyncpg.Pool, checkout_id: str) -> None:
+    """The saga is about to capture: its webhook echo changes nothing (api.event_routing)."""
+    await pool.execute(
+        "UPDATE payments SET capture_requested_at = now()"
+        " WHERE payment_id = $1 AND capture_requested_at IS NULL",
+        checkout_id,
+    )
+
+
 async def record_checkout_step(pool: asyncpg.Pool, record: CheckoutRecord) -> None:
     """Apply one state change: status, gateway ids, amounts, attempt, audit and postings."""
     if sum(line.amount for line in record.postings) != 0:

@@ -242,7 +242,9 @@ class CheckoutWorkflow:
                 current = await self._look()
                 if current.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
                     return current
-                await self._undo("authorization deadline passed", PaymentStatus.EXPIRED)
+                await self._undo(
+                    "authorization deadline passed", PaymentStatus.EXPIRED, seen=current
+                )
                 return None
             if self._cancel is not None:
                 await self._undo(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
@@ -520,13 +522,11 @@ class CheckoutWorkflow:
             self._capture_recorded = True
         self._note("captured", PaymentStatus.CAPTURED, record.detail)
 
-    # Risk screening (patch "risk-review"): before the gateway payment and at the authorization,
+    # Risk screening: before the gateway payment and at the authorization,
     # rules over the request, the card and recent history allow, block, or hold for an operator.
 
     async def _screened_before_create(self) -> bool:
         """False when the checkout ends before any gateway call: blocked, or not approved."""
-        if not workflow.patched(names.RISK_REVIEW):
-            return True
         s = self._state
         verdict = await self._assess(RiskStage.CREATE, s.authorization_deadline)
         passed = await self._risk_settled(verdict, RiskStage.CREATE)
@@ -550,8 +550,6 @@ class CheckoutWorkflow:
     async def _screen_authorization(self) -> None:
         """Screen the authorization with what the gateway knows of the card; a review ends before
         the authorization's window closes. Raises CheckoutAborted (void) unless it passes."""
-        if not workflow.patched(names.RISK_REVIEW):
-            return
         review_by = workflow.now() + authorization_review_time(
             self._request.manual_capture_window_seconds
         )
@@ -655,15 +653,24 @@ class CheckoutWorkflow:
 
     # Compensation: it looks at what the gateway holds, so running it twice does nothing twice.
 
-    async def _undo(self, reason: str, status: PaymentStatus, *, step: str | None = None) -> None:
+    async def _undo(
+        self,
+        reason: str,
+        status: PaymentStatus,
+        *,
+        step: str | None = None,
+        seen: GatewayPayment | None = None,
+    ) -> None:
         """End the checkout with nothing at the gateway, whatever path led here: release what is
         open or authorized, refund what is captured (a gateway may capture on its own), then
-        record why. `status` is the outcome when no money was taken."""
+        record why. `status` is the outcome when no money was taken; `seen`, the payment as the
+        caller has just looked at it (one gateway call fewer for an expiring checkout)."""
         s = self._state
         detail = reason
         if s.gateway_payment_id is not None:
             while True:
-                current = await self._look()
+                current = seen or await self._look()
+                seen = None
                 if current.status is PaymentStatus.CAPTURED and current.amount_captured:
                     await self._refund(current)
                     break
