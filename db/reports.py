@@ -1,5 +1,5 @@
 """Finance reports from the ledger's postings: the daily rollup (`ledger_daily`, kept by a trigger
-on every posting, migration 031) read for a range of days."""
+on every posting in slots, migration 031) read and summed for a range of days."""
 
 from __future__ import annotations
 
@@ -22,11 +22,15 @@ async def daily_totals(
     accounts received, by day, then gateway, then currency. Days without postings are absent."""
     rows = await pool.fetch(
         """
-        SELECT day, gateway, currency, captured, captures, refunded, refunds, withdrawn,
-               withdrawals, reinstated, reinstatements
+        SELECT day, gateway, currency, sum(captured)::bigint AS captured,
+               sum(captures)::bigint AS captures, sum(refunded)::bigint AS refunded,
+               sum(refunds)::bigint AS refunds, sum(withdrawn)::bigint AS withdrawn,
+               sum(withdrawals)::bigint AS withdrawals, sum(reinstated)::bigint AS reinstated,
+               sum(reinstatements)::bigint AS reinstatements
         FROM ledger_daily
         WHERE day BETWEEN $1 AND $2
           AND ($3::text IS NULL OR currency = $3) AND ($4::text IS NULL OR gateway = $4)
+        GROUP BY day, gateway, currency
         ORDER BY day, gateway, currency
         """,
         first, last, currency, gateway,

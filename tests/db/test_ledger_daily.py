@@ -4,6 +4,7 @@ and the migration counts the postings the ledger held before it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 
 import asyncpg
@@ -113,3 +114,27 @@ async def test_the_migration_counts_the_postings_made_before_it(pool: asyncpg.Po
         expected
         and await reports.daily_totals(pool, date(2026, 11, 1), date(2026, 11, 30)) == expected
     )
+
+
+async def test_concurrent_captures_are_all_counted(pool: asyncpg.Pool) -> None:
+    await pool.executemany(
+        """
+        INSERT INTO payments (payment_id, order_id, workflow_id, customer_id, gateway,
+                              capture_mode, amount, currency, status, gateway_payment_id)
+        VALUES ($1, $1, $1, 'c_1', 'stripe', 'automatic', $2, 'USD', 'authorized', $1)
+        """,
+        [(f"pay_{i}", 100 + i) for i in range(40)],
+    )
+
+    await asyncio.gather(
+        *(
+            payments.record_checkout_step(
+                pool, capture_record(f"pay_{i}", Gateway.STRIPE, f"ch_{i}", 100 + i, "USD")
+            )
+            for i in range(40)
+        )
+    )
+
+    today = await pool.fetchval("SELECT (now() AT TIME ZONE 'UTC')::date")
+    [line] = await reports.daily_totals(pool, today, today)
+    assert (line.captures, line.captured) == (40, sum(100 + i for i in range(40)))
