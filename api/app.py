@@ -20,6 +20,7 @@ from api import (
     operations,
     refunds,
     relay,
+    reports,
     reviews,
     webhooks,
 )
@@ -116,5 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(operations.router)
     app.include_router(reviews.router)
+    app.include_router(reports.router)
 
     return app
