@@ -22,6 +22,7 @@ from api import (
     operations,
     refunds,
     relay,
+    reports,
     reviews,
     webhooks,
 )
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(operations.router)
     app.include_router(reviews.router)
+    app.include_router(reports.router)
     app.include_router(audit.router)
     app.include_router(codec.router)
     install_docs(app, settings)

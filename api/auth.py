@@ -52,6 +52,15 @@ class Caller:
             return True
         return Role.CUSTOMER in self.roles and self.customer_id == customer_id
 
+    def list_scope(self) -> str | None:
+        """The customer whose rows alone a list may show this caller: None (every row) for staff,
+        the token's own customer for a customer, whatever filter it asks for."""
+        if self.roles & set(STAFF):
+            return None
+        if Role.CUSTOMER in self.roles and self.customer_id is not None:
+            return self.customer_id
+        raise Problem(403, "forbidden", "a customer token without a customer_id lists nothing")
+
 
 class Policy(StrEnum):
     """Rate-limit policies; each endpoint names one, and the settings give its limit."""

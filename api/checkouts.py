@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import razorpay.errors
 import structlog
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -22,6 +22,17 @@ from api import idempotency, webhooks
 from api.audit import audit_target
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
+from api.history import (
+    AmountFilter,
+    CurrencyFilter,
+    IdentifierFilter,
+    NothingVisible,
+    Since,
+    TextFilter,
+    Until,
+    time_range,
+    visible_customer,
+)
 from api.idempotency import IdempotencyKey
 from api.metrics import CHECKOUTS
 from api.models import (
@@ -32,9 +43,10 @@ from api.models import (
     RazorpayConfirmation,
     check_amount_limit,
 )
+from api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
 from api.problems import Problem, temporal_unavailable
 from api.updates import run_update
-from db import payments
+from db import history, payments
 from db.pool import DATABASE_UNAVAILABLE
 from domain import names
 from domain.checkout import (
@@ -49,6 +61,7 @@ from domain.checkout import (
     PaymentStatus,
     manual_capture_window,
 )
+from domain.history import PaymentFilter, PaymentSummary
 from domain.money import format_amount
 from settings import Settings
 from workflows import search_attributes as search
@@ -69,6 +82,50 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     422: {"description": "the request is not valid"},
     503: {"description": "Temporal is unreachable; retry later"},
 }
+
+
+LIST_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "a filter (`validation_error`, `invalid_filter`) or the cursor"
+          " (`invalid_cursor`) is not valid"},
+}  # fmt: skip
+
+
+@router.get("", response_model=Page[PaymentSummary], responses=LIST_PROBLEMS)
+async def list_checkouts(
+    ctx: Context,
+    caller: Reader,
+    customer_id: IdentifierFilter = None,
+    order_id: IdentifierFilter = None,
+    status: Annotated[list[PaymentStatus] | None, Query(description="any of these")] = None,
+    gateway: Gateway | None = None,
+    currency: CurrencyFilter = None,
+    amount_min: AmountFilter = None,
+    amount_max: AmountFilter = None,
+    created_from: Since = None,
+    created_to: Until = None,
+    updated_from: Since = None,
+    updated_to: Until = None,
+    q: TextFilter = None,
+    cursor: Cursor = None,
+    limit: PageSize = 50,
+) -> Page[PaymentSummary]:
+    """Payments, newest first, a page at a time; staff see every customer's, a customer token
+    only its own (its customer is forced, whatever `customer_id` says)."""
+    after = decode_cursor("checkouts", cursor)
+    if amount_min is not None and amount_max is not None and amount_min > amount_max:
+        raise Problem(422, "invalid_filter", "amount_min is above amount_max", parameter="amount")
+    try:
+        customer = visible_customer(caller, customer_id)
+    except NothingVisible:
+        return Page[PaymentSummary](items=[], next_cursor=None)
+    found = PaymentFilter(
+        customer_id=customer, order_id=order_id, statuses=tuple(status or ()), gateway=gateway,
+        currency=currency, amount_min=amount_min, amount_max=amount_max,
+        created=time_range("created", created_from, created_to),
+        updated=time_range("updated", updated_from, updated_to), text=q,
+    )  # fmt: skip
+    rows = await history.list_payments(ctx.pool, found, after, limit)
+    return page_of("checkouts", rows, limit)
 
 
 def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:

@@ -135,7 +135,7 @@ async def dispute_won(api: httpx.AsyncClient, sb: httpx.AsyncClient, gateway: st
     for _ in range(100):
         found = (
             await api.get("/v1/disputes", params={"payment_id": checkout["checkout_id"]})
-        ).json()
+        ).json()["items"]
         if found:
             break
         await asyncio.sleep(0.2)
@@ -162,7 +162,7 @@ async def dispute_razorpay_accepted(api: httpx.AsyncClient, sb: httpx.AsyncClien
     for _ in range(100):
         found = (
             await api.get("/v1/disputes", params={"payment_id": checkout["checkout_id"]})
-        ).json()
+        ).json()["items"]
         if found:
             break
         await asyncio.sleep(0.2)
