@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.context import AppContext, app_context
+from api.history import Since, Until
 from db import audit
 
 log = structlog.get_logger("api.audit")
@@ -135,9 +136,9 @@ async def read_audit(
     subject: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     target_id: Annotated[str | None, Query(max_length=200)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    cursor: Annotated[int | None, Query(ge=1)] = None,
+    since: Since = None,
+    until: Until = None,
+    cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Who asked for each money-moving or decision call, newest first (admins only)."""
