@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import razorpay.errors
 import structlog
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.gateways.razorpay import events as razorpay_events
 from api import idempotency, webhooks
+from api.audit import audit_target
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.history import (
@@ -141,7 +142,11 @@ def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:
                422: {"description": "invalid request, or the gateway refused the payment"}},
 )  # fmt: skip
 async def create_checkout(
-    body: CreateCheckout, idempotency_key: IdempotencyKey, ctx: Context, caller: Merchant
+    body: CreateCheckout,
+    idempotency_key: IdempotencyKey,
+    ctx: Context,
+    caller: Merchant,
+    request: Request,
 ) -> JSONResponse:
     """Start the checkout saga (update-with-start) and answer with what the client needs to pay.
 
@@ -153,8 +158,10 @@ async def create_checkout(
         f"checkouts:{caller.subject}",
         idempotency_key,
         body,
-        lambda: _start_checkout(ctx, body, idempotency_key),
+        lambda: _start_checkout(ctx, body, idempotency_key, caller.subject),
     )
+    if stored.body.get("checkout_id"):
+        audit_target(request, "checkout", str(stored.body["checkout_id"]))
     CHECKOUTS.labels(body.gateway.value, str(stored.status)).inc()
     log.info(
         "checkout requested",
@@ -166,7 +173,11 @@ async def create_checkout(
 
 
 def checkout_request(
-    body: CreateCheckout, settings: Settings, idempotency_key: str, attempt: int
+    body: CreateCheckout,
+    settings: Settings,
+    idempotency_key: str,
+    attempt: int,
+    requested_by: str | None = None,
 ) -> CheckoutRequest:
     """The checkout saga's input: the merchant's request and the windows it runs by."""
     return CheckoutRequest(
@@ -179,18 +190,19 @@ def checkout_request(
             settings.authorization_window_seconds,
         ),
         attempt=attempt,
+        requested_by=requested_by,
     )
 
 
 async def _start_checkout(
-    ctx: AppContext, body: CreateCheckout, idempotency_key: str
+    ctx: AppContext, body: CreateCheckout, idempotency_key: str, requested_by: str
 ) -> idempotency.StoredResponse:
     settings = ctx.settings
     latest = await payments.latest_attempt(ctx.pool, body.order_id)
     attempt = 1 if latest is None else latest.attempt
     if latest is not None and latest.status in ENDED_WITHOUT_MONEY:
         attempt += 1
-    request = checkout_request(body, settings, idempotency_key, attempt)
+    request = checkout_request(body, settings, idempotency_key, attempt, requested_by)
     workflow_id = names.checkout_workflow_id(body.order_id, attempt)
     start = WithStartWorkflowOperation(
         CheckoutWorkflow.run,
@@ -204,7 +216,7 @@ async def _start_checkout(
         f" via {body.gateway}" + (f" (attempt {attempt})" if attempt > 1 else ""),
         static_details=f"customer {body.customer_id}, capture {body.capture_mode}",
         search_attributes=search.checkout_at_start(request, workflow_id),
-        memo={"amount": format_amount(body.amount, body.currency)},
+        memo={"amount": format_amount(body.amount, body.currency), "requested_by": requested_by},
     )
     source = "workflow"
     try:
@@ -271,7 +283,7 @@ async def cancel_checkout(
     checkout_id: CheckoutId, ctx: Context, caller: Payer, body: CancelBody | None = None
 ) -> Checkout:
     """Cancel before capture: the authorization (if any) is voided at the gateway."""
-    request = CancelCheckout(reason=(body or CancelBody()).reason)
+    request = CancelCheckout(reason=(body or CancelBody()).reason, requested_by=caller.subject)
     handle = await _handle(ctx, caller, checkout_id)
     state = await _update(handle, CheckoutWorkflow.cancel, request)
     return Checkout.from_state(state, "workflow", None)
@@ -291,7 +303,8 @@ async def capture_checkout(
     handle = await _handle(ctx, caller, checkout_id)
 
     async def capture() -> idempotency.StoredResponse:
-        state = await _update(handle, CheckoutWorkflow.capture, request)
+        authored = request.model_copy(update={"requested_by": caller.subject})
+        state = await _update(handle, CheckoutWorkflow.capture, authored)
         view = Checkout.from_state(state, "workflow", None)
         return idempotency.StoredResponse(200, view.model_dump(mode="json"))
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api import idempotency
 from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
+from api.card_data import CardDataFree
 from api.context import AppContext, app_context
 from api.history import CurrencyFilter, PaymentIdFilter, Since, Until, time_range
 from api.idempotency import IdempotencyKey
@@ -52,7 +53,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class EvidenceBody(DisputeEvidence):
+class EvidenceBody(DisputeEvidence, CardDataFree):
     """Evidence fields, strictly typed and bounded; documents are references (a gateway file or
     document id, or an https URL), never uploads. `submit` false saves a draft."""
 
@@ -62,7 +63,7 @@ class EvidenceBody(DisputeEvidence):
     note: Note | None = None
 
 
-class AcceptBody(BaseModel):
+class AcceptBody(CardDataFree):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     note: Note | None = None
@@ -183,7 +184,8 @@ async def _decide(
 
     async def produce() -> idempotency.StoredResponse:
         handle = ctx.temporal.get_workflow_handle(workflow_id)
-        state = await run_update(handle, update, request, DisputeState, "dispute")
+        authored = request.model_copy(update={"requested_by": caller.subject})
+        state = await run_update(handle, update, authored, DisputeState, "dispute")
         return idempotency.StoredResponse(200, Dispute.from_state(state).model_dump(mode="json"))
 
     stored = await idempotency.once(

@@ -165,6 +165,7 @@ async def _start_refund(
             mode=RefundMode.OWN,
             idempotency_key=key,
             poll_interval_seconds=ctx.settings.refund_poll_interval_seconds,
+            requested_by=caller.subject,
         ),
         id=workflow_id,
         task_queue=ctx.settings.task_queue,
@@ -172,7 +173,8 @@ async def _start_refund(
         # One refund per key, ever: a closed refund is never followed by a second one.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Refund {amount} of {payment_id} ({body.reason})",
-        static_details=f"Idempotency-Key {key}",
+        static_details=f"Idempotency-Key {key}, requested by {caller.subject}",
+        memo={"requested_by": caller.subject},
         search_attributes=search.refund_at_start(payment_id),
     )
     try:

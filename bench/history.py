@@ -32,7 +32,7 @@ from api.auth import Role, mint_token
 from bench.common import cores, latency_summary
 from db.migrate import apply_migrations
 from db.pool import create_pool, ensure_database
-from settings import Settings
+from settings import development_settings
 from testkit import history
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -104,7 +104,7 @@ async def timed(requests: int, call: Request) -> dict[str, float]:
 
 
 async def measure(url: str, requests: int, until: datetime) -> dict[str, dict[str, float]]:
-    settings = Settings(
+    settings = development_settings(
         database_url=url, webhook_relay_in_api=False, api_metrics_address="",
         rate_limit_read="1000000/minute", log_level="WARNING",
     )  # fmt: skip

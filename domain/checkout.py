@@ -120,6 +120,8 @@ class CheckoutRequest(Model):
     """The shopper's IP address as the merchant saw it, for risk screening."""
     customer_country: str | None = None
     """ISO 3166-1 alpha-2 country of the customer (e.g. billing address), for risk screening."""
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 class PaymentInstructions(Model):
@@ -216,10 +218,14 @@ class PaymentEvent(Model):
 
 class CancelCheckout(Model):
     reason: str = "requested_by_customer"
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 class CaptureCheckout(Model):
     amount: int | None = None
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 # Gateway-neutral activity contracts

@@ -17,7 +17,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import Role, mint_token
-from settings import Settings
+from settings import Settings, development_settings
 from testkit import history
 
 NOW = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
@@ -36,7 +36,7 @@ async def seeded(pool: asyncpg.Pool) -> asyncpg.Pool:
 
 @pytest.fixture
 async def api(database_url: str, seeded: asyncpg.Pool) -> AsyncIterator[Client]:
-    settings = Settings(
+    settings = development_settings(
         database_url=database_url,
         webhook_relay_in_api=False,
         api_metrics_address="",
