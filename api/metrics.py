@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.middleware import IMPLEMENTED_METHODS
 from db.gauges import Snapshot, snapshot
 from domain.checkout import Gateway
 
@@ -66,8 +67,9 @@ WEBHOOK_DELIVERY_LAG = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
 
-# The client chooses the method: any other becomes OTHER, so invented methods add no series.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The client chooses the method: any other becomes OTHER, so invented methods add no series (the
+# app refuses them before metrics anyway, api.middleware.RefuseUnknownMethods).
+METHODS = IMPLEMENTED_METHODS
 UNMATCHED_ROUTE = "unmatched"
 
 

@@ -22,7 +22,7 @@ from bench.common import latency_summary
 from db import health
 from db.migrate import apply_migrations
 from db.pool import create_pool, ensure_database
-from settings import Settings
+from settings import development_settings
 
 RESULTS = Path(__file__).parent / "results" / "routing.json"
 DECISIONS = 2000
@@ -33,7 +33,7 @@ async def _measure(database_url: str) -> dict[str, Any]:
     pool = await create_pool(database_url, 4)
     try:
         await apply_migrations(pool)
-        settings = Settings(database_url=database_url)
+        settings = development_settings(database_url=database_url)
         ctx = cast(AppContext, SimpleNamespace(pool=pool, settings=settings))
         body = CreateCheckout(
             order_id="bench-1", amount=2500, currency="INR", gateway="auto", customer_id="c"

@@ -131,6 +131,8 @@ class CheckoutRequest(Model):
     """ISO 3166-1 alpha-2 country of the customer (e.g. billing address), for risk screening."""
     routing: Routing | None = None
     """Set when the gateway was chosen by auto routing; None for a gateway the merchant named."""
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 class PaymentInstructions(Model):
@@ -239,10 +241,14 @@ class PaymentEvent(Model):
 
 class CancelCheckout(Model):
     reason: str = "requested_by_customer"
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 class CaptureCheckout(Model):
     amount: int | None = None
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 # Gateway-neutral activity contracts

@@ -17,7 +17,11 @@ import pytest
 
 from api.auth import Role, mint_token
 from devstack.stack import Ports, Stack
-from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET, Settings
+from settings import (
+    SANDBOX_RAZORPAY_WEBHOOK_SECRET,
+    SANDBOX_STRIPE_WEBHOOK_SECRET,
+    development_settings,
+)
 
 NEXT_STRIPE_SECRET = "whsec_rotated_in"
 NEXT_RAZORPAY_SECRET = "rzp_webhook_rotated_in"
@@ -94,7 +98,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def token(*roles: Role, subject: str = "e2e-admin", customer_id: str | None = None) -> str:
-    return mint_token(Settings(), subject, list(roles), customer_id=customer_id)
+    return mint_token(development_settings(), subject, list(roles), customer_id=customer_id)
 
 
 def bearer(
