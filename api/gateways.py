@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, StringConstraints
 
+from api.audit import audit_target
 from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
 from api.context import AppContext, app_context
 from api.models import Body, CreateCheckout
@@ -99,16 +100,18 @@ async def gateways_health(ctx: Context, caller: Operator) -> list[GatewayHealthV
     return [_view(h, down, now, ctx.settings, rows) for h in every.values()]
 
 
-@router.put(
+@router.post(
     "/{gateway}/override",
     response_model=GatewayHealthView,
     responses={422: {"description": "the request is not valid"}},
 )
 async def override_gateway(
-    gateway: Gateway, body: OverrideBody, ctx: Context, caller: OperatorWrite
+    gateway: Gateway, body: OverrideBody, request: Request, ctx: Context, caller: OperatorWrite
 ) -> GatewayHealthView:
     """Force the gateway down (auto routing avoids it) or up (routes to it whatever its breaker
-    says), or hand it back to the breaker (`auto`); the caller and the reason are recorded."""
+    says), or hand it back to the breaker (`auto`); the caller and the reason are recorded with
+    the override, and the call in the caller audit."""
+    audit_target(request, "gateway", gateway.value)
     h = await health.set_override(
         ctx.pool, gateway.value, body.override, caller.subject, body.reason
     )

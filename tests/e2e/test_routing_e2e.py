@@ -128,12 +128,15 @@ async def test_a_stripe_outage_moves_inr_checkouts_to_razorpay_and_back_when_it_
 
 
 async def test_an_operator_forces_a_gateway_down_and_up(api: httpx.AsyncClient) -> None:
-    forced = await api.put(
+    forced = await api.post(
         "/v1/gateways/stripe/override", json={"override": "down", "reason": "card network incident"}
     )
     assert forced.status_code == 200, forced.text
     assert (forced.json()["override"], forced.json()["override_by"]) == ("down", "e2e-admin")
     assert forced.json()["why"] == "forced down by e2e-admin"
+    audit = await api.get("/v1/audit", params={"action": "gateway.override", "target_id": "stripe"})
+    assert audit.status_code == 200, audit.text
+    assert audit.json()["entries"][0]["subject"] == "e2e-admin"
 
     inr = await create_checkout(api, auto("INR"))
     assert inr["gateway"] == "razorpay"
@@ -145,7 +148,7 @@ async def test_an_operator_forces_a_gateway_down_and_up(api: httpx.AsyncClient) 
     named = await create_checkout(api, checkout_body("stripe"))  # a named gateway still works
     assert named["gateway"] == "stripe"
 
-    back = await api.put(
+    back = await api.post(
         "/v1/gateways/stripe/override", json={"override": "auto", "reason": "incident over"}
     )
     assert back.json()["healthy"]
