@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import asyncpg
 import structlog
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, StringConstraints
@@ -56,7 +57,10 @@ class GatewayHealthView(BaseModel):
 
 class OverrideBody(Body):
     override: Override
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    reason: Annotated[
+        str, StringConstraints(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ]
+    """Why, in words for the other operators (no control characters)."""
 
 
 def _iso(value: Any) -> str | None:
@@ -112,9 +116,12 @@ async def override_gateway(
     says), or hand it back to the breaker (`auto`); the caller and the reason are recorded with
     the override, and the call in the caller audit."""
     audit_target(request, "gateway", gateway.value)
-    h = await health.set_override(
-        ctx.pool, gateway.value, body.override, caller.subject, body.reason
-    )
+    try:
+        h = await health.set_override(
+            ctx.pool, gateway.value, body.override, caller.subject, body.reason
+        )
+    except (asyncpg.DataError, UnicodeEncodeError):  # text PostgreSQL cannot hold
+        raise Problem(422, "invalid_reason", "the reason cannot be stored as text") from None
     log.info(
         "gateway override", gateway=gateway.value, override=body.override.value,
         by=caller.subject, reason=body.reason,

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pydantic
+import pytest
+
+from api.gateways import OverrideBody
 from domain.health import (
     BreakerConfig,
     BreakerState,
@@ -77,3 +81,10 @@ def test_an_announced_downtime_keeps_auto_routing_away() -> None:
     assert routable(GatewayHealth(gateway="razorpay"), T0, CONFIG, True) == (
         False, "the gateway announced a downtime"
     )  # fmt: skip
+
+
+def test_an_override_reason_with_control_characters_is_refused() -> None:
+    assert OverrideBody(override=Override.DOWN, reason="card network incident").reason
+    for reason in ("nul\x00byte", "new\nline", ""):
+        with pytest.raises(pydantic.ValidationError):
+            OverrideBody(override=Override.DOWN, reason=reason)
