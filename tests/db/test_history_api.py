@@ -224,6 +224,8 @@ async def test_disputes_are_paged_newest_first(api: Client, seeded: asyncpg.Pool
         ("/v1/checkouts", {"cursor": FAR_CURSOR}),  # a time UTC cannot hold
         ("/v1/refunds", {"payment_id": "nope"}),
         ("/v1/disputes", {"stage": "appeal"}),
+        ("/v1/reviews", {"customer_id": "c_1\x00"}),
+        ("/v1/reviews", {"created_after": "0001-01-01T00:00:00+14:00"}),
     ],
 )  # fmt: skip
 async def test_bad_filters_and_cursors_are_422(
