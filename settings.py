@@ -10,6 +10,8 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.dispute import DeadlinePolicy
+from domain.health import BreakerConfig
+from domain.routing import DEFAULT_RULES, RoutingRule
 from payload_codec import parse_keys
 
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"
@@ -170,6 +172,20 @@ class Settings(BaseSettings):
     """OpenTelemetry traces through Temporal's interceptor: off, to stdout, or OTLP/HTTP
     (`OTEL_EXPORTER_OTLP_ENDPOINT`)."""
 
+    default_gateway: Literal["auto", "stripe", "razorpay"] = "auto"
+    """The gateway of a checkout whose request names none; `auto`: chosen by ROUTING_RULES."""
+    routing_rules: list[RoutingRule] = DEFAULT_RULES
+    """Auto routing's gateways in preference order, each with the currencies it takes (default:
+    all it settles) and per-currency amount bounds in minor units; JSON, e.g.
+    `[{"gateway": "razorpay", "currencies": ["INR"]}, {"gateway": "stripe",
+    "max_amount": {"USD": 1000000}}]`. A checkout on auto fails over, in this order, to the
+    others that take it when its gateway cannot be reached."""
+    breaker_failure_threshold: int = 5
+    """Unavailable errors or timeouts of one gateway within the window that open its breaker."""
+    breaker_window_seconds: int = 60
+    breaker_open_seconds: int = 30
+    """How long an open breaker keeps auto routing away before it lets a probe through."""
+
     authorization_window_seconds: int = 15 * 60
     manual_capture_window_seconds: int = 6 * 24 * 60 * 60
     """How long a manual-capture checkout waits for its capture call; below Stripe's 7 days.
@@ -188,6 +204,14 @@ class Settings(BaseSettings):
     deadline, never at once."""
     dispute_poll_interval_seconds: int = 6 * 60 * 60
     """How long an open dispute waits for a webhook before it asks the gateway (and again)."""
+
+    @property
+    def breaker(self) -> BreakerConfig:
+        return BreakerConfig(
+            failure_threshold=self.breaker_failure_threshold,
+            window_seconds=self.breaker_window_seconds,
+            open_seconds=self.breaker_open_seconds,
+        )
 
     @property
     def jwt_algorithm_list(self) -> list[str]:
@@ -228,6 +252,11 @@ class Settings(BaseSettings):
                 "WEBHOOK_INBOX_RETENTION_DAYS must be at least 3 (Stripe retries for 3 days) and"
                 " longer than RAZORPAY_WEBHOOK_MAX_AGE_SECONDS"
             )
+        if not self.routing_rules or len({r.gateway for r in self.routing_rules}) != len(
+            self.routing_rules
+        ):
+            raise ValueError("ROUTING_RULES must name each gateway at most once, and one at least")
+        self.breaker  # noqa: B018 - validates BREAKER_* (each at least 1)
         if bool(self.temporal_tls_client_cert_path) != bool(self.temporal_tls_client_key_path):
             raise ValueError(
                 "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together"

@@ -62,7 +62,7 @@ WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
     ledger = LedgerActivities(pool)
     adapters = build_adapters(settings)
-    gateways = GatewayActivities(adapters, pool)
+    gateways = GatewayActivities(adapters, pool, settings.breaker)
     risk = RiskActivities(adapters, pool)
     reconcile = ReconcileActivities(
         pool,
@@ -89,6 +89,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         gateways.fetch_gateway_payment,
         gateways.capture_gateway_payment,
         gateways.release_gateway_payment,
+        gateways.abandon_gateway_payment,
         gateways.refund_gateway_payment,
         gateways.refund_and_record,
         gateways.fetch_gateway_refund,

@@ -5,14 +5,19 @@ once, and the saga spends no separate ledger step (a Temporal action) on it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
+import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.gateways.base import PaymentGateway
-from db import payments, refunds
+from activities.gateways.base import UNAVAILABLE_KINDS, PaymentGateway
+from db import health, payments, refunds
 from domain.checkout import (
+    AbandonGatewayPayment,
     CaptureCheckoutPayment,
     CheckoutRecord,
     Gateway,
@@ -23,6 +28,7 @@ from domain.checkout import (
     ReleaseGatewayPayment,
     capture_record,
 )
+from domain.health import BreakerConfig
 from domain.refund import (
     CreateGatewayRefund,
     GatewayRefund,
@@ -32,11 +38,50 @@ from domain.refund import (
     refund_step,
 )
 
+T = TypeVar("T")
+log = structlog.get_logger("activities.payments")
+# What a checkout may have left at a gateway it abandons: released before another is asked.
+_OPEN = frozenset(
+    {PaymentStatus.CREATED, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING,
+     PaymentStatus.AUTHORIZED, PaymentStatus.UNKNOWN}
+)  # fmt: skip
+
 
 class GatewayActivities:
-    def __init__(self, gateways: Mapping[Gateway, PaymentGateway], pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        gateways: Mapping[Gateway, PaymentGateway],
+        pool: asyncpg.Pool,
+        breaker: BreakerConfig | None = None,
+    ) -> None:
         self._gateways = gateways
         self._pool = pool
+        self._breaker = breaker or BreakerConfig()
+
+    async def _observed(self, gateway: Gateway, call: Awaitable[T]) -> T:
+        """A gateway call whose outcome feeds the gateway's shared breaker: an error the adapter
+        classified as the gateway's unavailability counts as a failure, an answer (a refusal
+        included) as a success. A breaker that cannot be written never fails the call."""
+        try:
+            result = await call
+        except ApplicationError as error:
+            if error.type in UNAVAILABLE_KINDS:
+                await self._note_health(gateway, f"{error.type}: {error.message}")
+            elif error.non_retryable:
+                await self._note_health(gateway, None)
+            raise
+        await self._note_health(gateway, None)
+        return result
+
+    async def _note_health(self, gateway: Gateway, failure: str | None) -> None:
+        now = datetime.now(UTC)
+        try:
+            if failure is None:
+                await health.record_success(self._pool, gateway.value, now, self._breaker)
+            else:
+                await health.record_failure(self._pool, gateway.value, now, self._breaker, failure)
+        except (asyncpg.PostgresError, OSError) as error:
+            log.warning("gateway_health_unrecorded", gateway=gateway.value, error=str(error))
 
     @activity.defn
     async def create_gateway_payment(self, request: OpenCheckoutPayment) -> GatewayPayment:
@@ -45,7 +90,11 @@ class GatewayActivities:
         can pay (webhook routing finds the checkout by them)."""
         payment = request.payment
         await payments.record_new_checkout(self._pool, request.checkout)
-        created = await self._gateways[payment.gateway].create_payment(payment)
+        if payment.gateway is not request.checkout.request.gateway:  # the saga failed over
+            await payments.move_checkout(self._pool, payment.checkout_id, payment.gateway.value)
+        created = await self._observed(
+            payment.gateway, self._gateways[payment.gateway].create_payment(payment)
+        )
         await payments.record_checkout_step(
             self._pool,
             CheckoutRecord(
@@ -62,7 +111,7 @@ class GatewayActivities:
 
     @activity.defn
     async def fetch_gateway_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
-        return await self._gateways[ref.gateway].fetch_payment(ref)
+        return await self._observed(ref.gateway, self._gateways[ref.gateway].fetch_payment(ref))
 
     @activity.defn
     async def capture_gateway_payment(self, request: CaptureCheckoutPayment) -> GatewayPayment:
@@ -71,7 +120,9 @@ class GatewayActivities:
         capture = request.capture
         await payments.record_checkout_steps(self._pool, request.records)
         await payments.mark_capture_requested(self._pool, request.checkout_id)
-        captured = await self._gateways[capture.ref.gateway].capture(capture)
+        captured = await self._observed(
+            capture.ref.gateway, self._gateways[capture.ref.gateway].capture(capture)
+        )
         record = capture_record(
             request.checkout_id, capture.ref.gateway, capture.ref.gateway_charge_id,
             captured.amount_captured, capture.currency,
@@ -81,7 +132,30 @@ class GatewayActivities:
 
     @activity.defn
     async def release_gateway_payment(self, request: ReleaseGatewayPayment) -> GatewayPayment:
-        return await self._gateways[request.ref.gateway].release(request)
+        return await self._observed(
+            request.ref.gateway, self._gateways[request.ref.gateway].release(request)
+        )
+
+    @activity.defn
+    async def abandon_gateway_payment(self, request: AbandonGatewayPayment) -> str:
+        """Before a checkout moves to another gateway: find what an attempt to create its payment
+        here may have left (the answer lost, or a 500 after the write), and release it. Says
+        what was found, for the step log."""
+        adapter = self._gateways[request.gateway]
+        found = await self._observed(request.gateway, adapter.find_payment(request.checkout_id))
+        if found is None:
+            return f"nothing was created at {request.gateway}"
+        if found.status not in _OPEN:
+            return f"{request.gateway} {found.ref.gateway_payment_id} is {found.status}"
+        released = await self._observed(
+            request.gateway,
+            adapter.release(
+                ReleaseGatewayPayment(
+                    ref=found.ref, reason=request.reason, idempotency_key=request.idempotency_key
+                )
+            ),
+        )
+        return f"{request.gateway} {found.ref.gateway_payment_id} released: {released.status}"
 
     @activity.defn
     async def refund_gateway_payment(self, request: CreateGatewayRefund) -> GatewayRefund:

@@ -17,6 +17,7 @@ from api import (
     checkouts,
     codec,
     disputes,
+    gateways,
     health,
     idempotency,
     operations,
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(refunds.router)
     app.include_router(disputes.router)
     app.include_router(webhooks.router)
+    app.include_router(gateways.router)
     app.include_router(operations.router)
     app.include_router(reviews.router)
     app.include_router(reports.router)

@@ -37,6 +37,7 @@ AUDITED: dict[tuple[str, str], str] = {
     ("POST", "/v1/disputes/{dispute_id}/evidence"): "dispute.evidence",
     ("POST", "/v1/disputes/{dispute_id}/accept"): "dispute.accept",
     ("POST", "/v1/webhooks/dead-letters/{gateway}/{event_id}/replay"): "webhook.replay",
+    ("POST", "/v1/gateways/{gateway}/override"): "gateway.override",
 }
 # The object of a call, from its path; a created checkout names itself (`audit_target`).
 _TARGETS = {"checkout_id": "checkout", "payment_id": "payment", "dispute_id": "dispute",

@@ -22,6 +22,7 @@ from api import idempotency, webhooks
 from api.audit import audit_target
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
+from api.gateways import choose_gateway
 from api.history import (
     AmountFilter,
     CurrencyFilter,
@@ -59,6 +60,7 @@ from domain.checkout import (
     GatewayPayment,
     GatewayPaymentRef,
     PaymentStatus,
+    Routing,
     manual_capture_window,
 )
 from domain.history import PaymentFilter, PaymentSummary
@@ -128,10 +130,12 @@ async def list_checkouts(
     return page_of("checkouts", rows, limit)
 
 
-def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:
-    return (state.amount, state.currency, state.gateway, state.customer_id, state.capture_mode) == (
-        body.amount, body.currency, body.gateway, body.customer_id, body.capture_mode,
-    )  # fmt: skip
+def _same_checkout(state: CheckoutState, body: CreateCheckout, gateway: Gateway) -> bool:
+    """Same terms; a routed checkout may have failed over to another gateway meanwhile."""
+    routed = not isinstance(body.gateway, Gateway)
+    return (state.amount, state.currency, state.customer_id, state.capture_mode) == (
+        body.amount, body.currency, body.customer_id, body.capture_mode,
+    ) and (routed or state.gateway is gateway)  # fmt: skip
 
 
 @router.post(
@@ -162,11 +166,13 @@ async def create_checkout(
     )
     if stored.body.get("checkout_id"):
         audit_target(request, "checkout", str(stored.body["checkout_id"]))
-    CHECKOUTS.labels(body.gateway.value, str(stored.status)).inc()
+    gateway = str(stored.body.get("gateway") or body.gateway or ctx.settings.default_gateway)
+    CHECKOUTS.labels(gateway, str(stored.status)).inc()
     log.info(
         "checkout requested",
         payment_id=stored.body.get("checkout_id"),
-        gateway=body.gateway.value,
+        gateway=gateway,
+        routing=stored.body.get("routing_reason"),
         status=stored.status,
     )
     return JSONResponse(stored.body, status_code=stored.status)
@@ -178,16 +184,26 @@ def checkout_request(
     idempotency_key: str,
     attempt: int,
     requested_by: str | None = None,
+    gateway: Gateway | None = None,
+    routing: Routing | None = None,
 ) -> CheckoutRequest:
-    """The checkout saga's input: the merchant's request and the windows it runs by."""
+    """The checkout saga's input: the merchant's request, its gateway (the one it names unless
+    routing chose), and the windows it runs by (the shortest of the gateways it may end on)."""
+    if gateway is None:
+        assert isinstance(body.gateway, Gateway), "choose_gateway() names a routed one"
+        gateway = body.gateway
+    may_end_on = [gateway, *(routing.fallbacks if routing else [])]
     return CheckoutRequest(
-        **body.model_dump(),
+        **body.model_dump(exclude={"gateway"}),
+        gateway=gateway,
+        routing=routing,
         idempotency_key=idempotency_key,
         authorization_window_seconds=settings.authorization_window_seconds,
-        manual_capture_window_seconds=manual_capture_window(
-            body.gateway,
-            settings.manual_capture_window_seconds,
-            settings.authorization_window_seconds,
+        manual_capture_window_seconds=min(
+            manual_capture_window(
+                g, settings.manual_capture_window_seconds, settings.authorization_window_seconds
+            )
+            for g in may_end_on
         ),
         attempt=attempt,
         requested_by=requested_by,
@@ -202,7 +218,10 @@ async def _start_checkout(
     attempt = 1 if latest is None else latest.attempt
     if latest is not None and latest.status in ENDED_WITHOUT_MONEY:
         attempt += 1
-    request = checkout_request(body, settings, idempotency_key, attempt, requested_by)
+    gateway, routing = await choose_gateway(ctx, body)
+    request = checkout_request(
+        body, settings, idempotency_key, attempt, requested_by, gateway=gateway, routing=routing
+    )
     workflow_id = names.checkout_workflow_id(body.order_id, attempt)
     start = WithStartWorkflowOperation(
         CheckoutWorkflow.run,
@@ -213,10 +232,11 @@ async def _start_checkout(
         # One checkout per attempt, ever: a closed checkout is never followed by a second charge.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Checkout {body.order_id}: {format_amount(body.amount, body.currency)}"
-        f" via {body.gateway}" + (f" (attempt {attempt})" if attempt > 1 else ""),
+        f" via {gateway}" + (f" (attempt {attempt})" if attempt > 1 else ""),
         static_details=f"customer {body.customer_id}, capture {body.capture_mode}",
         search_attributes=search.checkout_at_start(request, workflow_id),
-        memo={"amount": format_amount(body.amount, body.currency), "requested_by": requested_by},
+        memo={"amount": format_amount(body.amount, body.currency), "requested_by": requested_by}
+        | ({"routing": routing.reason} if routing else {}),
     )
     source = "workflow"
     try:
@@ -230,7 +250,7 @@ async def _start_checkout(
         state, source = closed, "ledger"
     except RPCError as error:
         raise temporal_unavailable() from error
-    if not _same_checkout(state, body):
+    if not _same_checkout(state, body, gateway):
         raise Problem(
             409, "order_has_checkout",
             f"order {body.order_id} already has checkout {state.checkout_id} with other terms",

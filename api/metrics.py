@@ -189,6 +189,16 @@ def _families(read: Snapshot | None) -> list[Metric]:
         "0 while a gateway has announced a downtime that is not resolved, else 1",
         labels=["gateway"],
     )
+    breaker = GaugeMetricFamily(
+        "payments_gateway_breaker_state",
+        "1 for the state a gateway's circuit breaker is in (closed, open, half_open), else 0",
+        labels=["gateway", "state"],
+    )
+    override = GaugeMetricFamily(
+        "payments_gateway_override",
+        "1 for an operator's override of a gateway's health (auto, down, up), else 0",
+        labels=["gateway", "override"],
+    )
     assessments = CounterMetricFamily(
         "payments_risk_assessments",
         "Risk assessments in the ledger by stage (create, authorization) and decision",
@@ -208,7 +218,8 @@ def _families(read: Snapshot | None) -> list[Metric]:
     )
     families: list[Metric] = [
         up, open_payments, open_payment_age, refunds, open_refund_age, disputes, deadline,
-        inbox, inbox_age, flags, last_run, healthy, assessments, rule_hits, reviews, review_age,
+        inbox, inbox_age, flags, last_run, healthy, breaker, override, assessments, rule_hits,
+        reviews, review_age,
     ]  # fmt: skip
     if read is None:
         return families
@@ -233,6 +244,11 @@ def _families(read: Snapshot | None) -> list[Metric]:
         last_run.add_metric([], read.last_reconciliation_finished)
     for gateway in Gateway:
         healthy.add_metric([gateway.value], 0 if gateway.value in read.unhealthy_gateways else 1)
+    for gateway_name, (state, forced) in read.breakers.items():
+        for each in ("closed", "open", "half_open"):
+            breaker.add_metric([gateway_name, each], 1 if each == state else 0)
+        for each in ("auto", "down", "up"):
+            override.add_metric([gateway_name, each], 1 if each == forced else 0)
     for (stage, decision), count in read.risk_assessments.items():
         assessments.add_metric([stage, decision], count)
     for (stage, rule), count in read.risk_rule_hits.items():

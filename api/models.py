@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -72,7 +72,11 @@ class CreateCheckout(Body):
     order_id: Identifier
     amount: Amount
     currency: Currency
-    gateway: Gateway
+    gateway: Gateway | Literal["auto"] | None = Field(
+        default=None,
+        description="`stripe`, `razorpay`, or `auto` (ROUTING_RULES and each gateway's health"
+        " pick, and the checkout may fail over); default: DEFAULT_GATEWAY",
+    )
     customer_id: Identifier
     customer_email: Email | None = None
     capture_mode: CaptureMode = CaptureMode.AUTOMATIC
@@ -86,6 +90,8 @@ class CreateCheckout(Body):
 
     @model_validator(mode="after")
     def _gateway_supports_currency(self) -> Self:
+        if not isinstance(self.gateway, Gateway):
+            return self  # chosen by routing, which knows what each gateway settles
         supported = STRIPE_CURRENCIES if self.gateway is Gateway.STRIPE else RAZORPAY_CURRENCIES
         if self.currency not in supported:
             raise ValueError(f"{self.gateway} does not settle {self.currency}")
@@ -117,6 +123,9 @@ class PaymentDetails(BaseModel):
     stripe_client_secret: str | None = None
     razorpay_order_id: str | None = None
     razorpay_key_id: str | None = None
+    next_action: dict[str, Any] | None = Field(
+        None, description="Stripe's next_action while the customer must authenticate (3-D Secure)"
+    )
     sandbox_checkout_url: str | None = None
 
 
@@ -147,6 +156,12 @@ class Checkout(BaseModel):
     )
     review_deadline: datetime | None = Field(
         None, description="while held for a risk review: when its default decision applies"
+    )
+    routing_reason: str | None = Field(
+        None, description="why the checkout is on its gateway: auto routing's choice, a failover"
+    )
+    abandoned_gateways: list[Gateway] = Field(
+        default_factory=list, description="gateways it left, unreachable, their payment released"
     )
     source: str = Field(description="`workflow` while the saga runs, `ledger` once it has closed")
 

@@ -60,3 +60,17 @@ async def test_a_capture_of_another_charge_still_reaches_the_checkout(pool: asyn
     await _authorized(pool)
     await payments.mark_capture_requested(pool, "pay_1")
     assert isinstance(await resolve(pool, _captured("ch_other"), POLICY), Delivery)
+
+
+async def test_a_request_for_authentication_reaches_a_checkout_waiting_for_payment(
+    pool: asyncpg.Pool,
+) -> None:
+    await _authorized(pool)
+    asked = PaymentFact(
+        gateway=Gateway.STRIPE, event_id="evt_3ds", kind=PaymentEventKind.REQUIRES_ACTION,
+        gateway_payment_id="pi_1",
+    )  # fmt: skip
+    stale = await resolve(pool, asked, POLICY)
+    assert isinstance(stale, NoAction) and "holds an authorization" in stale.reason
+    await pool.execute("UPDATE payments SET status = 'created' WHERE payment_id = 'pay_1'")
+    assert isinstance(await resolve(pool, asked, POLICY), Delivery)
