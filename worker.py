@@ -67,7 +67,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
     starter = PayoutStarter(pool, settings.task_queue)
     ledger = LedgerActivities(pool, starter)
     adapters = build_adapters(settings)
-    gateways = GatewayActivities(adapters, pool, starter)
+    gateways = GatewayActivities(adapters, pool, settings.breaker, starter)
     payouts = PayoutActivities(pool, build_transfer_gateways(settings))
     risk = RiskActivities(adapters, pool)
     reconcile = ReconcileActivities(
@@ -95,6 +95,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         gateways.fetch_gateway_payment,
         gateways.capture_gateway_payment,
         gateways.release_gateway_payment,
+        gateways.abandon_gateway_payment,
         gateways.refund_gateway_payment,
         gateways.refund_and_record,
         gateways.fetch_gateway_refund,

@@ -31,6 +31,7 @@ class Role(StrEnum):
 
 
 STAFF = (Role.MERCHANT, Role.OPERATOR, Role.ADMIN)
+TOKEN_LEEWAY_SECONDS = 30
 
 AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing, invalid or expired bearer token"},
@@ -50,6 +51,15 @@ class Caller:
         if self.roles & set(STAFF):
             return True
         return Role.CUSTOMER in self.roles and self.customer_id == customer_id
+
+    def list_scope(self) -> str | None:
+        """The customer whose rows alone a list may show this caller: None (every row) for staff,
+        the token's own customer for a customer, whatever filter it asks for."""
+        if self.roles & set(STAFF):
+            return None
+        if Role.CUSTOMER in self.roles and self.customer_id is not None:
+            return self.customer_id
+        raise Problem(403, "forbidden", "a customer token without a customer_id lists nothing")
 
 
 class Policy(StrEnum):
@@ -90,7 +100,7 @@ def decode_caller(settings: Settings, token: str) -> Caller:
                 algorithms=settings.jwt_algorithm_list,
                 audience=settings.jwt_audience,
                 issuer=settings.jwt_issuer,
-                leeway=30,
+                leeway=TOKEN_LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
             break
@@ -102,6 +112,7 @@ def decode_caller(settings: Settings, token: str) -> Caller:
             raise _unauthenticated(f"the bearer token is not valid: {error}") from None
     if claims is None:
         raise _unauthenticated("the bearer token's signature does not verify")
+    _check_lifetime(settings, claims)
     roles = claims.get("roles", [])
     if not isinstance(roles, list):
         raise _unauthenticated("the roles claim must be a list")
@@ -114,7 +125,22 @@ def decode_caller(settings: Settings, token: str) -> Caller:
     )
 
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT with a `roles` claim")
+def _check_lifetime(settings: Settings, claims: dict[str, Any]) -> None:
+    """A stolen token is worth at most JWT_MAX_LIFETIME_SECONDS: a token must say when it was
+    issued, and may not outlive the cap."""
+    cap = settings.jwt_max_lifetime_seconds
+    if cap <= 0:
+        return
+    issued, expires = claims.get("iat"), claims["exp"]
+    if not isinstance(issued, int | float) or isinstance(issued, bool):
+        raise _unauthenticated("the bearer token has no iat claim")
+    if issued > time.time() + TOKEN_LEEWAY_SECONDS:
+        raise _unauthenticated("the bearer token was issued in the future")
+    if expires - issued > cap:
+        raise _unauthenticated(f"bearer tokens may live at most {cap} s")
+
+
+bearer = HTTPBearer(auto_error=False, description="A JWT with a `roles` claim")
 
 
 class RateLimits:
@@ -146,12 +172,13 @@ def access(*roles: Role, policy: Policy = Policy.READ) -> Callable[..., Awaitabl
 
     async def dependency(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         ctx: Annotated[AppContext, Depends(app_context)],
     ) -> Caller:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise _unauthenticated("a bearer token is required")
         caller = decode_caller(ctx.settings, credentials.credentials)
+        request.state.caller = caller  # for the caller audit (api/audit.py), refused or not
         if not caller.roles & set(roles):
             raise Problem(403, "forbidden", "this role may not do that")
         rate_limits: RateLimits = request.app.state.rate_limits

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import razorpay.errors
 import structlog
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -19,8 +19,21 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.gateways.razorpay import events as razorpay_events
 from api import idempotency, webhooks
+from api.audit import audit_target
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
+from api.gateways import choose_gateway
+from api.history import (
+    AmountFilter,
+    CurrencyFilter,
+    IdentifierFilter,
+    NothingVisible,
+    Since,
+    TextFilter,
+    Until,
+    time_range,
+    visible_customer,
+)
 from api.idempotency import IdempotencyKey
 from api.metrics import CHECKOUTS
 from api.models import (
@@ -31,10 +44,11 @@ from api.models import (
     RazorpayConfirmation,
     check_amount_limit,
 )
+from api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
 from api.problems import Problem, temporal_unavailable
 from api.sellers import check_checkout_splits
 from api.updates import run_update
-from db import payments
+from db import history, payments
 from db.pool import DATABASE_UNAVAILABLE
 from domain import names
 from domain.checkout import (
@@ -47,8 +61,10 @@ from domain.checkout import (
     GatewayPayment,
     GatewayPaymentRef,
     PaymentStatus,
+    Routing,
     manual_capture_window,
 )
+from domain.history import PaymentFilter, PaymentSummary
 from domain.money import format_amount
 from settings import Settings
 from workflows import search_attributes as search
@@ -71,10 +87,56 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:
-    return (state.amount, state.currency, state.gateway, state.customer_id, state.capture_mode) == (
-        body.amount, body.currency, body.gateway, body.customer_id, body.capture_mode,
+LIST_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    422: {"description": "a filter (`validation_error`, `invalid_filter`) or the cursor"
+          " (`invalid_cursor`) is not valid"},
+}  # fmt: skip
+
+
+@router.get("", response_model=Page[PaymentSummary], responses=LIST_PROBLEMS)
+async def list_checkouts(
+    ctx: Context,
+    caller: Reader,
+    customer_id: IdentifierFilter = None,
+    order_id: IdentifierFilter = None,
+    status: Annotated[list[PaymentStatus] | None, Query(description="any of these")] = None,
+    gateway: Gateway | None = None,
+    currency: CurrencyFilter = None,
+    amount_min: AmountFilter = None,
+    amount_max: AmountFilter = None,
+    created_from: Since = None,
+    created_to: Until = None,
+    updated_from: Since = None,
+    updated_to: Until = None,
+    q: TextFilter = None,
+    cursor: Cursor = None,
+    limit: PageSize = 50,
+) -> Page[PaymentSummary]:
+    """Payments, newest first, a page at a time; staff see every customer's, a customer token
+    only its own (its customer is forced, whatever `customer_id` says)."""
+    after = decode_cursor("checkouts", cursor)
+    if amount_min is not None and amount_max is not None and amount_min > amount_max:
+        raise Problem(422, "invalid_filter", "amount_min is above amount_max", parameter="amount")
+    try:
+        customer = visible_customer(caller, customer_id)
+    except NothingVisible:
+        return Page[PaymentSummary](items=[], next_cursor=None)
+    found = PaymentFilter(
+        customer_id=customer, order_id=order_id, statuses=tuple(status or ()), gateway=gateway,
+        currency=currency, amount_min=amount_min, amount_max=amount_max,
+        created=time_range("created", created_from, created_to),
+        updated=time_range("updated", updated_from, updated_to), text=q,
     )  # fmt: skip
+    rows = await history.list_payments(ctx.pool, found, after, limit)
+    return page_of("checkouts", rows, limit)
+
+
+def _same_checkout(state: CheckoutState, body: CreateCheckout, gateway: Gateway) -> bool:
+    """Same terms; a routed checkout may have failed over to another gateway meanwhile."""
+    routed = not isinstance(body.gateway, Gateway)
+    return (state.amount, state.currency, state.customer_id, state.capture_mode) == (
+        body.amount, body.currency, body.customer_id, body.capture_mode,
+    ) and (routed or state.gateway is gateway)  # fmt: skip
 
 
 @router.post(
@@ -85,7 +147,11 @@ def _same_checkout(state: CheckoutState, body: CreateCheckout) -> bool:
                422: {"description": "invalid request, or the gateway refused the payment"}},
 )  # fmt: skip
 async def create_checkout(
-    body: CreateCheckout, idempotency_key: IdempotencyKey, ctx: Context, caller: Merchant
+    body: CreateCheckout,
+    idempotency_key: IdempotencyKey,
+    ctx: Context,
+    caller: Merchant,
+    request: Request,
 ) -> JSONResponse:
     """Start the checkout saga (update-with-start) and answer with what the client needs to pay.
 
@@ -98,44 +164,66 @@ async def create_checkout(
         f"checkouts:{caller.subject}",
         idempotency_key,
         body,
-        lambda: _start_checkout(ctx, body, idempotency_key),
+        lambda: _start_checkout(ctx, body, idempotency_key, caller.subject),
     )
-    CHECKOUTS.labels(body.gateway.value, str(stored.status)).inc()
+    if stored.body.get("checkout_id"):
+        audit_target(request, "checkout", str(stored.body["checkout_id"]))
+    gateway = str(stored.body.get("gateway") or body.gateway or ctx.settings.default_gateway)
+    CHECKOUTS.labels(gateway, str(stored.status)).inc()
     log.info(
         "checkout requested",
         payment_id=stored.body.get("checkout_id"),
-        gateway=body.gateway.value,
+        gateway=gateway,
+        routing=stored.body.get("routing_reason"),
         status=stored.status,
     )
     return JSONResponse(stored.body, status_code=stored.status)
 
 
 def checkout_request(
-    body: CreateCheckout, settings: Settings, idempotency_key: str, attempt: int
+    body: CreateCheckout,
+    settings: Settings,
+    idempotency_key: str,
+    attempt: int,
+    requested_by: str | None = None,
+    gateway: Gateway | None = None,
+    routing: Routing | None = None,
 ) -> CheckoutRequest:
-    """The checkout saga's input: the merchant's request and the windows it runs by."""
+    """The checkout saga's input: the merchant's request, its gateway (the one it names unless
+    routing chose), and the windows it runs by (the shortest of the gateways it may end on)."""
+    if gateway is None:
+        assert isinstance(body.gateway, Gateway), "choose_gateway() names a routed one"
+        gateway = body.gateway
+    may_end_on = [gateway, *(routing.fallbacks if routing else [])]
     return CheckoutRequest(
-        **body.model_dump(),
+        **body.model_dump(exclude={"gateway"}),
+        gateway=gateway,
+        routing=routing,
         idempotency_key=idempotency_key,
         authorization_window_seconds=settings.authorization_window_seconds,
-        manual_capture_window_seconds=manual_capture_window(
-            body.gateway,
-            settings.manual_capture_window_seconds,
-            settings.authorization_window_seconds,
+        manual_capture_window_seconds=min(
+            manual_capture_window(
+                g, settings.manual_capture_window_seconds, settings.authorization_window_seconds
+            )
+            for g in may_end_on
         ),
         attempt=attempt,
+        requested_by=requested_by,
     )
 
 
 async def _start_checkout(
-    ctx: AppContext, body: CreateCheckout, idempotency_key: str
+    ctx: AppContext, body: CreateCheckout, idempotency_key: str, requested_by: str
 ) -> idempotency.StoredResponse:
     settings = ctx.settings
     latest = await payments.latest_attempt(ctx.pool, body.order_id)
     attempt = 1 if latest is None else latest.attempt
     if latest is not None and latest.status in ENDED_WITHOUT_MONEY:
         attempt += 1
-    request = checkout_request(body, settings, idempotency_key, attempt)
+    gateway, routing = await choose_gateway(ctx, body)
+    request = checkout_request(
+        body, settings, idempotency_key, attempt, requested_by, gateway=gateway, routing=routing
+    )
     workflow_id = names.checkout_workflow_id(body.order_id, attempt)
     start = WithStartWorkflowOperation(
         CheckoutWorkflow.run,
@@ -146,10 +234,11 @@ async def _start_checkout(
         # One checkout per attempt, ever: a closed checkout is never followed by a second charge.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Checkout {body.order_id}: {format_amount(body.amount, body.currency)}"
-        f" via {body.gateway}" + (f" (attempt {attempt})" if attempt > 1 else ""),
+        f" via {gateway}" + (f" (attempt {attempt})" if attempt > 1 else ""),
         static_details=f"customer {body.customer_id}, capture {body.capture_mode}",
         search_attributes=search.checkout_at_start(request, workflow_id),
-        memo={"amount": format_amount(body.amount, body.currency)},
+        memo={"amount": format_amount(body.amount, body.currency), "requested_by": requested_by}
+        | ({"routing": routing.reason} if routing else {}),
     )
     source = "workflow"
     try:
@@ -163,7 +252,7 @@ async def _start_checkout(
         state, source = closed, "ledger"
     except RPCError as error:
         raise temporal_unavailable() from error
-    if not _same_checkout(state, body):
+    if not _same_checkout(state, body, gateway):
         raise Problem(
             409, "order_has_checkout",
             f"order {body.order_id} already has checkout {state.checkout_id} with other terms",
@@ -216,7 +305,7 @@ async def cancel_checkout(
     checkout_id: CheckoutId, ctx: Context, caller: Payer, body: CancelBody | None = None
 ) -> Checkout:
     """Cancel before capture: the authorization (if any) is voided at the gateway."""
-    request = CancelCheckout(reason=(body or CancelBody()).reason)
+    request = CancelCheckout(reason=(body or CancelBody()).reason, requested_by=caller.subject)
     handle = await _handle(ctx, caller, checkout_id)
     state = await _update(handle, CheckoutWorkflow.cancel, request)
     return Checkout.from_state(state, "workflow", None)
@@ -236,7 +325,8 @@ async def capture_checkout(
     handle = await _handle(ctx, caller, checkout_id)
 
     async def capture() -> idempotency.StoredResponse:
-        state = await _update(handle, CheckoutWorkflow.capture, request)
+        authored = request.model_copy(update={"requested_by": caller.subject})
+        state = await _update(handle, CheckoutWorkflow.capture, authored)
         view = Checkout.from_state(state, "workflow", None)
         return idempotency.StoredResponse(200, view.model_dump(mode="json"))
 

@@ -12,11 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api import idempotency
 from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
+from api.card_data import CardDataFree
 from api.context import AppContext, app_context
+from api.history import CurrencyFilter, PaymentIdFilter, Since, Until, time_range
 from api.idempotency import IdempotencyKey
+from api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
 from api.problems import Problem
 from api.updates import run_update
-from db import disputes
+from db import disputes, history
 from domain.checkout import Gateway, PaymentStatus
 from domain.dispute import (
     AcceptDispute,
@@ -27,6 +30,7 @@ from domain.dispute import (
     DisputeStep,
     SubmitEvidence,
 )
+from domain.history import DisputeFilter
 from workflows.dispute import DisputeWorkflow
 
 router = APIRouter(prefix="/v1/disputes", tags=["disputes"], responses=AUTH_PROBLEMS)
@@ -49,7 +53,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class EvidenceBody(DisputeEvidence):
+class EvidenceBody(DisputeEvidence, CardDataFree):
     """Evidence fields, strictly typed and bounded; documents are references (a gateway file or
     document id, or an https URL), never uploads. `submit` false saves a draft."""
 
@@ -59,7 +63,7 @@ class EvidenceBody(DisputeEvidence):
     note: Note | None = None
 
 
-class AcceptBody(BaseModel):
+class AcceptBody(CardDataFree):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     note: Note | None = None
@@ -98,18 +102,29 @@ class Dispute(BaseModel):
         )  # fmt: skip
 
 
-@router.get("", response_model=list[Dispute], responses=PROBLEMS)
+@router.get("", response_model=Page[Dispute], responses=PROBLEMS)
 async def list_disputes(
     ctx: Context,
     caller: Reader,
-    status: DisputeStatus | None = None,
+    status: Annotated[list[DisputeStatus] | None, Query(description="any of these")] = None,
+    stage: DisputeStage | None = None,
     gateway: Gateway | None = None,
-    payment_id: Annotated[str | None, Query(pattern=r"^pay_[0-9a-f]{24}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[Dispute]:
-    """Disputes, the nearest evidence deadline first, optionally narrowed."""
-    found = await disputes.list_disputes(ctx.pool, status, gateway, payment_id, limit)
-    return [Dispute.from_state(d) for d in found]
+    currency: CurrencyFilter = None,
+    payment_id: PaymentIdFilter = None,
+    created_from: Since = None,
+    created_to: Until = None,
+    cursor: Cursor = None,
+    limit: PageSize = 50,
+) -> Page[Dispute]:
+    """Disputes, newest first, a page at a time, optionally narrowed (`status=open` and
+    `status=challenged` together give the ones still to be decided)."""
+    after = decode_cursor("disputes", cursor)
+    found = DisputeFilter(
+        payment_id=payment_id, statuses=tuple(status or ()), stage=stage, gateway=gateway,
+        currency=currency, created=time_range("created", created_from, created_to),
+    )  # fmt: skip
+    rows = await history.list_disputes(ctx.pool, found, after, limit)
+    return page_of("disputes", [(at, Dispute.from_state(d)) for at, d in rows], limit)
 
 
 @router.get("/{dispute_id}", response_model=Dispute, responses=PROBLEMS)
@@ -169,7 +184,8 @@ async def _decide(
 
     async def produce() -> idempotency.StoredResponse:
         handle = ctx.temporal.get_workflow_handle(workflow_id)
-        state = await run_update(handle, update, request, DisputeState, "dispute")
+        authored = request.model_copy(update={"requested_by": caller.subject})
+        state = await run_update(handle, update, authored, DisputeState, "dispute")
         return idempotency.StoredResponse(200, Dispute.from_state(state).model_dump(mode="json"))
 
     stored = await idempotency.once(

@@ -105,14 +105,22 @@ _CAPTURE_RECORDED = _HOLDING - {PaymentStatus.AUTHORIZED}
 
 def _known(fact: PaymentFact, checkout: routing.CheckoutOf) -> str | None:
     """Why the fact changes nothing for its checkout (so no signal is sent: each is a billed
-    Temporal action), or None. An authorization or a decline after the checkout holds one, and
-    a capture it recorded (the gateway's echo of the saga's own capture), are nothing new."""
-    if fact.kind in (PaymentEventKind.AUTHORIZED, PaymentEventKind.FAILED):
+    Temporal action), or None. An authorization, a decline or a request for authentication
+    (3-D Secure) after the checkout holds an authorization, and a capture it recorded or is
+    making (the gateway's echo of the saga's own capture), are nothing new."""
+    if fact.kind in (
+        PaymentEventKind.AUTHORIZED,
+        PaymentEventKind.FAILED,
+        PaymentEventKind.REQUIRES_ACTION,
+    ):
         if checkout.status in _HOLDING:
             return f"the checkout holds an authorization already ({checkout.status})"
     elif fact.kind is PaymentEventKind.CAPTURED and checkout.status in _CAPTURE_RECORDED:
         if fact.gateway_charge_id in (None, checkout.gateway_charge_id):
             return f"the checkout recorded this capture ({checkout.status})"
+    elif fact.kind is PaymentEventKind.CAPTURED and checkout.capture_requested:
+        if fact.gateway_charge_id in (None, checkout.gateway_charge_id):
+            return "the checkout's own capture is in flight; its capture call reports the outcome"
     return None
 
 

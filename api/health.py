@@ -1,5 +1,6 @@
 """Liveness and readiness: ready means PostgreSQL answers with every migration applied and
-Temporal answers; a load balancer sends traffic only to ready replicas."""
+Temporal answers; a load balancer sends traffic only to ready replicas. Anyone may ask (the status
+code is the answer); which dependency failed, and how, is told only to operators and admins."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Annotated, Literal
 import asyncpg
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from temporalio.service import RPCError
 
+from api.auth import Role, bearer, decode_caller
 from api.context import AppContext, app_context
+from api.problems import Problem
 from db.migrate import MigrationError, pending_migrations
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -25,9 +29,10 @@ class Liveness(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
-    postgres: str
-    migrations: str
-    temporal: str
+    postgres: str | None = None
+    migrations: str | None = None
+    temporal: str | None = None
+    """Each dependency's state: only for an operator's or admin's bearer token."""
 
 
 @router.get("/live", response_model=Liveness)
@@ -40,17 +45,30 @@ async def live() -> Liveness:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "a dependency is not ready"}},
 )
-async def ready(ctx: Annotated[AppContext, Depends(app_context)]) -> JSONResponse:
+async def ready(
+    ctx: Annotated[AppContext, Depends(app_context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> JSONResponse:
     postgres, migrations = await _postgres(ctx.pool)
     temporal = await _temporal(ctx)
     healthy = postgres == migrations == temporal == "ok"
-    body = Readiness(
-        status="ready" if healthy else "not_ready",
-        postgres=postgres,
-        migrations=migrations,
-        temporal=temporal,
-    )
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+    body = Readiness(status="ready" if healthy else "not_ready")
+    if _is_staff(ctx, credentials):
+        body = Readiness(
+            status=body.status, postgres=postgres, migrations=migrations, temporal=temporal
+        )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if healthy else 503)
+
+
+def _is_staff(ctx: AppContext, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """A load balancer sends no token and gets the status alone; a bad token is no error here."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        return False
+    try:
+        caller = decode_caller(ctx.settings, credentials.credentials)
+    except Problem:
+        return False
+    return bool(caller.roles & {Role.OPERATOR, Role.ADMIN})
 
 
 async def _postgres(pool: asyncpg.Pool) -> tuple[str, str]:

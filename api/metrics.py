@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.middleware import IMPLEMENTED_METHODS
 from db.gauges import Snapshot, snapshot
 from domain.checkout import Gateway
 
@@ -66,8 +67,9 @@ WEBHOOK_DELIVERY_LAG = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
 
-# The client chooses the method: any other becomes OTHER, so invented methods add no series.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The client chooses the method: any other becomes OTHER, so invented methods add no series (the
+# app refuses them before metrics anyway, api.middleware.RefuseUnknownMethods).
+METHODS = IMPLEMENTED_METHODS
 UNMATCHED_ROUTE = "unmatched"
 
 
@@ -187,6 +189,16 @@ def _families(read: Snapshot | None) -> list[Metric]:
         "0 while a gateway has announced a downtime that is not resolved, else 1",
         labels=["gateway"],
     )
+    breaker = GaugeMetricFamily(
+        "payments_gateway_breaker_state",
+        "1 for the state a gateway's circuit breaker is in (closed, open, half_open), else 0",
+        labels=["gateway", "state"],
+    )
+    override = GaugeMetricFamily(
+        "payments_gateway_override",
+        "1 for an operator's override of a gateway's health (auto, down, up), else 0",
+        labels=["gateway", "override"],
+    )
     assessments = CounterMetricFamily(
         "payments_risk_assessments",
         "Risk assessments in the ledger by stage (create, authorization) and decision",
@@ -206,7 +218,8 @@ def _families(read: Snapshot | None) -> list[Metric]:
     )
     families: list[Metric] = [
         up, open_payments, open_payment_age, refunds, open_refund_age, disputes, deadline,
-        inbox, inbox_age, flags, last_run, healthy, assessments, rule_hits, reviews, review_age,
+        inbox, inbox_age, flags, last_run, healthy, breaker, override, assessments, rule_hits,
+        reviews, review_age,
     ]  # fmt: skip
     if read is None:
         return families
@@ -231,6 +244,11 @@ def _families(read: Snapshot | None) -> list[Metric]:
         last_run.add_metric([], read.last_reconciliation_finished)
     for gateway in Gateway:
         healthy.add_metric([gateway.value], 0 if gateway.value in read.unhealthy_gateways else 1)
+    for gateway_name, (state, forced) in read.breakers.items():
+        for each in ("closed", "open", "half_open"):
+            breaker.add_metric([gateway_name, each], 1 if each == state else 0)
+        for each in ("auto", "down", "up"):
+            override.add_metric([gateway_name, each], 1 if each == forced else 0)
     for (stage, decision), count in read.risk_assessments.items():
         assessments.add_metric([stage, decision], count)
     for (stage, rule), count in read.risk_rule_hits.items():

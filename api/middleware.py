@@ -1,4 +1,5 @@
-"""HTTP hygiene around every request: a body size limit and security headers."""
+"""HTTP hygiene around every request: methods the API does not implement refused first, a body
+size limit and security headers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,53 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
-# The interactive docs load their script and styles from a CDN; everything else may load nothing.
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+# Swagger UI (development only) loads its script and styles from this origin and runs one inline
+# script that starts it.
+DOCS_CSP = (
+    b"content-security-policy",
+    b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self';"
+    b" img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+)
+IMPLEMENTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _problem(status: int, code: str, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps(
+        {
+            "type": f"https://payments.example/problems/{code}",
+            "title": code.replace("_", " "),
+            "status": status,
+            "code": code,
+            "detail": detail,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        *SECURITY_HEADERS,
+        API_CSP,
+    ]
+    return headers, body
+
+
+class RefuseUnknownMethods:
+    """501 to a method outside HTTP's usual set (RFC 9110 §15.6.2), before any other work: no
+    request id, no metrics series, no routing, no body read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in IMPLEMENTED_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers, body = _problem(
+            501, "method_not_implemented", "the API implements GET, HEAD, POST, PUT, PATCH, DELETE"
+            " and OPTIONS only",
+        )  # fmt: skip
+        await send({"type": "http.response.start", "status": 501, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):
@@ -66,26 +112,10 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": "https://payments.example/problems/body_too_large",
-                "title": "body too large",
-                "status": 413,
-                "code": "body_too_large",
-                "detail": f"request bodies are limited to {self.max_bytes} bytes",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *SECURITY_HEADERS,
-                ],
-            }
+        headers, body = _problem(
+            413, "body_too_large", f"request bodies are limited to {self.max_bytes} bytes"
         )
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -97,11 +127,11 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_docs = scope["path"] in ("/docs", "/redoc")
+        csp = DOCS_CSP if scope["path"] == "/docs" else API_CSP
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = SECURITY_HEADERS if is_docs else [*SECURITY_HEADERS, API_CSP]
+                extra = [*SECURITY_HEADERS, csp]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

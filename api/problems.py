@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from api.card_data import CARD_DATA_REFUSED
+
 log = logging.getLogger("api")
 
 PROBLEM_JSON = "application/problem+json"
@@ -63,10 +65,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never the input: it may be a secret or, refused below, card data.
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
+        if any(e["type"] == CARD_DATA_REFUSED for e in errors):
+            return problem_response(
+                422, CARD_DATA_REFUSED, "the request holds card data, which is never accepted",
+                errors=[e for e in errors if e["type"] == CARD_DATA_REFUSED],
+            )  # fmt: skip
         return problem_response(422, "validation_error", "the request is not valid", errors=errors)
 
     @app.exception_handler(HTTPException)

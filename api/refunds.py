@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 from temporalio.client import WithStartWorkflowOperation
@@ -15,12 +15,24 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import idempotency
 from api.auth import AUTH_PROBLEMS, STAFF, Caller, Policy, Role, access
 from api.context import AppContext, app_context
+from api.history import (
+    CurrencyFilter,
+    IdentifierFilter,
+    NothingVisible,
+    PaymentIdFilter,
+    Since,
+    Until,
+    time_range,
+    visible_customer,
+)
 from api.idempotency import IdempotencyKey
 from api.models import Amount, Body, check_amount_limit
+from api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
 from api.problems import Problem, temporal_unavailable
-from db import payments, refunds
+from db import history, payments, refunds
 from domain import names
 from domain.checkout import Gateway, PaymentStatus
+from domain.history import RefundFilter
 from domain.money import format_amount
 from domain.refund import (
     RefundMode,
@@ -153,6 +165,7 @@ async def _start_refund(
             mode=RefundMode.OWN,
             idempotency_key=key,
             poll_interval_seconds=ctx.settings.refund_poll_interval_seconds,
+            requested_by=caller.subject,
         ),
         id=workflow_id,
         task_queue=ctx.settings.task_queue,
@@ -160,7 +173,8 @@ async def _start_refund(
         # One refund per key, ever: a closed refund is never followed by a second one.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Refund {amount} of {payment_id} ({body.reason})",
-        static_details=f"Idempotency-Key {key}",
+        static_details=f"Idempotency-Key {key}, requested by {caller.subject}",
+        memo={"requested_by": caller.subject},
         search_attributes=search.refund_at_start(payment_id),
     )
     try:
@@ -212,6 +226,40 @@ async def list_refunds(payment_id: PaymentId, ctx: Context, caller: Reader) -> l
     """Every refund of the payment, oldest first: ours, compensations and observed ones."""
     await _visible_payment(ctx, caller, payment_id)
     return [Refund.from_state(r) for r in await refunds.refunds_of_payment(ctx.pool, payment_id)]
+
+
+@router.get(
+    "/v1/refunds",
+    response_model=Page[Refund],
+    responses={422: {"description": "a filter or the cursor (`invalid_cursor`) is not valid"}},
+)
+async def list_all_refunds(
+    ctx: Context,
+    caller: Reader,
+    customer_id: IdentifierFilter = None,
+    payment_id: PaymentIdFilter = None,
+    status: Annotated[list[RefundStatus] | None, Query(description="any of these")] = None,
+    gateway: Gateway | None = None,
+    currency: CurrencyFilter = None,
+    created_from: Since = None,
+    created_to: Until = None,
+    cursor: Cursor = None,
+    limit: PageSize = 50,
+) -> Page[Refund]:
+    """Refunds of every payment, newest first, a page at a time; a customer token sees only
+    those of its own payments."""
+    after = decode_cursor("refunds", cursor)
+    try:
+        customer = visible_customer(caller, customer_id)
+    except NothingVisible:
+        return Page[Refund](items=[], next_cursor=None)
+    found = RefundFilter(
+        customer_id=customer, payment_id=payment_id, statuses=tuple(status or ()),
+        gateway=gateway, currency=currency,
+        created=time_range("created", created_from, created_to),
+    )  # fmt: skip
+    rows = await history.list_refunds(ctx.pool, found, after, limit)
+    return page_of("refunds", [(at, Refund.from_state(r)) for at, r in rows], limit)
 
 
 @router.get("/v1/refunds/{refund_id}", response_model=Refund, responses=PROBLEMS)

@@ -4,7 +4,6 @@ update with the caller recorded."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -12,6 +11,7 @@ from pydantic import BaseModel
 
 from api.auth import AUTH_PROBLEMS, Caller, Policy, Role, access
 from api.context import AppContext, app_context
+from api.history import CurrencyFilter, IdentifierFilter, Since
 from api.models import Checkout, ReviewBody
 from api.problems import Problem
 from api.updates import run_update
@@ -44,9 +44,9 @@ async def list_reviews(
     caller: Reader,
     status: ReviewStatus = ReviewStatus.PENDING,
     stage: RiskStage | None = None,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
-    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
-    created_after: datetime | None = None,
+    customer_id: IdentifierFilter = None,
+    currency: CurrencyFilter = None,
+    created_after: Since = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReviewQueue:
     """Checkouts held for a risk review, oldest first (pending ones unless `status` says)."""

@@ -103,6 +103,11 @@ async def check_checkout_splits(ctx: AppContext, body: CreateCheckout) -> None:
         raise Problem(422, "invalid_splits", str(error.errors()[0]["msg"])) from None
     except SplitsError as error:
         raise Problem(422, error.code, error.detail) from None
+    if not isinstance(body.gateway, Gateway):
+        # sellers are paid through one gateway's accounts: no auto routing, no failover
+        raise Problem(
+            422, "splits_need_gateway", "a checkout with splits names its gateway explicitly"
+        )
     ids = [s.seller_id for s in splits.shares]
     known = await marketplace.sellers(ctx.pool, ids)
     for seller_id in ids:

@@ -38,7 +38,6 @@ from typing import Any
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.common import (
     cores,
@@ -54,7 +53,14 @@ from domain import names
 from sandbox.webhooks import hmac_hex, stripe_signature
 from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET
 from testkit.history_shape import Shape, shape_of
-from testkit.shop import TERMINAL, Endpoints, Shop, StatusWatcher, new_order_id
+from testkit.shop import (
+    TERMINAL,
+    Endpoints,
+    Shop,
+    StatusWatcher,
+    connect_dev_temporal,
+    new_order_id,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GATEWAYS = ("stripe", "razorpay")
@@ -472,9 +478,7 @@ async def isolation(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
     """Live checkouts (create → pay → capture) at `live_rate`, first alone, then while
     `storm_checkouts` checkouts reach their authorization deadline together (each looks at the
     gateway, releases, records) and the reconciler runs: create latency must stay low."""
-    client = await Client.connect(
-        endpoints.temporal_address, data_converter=pydantic_data_converter
-    )
+    client = await connect_dev_temporal(endpoints.temporal_address)
     async with Shop(endpoints) as shop, StatusWatcher(shop.pool) as watcher:
         warm = Timings()
         await asyncio.gather(*(one_checkout(shop, watcher, g, warm) for g in GATEWAYS * 2))
@@ -686,9 +690,7 @@ def print_report(report: dict[str, Any], verdicts: dict[str, bool]) -> None:
 
 async def run(endpoints: Endpoints, sizes: Sizes, log_dir: Path) -> dict[str, Any]:
     load = os.getloadavg()
-    client = await Client.connect(
-        endpoints.temporal_address, data_converter=pydantic_data_converter
-    )
+    client = await connect_dev_temporal(endpoints.temporal_address)
     floor_worker = start_floor_worker(endpoints, log_dir)
     try:
         async with Shop(endpoints) as shop, StatusWatcher(shop.pool) as watcher:

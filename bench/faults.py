@@ -14,13 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-
 from bench.common import start_stack
 from devstack.stack import ROOT, Stack
 from testkit.campaign import FAULTS, Campaign, Invariants, check_invariants, plan
-from testkit.shop import Endpoints, Shop, StatusWatcher
+from testkit.shop import Endpoints, Shop, StatusWatcher, connect_dev_temporal
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -29,7 +26,7 @@ async def campaign(
     stack: Stack, faults: list[str], per_round: int, seed: int, *, refunds: bool = True
 ) -> tuple[list[dict[str, Any]], Invariants]:
     since = datetime.now(UTC)
-    temporal = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    temporal = await connect_dev_temporal(stack.temporal_address)
     async with Shop(Endpoints.of(stack)) as shop, StatusWatcher(shop.pool, 0.1) as watcher:
         c = Campaign(stack, shop, temporal, seed)
         rounds, everything = [], []

@@ -9,7 +9,7 @@ with its search attributes and memo; first task: the update accepted, the risk a
 local activity), the create activity and the deadline timer (never canceled); the update
 completes; one authorization signal; one task with three local activities (the risk assessment
 of the authorization, the merchant's confirmation, the ledger steps); the capture activity; the
-status upsert with its memo; done. (The risk-review patch's marker is not part of the shape.)
+status upsert with its memo; done.
 
 `python -m bench.floor` runs that worker until SIGTERM; `drive_floor` loads it from a client."""
 
@@ -165,11 +165,11 @@ async def serve() -> None:
     # own); only the task queue, the workflow and the activities differ.
     from devstack.stack import free_port
     from observability import ActivityLogInterceptor, worker_runtime
-    from settings import get_settings
+    from settings import development_settings
     from temporal_client import connect_temporal
     from worker import make_current_if_none
 
-    settings = get_settings()
+    settings = development_settings()
     client = await connect_temporal(settings, runtime=worker_runtime(f"127.0.0.1:{free_port()}"))
     version = WorkerDeploymentVersion("bench-floor", settings.worker_build_id)
     await make_current_if_none(client, version)

@@ -277,21 +277,10 @@ async def dispute_workflow(pool: asyncpg.Pool, dispute_id: str) -> str | None:
     return workflow_id
 
 
-async def list_disputes(
-    pool: asyncpg.Pool,
-    status: DisputeStatus | None,
-    gateway: Gateway | None,
-    payment_id: str | None,
-    limit: int,
-) -> list[DisputeState]:
-    """Disputes, the nearest evidence deadline first, in two queries whatever their number."""
-    return await _dispute_states(
-        pool,
-        """($1::text IS NULL OR d.status = $1) AND ($2::text IS NULL OR d.gateway = $2)
-           AND ($3::text IS NULL OR d.payment_id = $3)
-        ORDER BY d.due_by NULLS LAST, d.created_at LIMIT $4""",
-        status, gateway, payment_id, limit,
-    )  # fmt: skip
+async def disputes_by_id(pool: asyncpg.Pool, dispute_ids: list[str]) -> dict[str, DisputeState]:
+    """The disputes named, by id, in two queries whatever their number."""
+    found = await _dispute_states(pool, "d.dispute_id = ANY($1::text[])", dispute_ids)
+    return {d.dispute_id: d for d in found}
 
 
 async def _dispute_states(pool: asyncpg.Pool, condition: str, *args: object) -> list[DisputeState]:

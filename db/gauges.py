@@ -58,6 +58,8 @@ class Snapshot:
     """(stage, decision): every risk assessment in the ledger."""
     risk_rule_hits: dict[tuple[str, str], int] = field(default_factory=dict)
     """(stage, rule): every rule hit of those assessments."""
+    breakers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """gateway: its stored breaker state (closed, open, half_open) and the operator's override."""
     pending_reviews: int = 0
     oldest_pending_review_seconds: float = 0.0
 
@@ -106,6 +108,7 @@ async def snapshot(pool: asyncpg.Pool) -> Snapshot:
         unhealthy = await db.fetch(
             "SELECT DISTINCT gateway FROM gateway_downtimes WHERE status <> 'resolved'"
         )
+        breakers = await db.fetch("SELECT gateway, state, override FROM gateway_health")
         assessments = await db.fetch(
             "SELECT stage, decision, count(*) AS n FROM risk_assessments GROUP BY stage, decision"
         )
@@ -140,6 +143,7 @@ async def snapshot(pool: asyncpg.Pool) -> Snapshot:
         unhealthy_gateways=frozenset(r["gateway"] for r in unhealthy),
         risk_assessments={(r["stage"], r["decision"]): r["n"] for r in assessments},
         risk_rule_hits={(r["stage"], r["rule"]): r["n"] for r in hits},
+        breakers={r["gateway"]: (r["state"], r["override"]) for r in breakers},
         pending_reviews=reviews["n"],
         oldest_pending_review_seconds=reviews["oldest"],
     )

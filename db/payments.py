@@ -53,10 +53,29 @@ async def record_new_checkout(pool: asyncpg.Pool, new: NewCheckout) -> None:
             )  # fmt: skip
 
 
+async def move_checkout(pool: asyncpg.Pool, checkout_id: str, gateway: str) -> None:
+    """A checkout failed over to `gateway` before any gateway payment of it was recorded: its
+    webhooks are routed by this gateway from now on."""
+    await pool.execute(
+        "UPDATE payments SET gateway = $2, updated_at = now()"
+        " WHERE payment_id = $1 AND gateway <> $2 AND gateway_payment_id IS NULL",
+        checkout_id, gateway,
+    )  # fmt: skip
+
+
 async def record_checkout_steps(pool: asyncpg.Pool, records: list[CheckoutRecord]) -> None:
     """Several steps, in order, each applied once (by its record key)."""
     for record in records:
         await record_checkout_step(pool, record)
+
+
+async def mark_capture_requested(pool: asyncpg.Pool, checkout_id: str) -> None:
+    """The saga is about to capture: its webhook echo changes nothing (api.event_routing)."""
+    await pool.execute(
+        "UPDATE payments SET capture_requested_at = now()"
+        " WHERE payment_id = $1 AND capture_requested_at IS NULL",
+        checkout_id,
+    )
 
 
 async def record_checkout_step(pool: asyncpg.Pool, record: CheckoutRecord) -> None:

@@ -318,6 +318,12 @@ async def refunds_of_payment(pool: asyncpg.Pool, payment_id: str) -> list[Refund
     return await _refund_states(pool, "r.payment_id = $1", payment_id)
 
 
+async def refunds_by_id(pool: asyncpg.Pool, refund_ids: list[str]) -> dict[str, RefundState]:
+    """The refunds named, by id, in two queries whatever their number."""
+    found = await _refund_states(pool, "r.refund_id = ANY($1::text[])", refund_ids)
+    return {r.refund_id: r for r in found}
+
+
 async def _refund_states(pool: asyncpg.Pool, condition: str, *args: object) -> list[RefundState]:
     async with pool.acquire() as conn:
         rows = await conn.fetch(

@@ -16,6 +16,7 @@ class CheckoutOf:
     payment_id: str
     status: PaymentStatus
     gateway_charge_id: str | None
+    capture_requested: bool
 
 
 async def checkout_of(
@@ -23,7 +24,8 @@ async def checkout_of(
 ) -> CheckoutOf | None:
     """The checkout that created this gateway payment (recorded before any client saw it)."""
     row = await pool.fetchrow(
-        "SELECT workflow_id, payment_id, status, gateway_charge_id FROM payments"
+        "SELECT workflow_id, payment_id, status, gateway_charge_id,"
+        " capture_requested_at IS NOT NULL AS capture_requested FROM payments"
         " WHERE gateway = $1 AND gateway_payment_id = $2",
         gateway,
         gateway_payment_id,
@@ -35,6 +37,7 @@ async def checkout_of(
         row["payment_id"],
         PaymentStatus(row["status"]),
         row["gateway_charge_id"],
+        row["capture_requested"],
     )
 
 

@@ -15,6 +15,10 @@ import socket
 import sys
 import time
 import urllib.request
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 POLL_FRESHNESS_SECONDS = 150  # long polls last about a minute; the server renews the time per poll
 
@@ -28,19 +32,18 @@ def api_is_live(url: str) -> bool:
         return False
 
 
-async def worker_is_polling(
-    address: str, namespace: str, task_queue: str, hostname: str, now: float | None = None
-) -> bool:
+async def worker_is_polling(settings: Settings, hostname: str, now: float | None = None) -> bool:
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-    from temporalio.client import Client
 
-    client = await Client.connect(address, namespace=namespace)
+    from temporal_client import connect_temporal
+
+    client = await connect_temporal(settings)  # TLS and API key as the worker connects
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
-            namespace=namespace,
-            task_queue=TaskQueue(name=task_queue),
+            namespace=settings.temporal_namespace,
+            task_queue=TaskQueue(name=settings.task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         )
     )
@@ -61,14 +64,7 @@ def main(argv: list[str]) -> int:
         from settings import get_settings
 
         settings = get_settings()
-        healthy = asyncio.run(
-            worker_is_polling(
-                settings.temporal_address,
-                settings.temporal_namespace,
-                settings.task_queue,
-                socket.gethostname(),
-            )
-        )
+        healthy = asyncio.run(worker_is_polling(settings, socket.gethostname()))
         return 0 if healthy else 1
     print("usage: payments-healthcheck api|worker", file=sys.stderr)
     return 2

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from api.auth import Role, mint_token
 from devstack.stack import ROOT, Ports, Stack
-from settings import Settings
+from settings import development_settings
 
 TOKEN_DAYS = 30
 
@@ -18,7 +18,7 @@ TOKEN_DAYS = 30
 def dev_tokens(data_dir: Path) -> str:
     """A ready-to-use bearer token per role, signed with the development secret; also written
     to `<data dir>/tokens.env` for `source`."""
-    settings = Settings()
+    settings = development_settings()
     ttl = TOKEN_DAYS * 24 * 3600
     tokens = {
         role.value: mint_token(settings, f"dev-{role.value}", [role], ttl_seconds=ttl)

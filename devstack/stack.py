@@ -114,6 +114,10 @@ class Child:
         self.stop()
 
 
+DEV_TOKEN_MAX_LIFETIME_SECONDS = 31 * 24 * 60 * 60
+"""The dev stack prints tokens valid for 30 days."""
+
+
 @dataclass
 class Ports:
     api: int = 8000
@@ -188,6 +192,8 @@ class Stack:
             "MERCHANT_CONFIRMATION_URL": self._merchant_url
             or f"http://127.0.0.1:{self.ports.merchant}/confirm",
             "MERCHANT_CALLBACK_SECRET": SANDBOX_MERCHANT_SECRET,
+            "JWT_MAX_LIFETIME_SECONDS": str(DEV_TOKEN_MAX_LIFETIME_SECONDS),
+            "TEMPORAL_UI_ORIGIN": self.temporal_ui_url,
             "WORKER_METRICS_ADDRESS": f"127.0.0.1:{self.ports.worker_metrics}",
             "API_METRICS_ADDRESS": f"127.0.0.1:{self.ports.api_metrics}",
             "RELAY_METRICS_ADDRESS": f"127.0.0.1:{self.ports.relay_metrics}",
@@ -201,7 +207,15 @@ class Stack:
             *search_attributes.dev_server_flags(),
         ]  # fmt: skip
         temporal_cmd += (
-            ["--ui-port", str(self.ports.temporal_ui)] if self._with_ui else ["--headless"]
+            # The UI shows sealed payloads opened by the API's codec server (api/codec.py).
+            [
+                "--ui-port",
+                str(self.ports.temporal_ui),
+                "--ui-codec-endpoint",
+                f"{self.api_url}/codec",
+            ]
+            if self._with_ui
+            else ["--headless"]
         )
         self._add("temporal", temporal_cmd, base_env, port=self.ports.temporal)
         self._add(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,6 +101,14 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class Routing(Model):
+    """How auto routing chose the checkout's gateway (domain/routing.py), and where the saga may
+    move the payment when that gateway cannot be reached to create it."""
+
+    reason: str
+    fallbacks: list[Gateway] = Field(default_factory=list)
+
+
 class CheckoutRequest(Model):
     """What the merchant asked for; the workflow's input."""
 
@@ -121,6 +130,10 @@ class CheckoutRequest(Model):
     """The shopper's IP address as the merchant saw it, for risk screening."""
     customer_country: str | None = None
     """ISO 3166-1 alpha-2 country of the customer (e.g. billing address), for risk screening."""
+    routing: Routing | None = None
+    """Set when the gateway was chosen by auto routing; None for a gateway the merchant named."""
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
     splits: Splits | None = None
     """A marketplace sale: who is paid what of the amount, after capture (docs/marketplace.md)."""
     release_at: datetime | None = None
@@ -133,6 +146,10 @@ class PaymentInstructions(Model):
     stripe_client_secret: str | None = None
     razorpay_order_id: str | None = None
     razorpay_key_id: str | None = None
+    next_action: dict[str, Any] | None = None
+    """Stripe's `next_action` while the customer's bank asks for 3-D Secure (`requires_action`):
+    what the client follows (Stripe.js `handleNextAction` with the client secret, or the
+    redirect) to authenticate."""
 
 
 class CheckoutStep(Model):
@@ -181,6 +198,10 @@ class CheckoutState(Model):
     """Why risk screening blocked or rejected the checkout, in words safe to show the customer."""
     review_deadline: datetime | None = None
     """While a risk review waits for an operator: when its configured default applies."""
+    routing_reason: str | None = None
+    """Why the checkout is on its gateway: auto routing's choice, or a failover."""
+    abandoned_gateways: list[Gateway] = Field(default_factory=list)
+    """Gateways the checkout left because they could not be reached, their payment released."""
 
 
 class PaymentEventKind(StrEnum):
@@ -188,6 +209,8 @@ class PaymentEventKind(StrEnum):
     FAILED = "failed"
     CAPTURED = "captured"
     CANCELED = "canceled"
+    REQUIRES_ACTION = "requires_action"
+    """The customer's bank asks for authentication (3-D Secure) before it authorizes."""
     RECONCILE = "reconcile"
     """Not a gateway fact: an operator or the reconciler asks the saga to look at the gateway."""
 
@@ -200,6 +223,8 @@ class PaymentSnapshot(Model):
     currency: str
     amount_capturable: int = 0
     amount_captured: int = 0
+    next_action: dict[str, Any] | None = None
+    """What the client must do to authenticate, when the status is `requires_action`."""
 
 
 class PaymentEvent(Model):
@@ -221,10 +246,14 @@ class PaymentEvent(Model):
 
 class CancelCheckout(Model):
     reason: str = "requested_by_customer"
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 class CaptureCheckout(Model):
     amount: int | None = None
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 # Gateway-neutral activity contracts
@@ -287,6 +316,16 @@ class ReleaseGatewayPayment(Model):
     """Void an authorization, or cancel a payment nobody paid yet."""
 
     ref: GatewayPaymentRef
+    reason: str
+    idempotency_key: str
+
+
+class AbandonGatewayPayment(Model):
+    """Leave a gateway a checkout could not create its payment at: whatever an attempt may have
+    created there (found by the checkout's id) is released before another gateway is asked."""
+
+    gateway: Gateway
+    checkout_id: str
     reason: str
     idempotency_key: str
 

@@ -125,12 +125,16 @@ class SubmitEvidence(Model):
     evidence: DisputeEvidence
     submit: bool = False
     note: str | None = None
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 class AcceptDispute(Model):
     """The `accept` update: concede the dispute."""
 
     note: str | None = None
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
 
 
 class DisputeRequest(Model):

@@ -42,8 +42,6 @@ RECONCILE_REPORT: Final = "report"
 # Patches (`workflow.patched`): behaviour added while workflows ran, kept off their old histories
 DISPUTE_DEADLINE_GUARD: Final = "dispute-deadline-guard"
 """The dispute deadline policy never acts at once on arrival nor concedes an unsafe dispute."""
-RISK_REVIEW: Final = "risk-review"
-"""The checkout is screened for risk before its gateway payment and at its authorization."""
 
 RECONCILE_SCHEDULE_ID: Final = "reconcile-payments"
 RECONCILE_SCHEDULED_RUN_ID: Final = "reconcile"

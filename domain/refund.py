@@ -73,6 +73,8 @@ class RefundRequest(Model):
     capture_to_record: int = 0
     """Compensation mode: what the gateway captured, in case the ledger has not recorded it."""
     payment_ref: GatewayPaymentRef | None = None
+    requested_by: str | None = None
+    """The API caller (token subject) who asked for this; None for what no caller asked."""
     """Compensation and late-payment modes: the gateway payment that holds the money, which the
     ledger may not know yet (a late payment of a checkout that had ended without money)."""
     carried: RefundState | None = None

@@ -39,6 +39,8 @@ class Faults:
 
     def __init__(self) -> None:
         self._armed: list[Fault] = []
+        self.outages: dict[Gateway, Fault] = {}
+        """A gateway taken down: every call to it fails so until it is brought back."""
 
     @property
     def armed(self) -> list[Fault]:
@@ -50,11 +52,14 @@ class Faults:
         self._armed.append(fault)
 
     def clear(self) -> None:
-        """Disarm every fault."""
+        """Disarm every fault and end every outage."""
         self._armed.clear()
+        self.outages.clear()
 
     def take(self, gateway: Gateway, operation: str) -> Fault | None:
         """The fault that fires for this call, if any, counting it as used once."""
+        if gateway in self.outages:
+            return self.outages[gateway]
         for fault in self._armed:
             if fault.gateway == gateway and fault.operation == operation:
                 fault.times -= 1

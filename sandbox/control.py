@@ -1,6 +1,7 @@
 """Test controls and the customer's checkout pages (no auth).
 
-``/sandbox/faults`` arms failures, ``/sandbox/reset-behaviour`` restores every default,
+``/sandbox/faults`` arms failures, ``/sandbox/outages`` takes a gateway down (and announces it as
+the gateway would) until it is brought back, ``/sandbox/reset-behaviour`` restores every default,
 ``/sandbox/razorpay/account`` sets the Razorpay account's capture settings,
 ``/sandbox/movements`` lists the money the sandbox
 moved, ``/sandbox/refunds/mode`` switches new refunds between instant and pending,
@@ -29,7 +30,7 @@ from sandbox.behaviour import (
     RefundMode,
 )
 from sandbox.razorpay_api import RazorpayApi, RazorpayError
-from sandbox.state import JSON, OPERATIONS, WRITES, Gateway, Store
+from sandbox.state import JSON, OPERATIONS, WRITES, Gateway, Store, new_id, now
 from sandbox.stripe_api import StripeApi, StripeError
 from sandbox.webhooks import WebhookDispatcher
 
@@ -52,6 +53,17 @@ class FaultRequest(BaseModel):
             writes = ", ".join(sorted(WRITES[self.gateway]))
             raise ValueError(f"{self.kind} applies a write; one of {writes}")
         return self
+
+
+class OutageRequest(BaseModel):
+    """Take a gateway down: every call to it fails (`error_500`, as in a maintenance or an
+    incident), answers too late (`timeout`; a write may still land) or is throttled."""
+
+    gateway: Gateway
+    kind: Literal["error_500", "timeout", "rate_limited"] = "error_500"
+    delay_seconds: float = Field(default=15, ge=0)
+    announce: bool = True
+    """Razorpay: send `payment.downtime.started` for cards, and `resolved` when it is back."""
 
 
 class ReleaseRequest(BaseModel):
@@ -121,10 +133,53 @@ def create_control_router(
         behaviour.faults.clear()
         return {"cleared": True}
 
+    # Razorpay announces downtimes of a payment method as `payment.downtime.started` and
+    # `payment.downtime.resolved` webhooks carrying the downtime entity (id, method, begin, end,
+    # status, scheduled, severity, instrument: https://razorpay.com/docs/api/payments/downtime/
+    # and https://razorpay.com/docs/webhooks/payments/). Stripe sends no webhook for its own
+    # incidents (they are published on status.stripe.com), so a Stripe outage is silent.
+    announced: dict[Gateway, JSON] = {}
+
+    def announce(gateway: Gateway, status: str) -> None:
+        downtime = announced.get(gateway)
+        if gateway != "razorpay" or downtime is None:
+            return
+        downtime.update(status=status, updated_at=now())
+        if status == "resolved":
+            downtime["end"] = now()
+            del announced[gateway]
+        webhooks.razorpay_event(
+            downtime["id"], f"payment.downtime.{status}", {"payment.downtime": dict(downtime)}
+        )
+
+    @router.post("/sandbox/outages")
+    async def start_outage(request: OutageRequest) -> JSON:
+        behaviour.faults.outages[request.gateway] = Fault(
+            gateway=request.gateway, operation="*", kind=request.kind, times=1,
+            delay_seconds=request.delay_seconds,
+        )  # fmt: skip
+        if request.announce and request.gateway == "razorpay" and "razorpay" not in announced:
+            announced["razorpay"] = {
+                "id": new_id("down", 14), "entity": "payment.downtime", "method": "card",
+                "begin": now(), "end": None, "status": "started", "scheduled": False,
+                "severity": "high", "instrument": {"network": "ALL"}, "created_at": now(),
+            }  # fmt: skip
+            announce("razorpay", "started")
+        return request.model_dump()
+
+    @router.delete("/sandbox/outages/{gateway}")
+    async def end_outage(gateway: Gateway) -> JSON:
+        behaviour.faults.outages.pop(gateway, None)
+        announce(gateway, "resolved")
+        return {"gateway": gateway, "down": False}
+
     @router.post("/sandbox/reset-behaviour")
     async def reset_behaviour() -> JSON:
-        """Faults disarmed, settings back to the gateways' defaults, held webhooks sent."""
+        """Faults disarmed, outages over (and announced so), settings back to the gateways'
+        defaults, held webhooks sent."""
         behaviour.reset()
+        for gateway in list(announced):
+            announce(gateway, "resolved")
         if webhooks.holding:
             webhooks.release(reverse=False, duplicate=False)
         return {"reset": True}
@@ -238,6 +293,35 @@ def create_control_router(
                             "payment_method": "pm_card_chargeDeclinedInsufficientFunds",
                         },
                     },
+                    {
+                        "label": "Pay (3-D Secure)",
+                        "body": {
+                            "client_secret": secret,
+                            "payment_method": "pm_card_authenticationRequired",
+                        },
+                    },
+                ],
+            },
+        )
+
+    @router.get("/checkout/stripe/{intent_id}/authenticate", response_class=HTMLResponse)
+    async def stripe_challenge(intent_id: str) -> HTMLResponse:
+        """The issuer's 3-D Secure challenge, as Stripe's test page offers it: complete or fail."""
+        intent = store.table("stripe_payment_intents").get(intent_id)
+        if intent is None:
+            raise HTTPException(404, f"no such PaymentIntent: {intent_id}")
+        return _checkout_page(
+            "3-D Secure challenge",
+            {
+                "gateway": "stripe",
+                "id": intent_id,
+                "amount": intent["amount"],
+                "currency": intent["currency"].upper(),
+                "status": intent["status"],
+                "payUrl": f"/sandbox/stripe/payment_intents/{intent_id}/authenticate",
+                "buttons": [
+                    {"label": "Complete authentication", "body": {"outcome": "complete"}},
+                    {"label": "Fail authentication", "body": {"outcome": "fail"}},
                 ],
             },
         )
@@ -259,6 +343,34 @@ def create_control_router(
                 "buttons": [
                     {"label": "Pay (success)", "body": {"outcome": "success", "method": "card"}},
                     {"label": "Pay (decline)", "body": {"outcome": "failure", "method": "card"}},
+                    {
+                        "label": "Pay (3-D Secure)",
+                        "body": {"outcome": "authenticate", "method": "card"},
+                    },
+                ],
+            },
+        )
+
+    @router.get(
+        "/checkout/razorpay/payments/{payment_id}/authenticate", response_class=HTMLResponse
+    )
+    async def razorpay_challenge(payment_id: str) -> HTMLResponse:
+        """The bank's authentication page Razorpay Checkout shows: complete or fail."""
+        payment = store.table("razorpay_payments").get(payment_id)
+        if payment is None:
+            raise HTTPException(404, f"no such payment: {payment_id}")
+        return _checkout_page(
+            "3-D Secure challenge",
+            {
+                "gateway": "razorpay",
+                "id": payment_id,
+                "amount": payment["amount"],
+                "currency": payment["currency"],
+                "status": payment["status"],
+                "payUrl": f"/sandbox/razorpay/payments/{payment_id}/authenticate",
+                "buttons": [
+                    {"label": "Complete authentication", "body": {"outcome": "complete"}},
+                    {"label": "Fail authentication", "body": {"outcome": "fail"}},
                 ],
             },
         )

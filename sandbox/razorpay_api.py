@@ -127,8 +127,15 @@ class RazorpayPayRequest(BaseModel):
     """The customer's choice on the sandbox checkout page; ``pending``: the bank has not
     answered and the payment stays ``created`` (see ``authorize_late``)."""
 
-    outcome: Literal["success", "failure", "pending"]
+    outcome: Literal["success", "failure", "pending", "authenticate"]
     method: str = "card"
+
+
+class RazorpayAuthenticateRequest(BaseModel):
+    """The customer on the bank's 3-D Secure / OTP page: completes it or fails it (one who
+    abandons it does nothing; the payment stays ``created``)."""
+
+    outcome: Literal["complete", "fail"]
 
 
 class LateAuthorization(BaseModel):
@@ -389,6 +396,39 @@ class RazorpayApi:
         if minutes_since_creation is None:
             minutes_since_creation = (now() - payment["created_at"]) / 60
         self._authorize(payment, self._orders[payment["order_id"]], minutes_since_creation)
+        self._store.save()
+        return payment
+
+    def authenticate(self, payment_id: str, outcome: str) -> JSON:
+        """The bank's authentication answered. A card payment stays ``created`` while the bank
+        authenticates the customer ("About Payments": created is "the customer has provided the
+        payment details … not processed yet", https://razorpay.com/docs/payments/payments; the
+        bank "requests the authentication of the customer by sending 3DS URL and OTP", step
+        `payment_authentication`, https://razorpay.com/docs/errors/payments/payment-methods-error-parameters).
+        Completed: authorized as any other payment, with the signature Checkout hands the
+        client. Failed: `payment.failed` with the authentication step and reason; the customer
+        may pay the order again."""
+        payment = _find(self._payments, payment_id)
+        if payment["status"] != "created":
+            raise _bad(f"The payment is {payment['status']}, not waiting for authentication")
+        order = self._orders[payment["order_id"]]
+        if outcome == "complete":
+            self._authorize(payment, order, (now() - payment["created_at"]) / 60)
+            self._store.save()
+            return {
+                "razorpay_payment_id": payment_id,
+                "razorpay_order_id": order["id"],
+                "razorpay_signature": hmac_hex(
+                    self._config.razorpay_key_secret, f"{order['id']}|{payment_id}"
+                ),
+            }
+        payment.update(
+            status="failed", error_code="BAD_REQUEST_ERROR",
+            error_description="Payment failed because cardholder couldn't be authenticated",
+            error_source="customer", error_step="payment_authentication",
+            error_reason="authentication_failed",
+        )  # fmt: skip
+        self._webhooks.razorpay_event(order["id"], "payment.failed", {"payment": payment})
         self._store.save()
         return payment
 
@@ -678,6 +718,16 @@ class RazorpayApi:
             # The customer left (or the bank is slow): Checkout hands the client nothing; the
             # id is only for the test that authorizes the payment later.
             return _json({"razorpay_payment_id": payment_id, "razorpay_order_id": order_id}, 202)
+        if request.outcome == "authenticate":
+            # The bank asks for 3-D Secure / OTP: Checkout shows its page; the payment stays
+            # `created` until the customer completes or fails it (see ``authenticate``).
+            return _json(
+                {
+                    "razorpay_payment_id": payment_id, "razorpay_order_id": order_id,
+                    "authentication_url": f"/checkout/razorpay/payments/{payment_id}/authenticate",
+                },
+                202,
+            )  # fmt: skip
         return _json(
             {
                 "razorpay_payment_id": payment_id,
@@ -775,6 +825,13 @@ def create_razorpay_router(api: RazorpayApi) -> APIRouter:
     @router.post("/sandbox/razorpay/orders/{order_id}/pay")
     async def pay(order_id: str, body: RazorpayPayRequest) -> Response:
         return api.pay(order_id, body)
+
+    @router.post("/sandbox/razorpay/payments/{payment_id}/authenticate")
+    async def authenticate(payment_id: str, body: RazorpayAuthenticateRequest) -> Response:
+        try:
+            return _json(api.authenticate(payment_id, body.outcome), 200)
+        except RazorpayError as error:
+            return _json(error.body(), error.status)
 
     @router.post("/sandbox/razorpay/payments/{payment_id}/authorize")
     async def authorize_late(payment_id: str, body: LateAuthorization | None = None) -> Response:

@@ -62,7 +62,16 @@ _TEST_CARDS = {
     # "Radar" test cards (https://docs.stripe.com/testing#radar): the charge succeeds, rated
     "pm_card_riskLevelElevated": ("visa", "9235"),
     "4000000000009235": ("visa", "9235"),
+    # "Authentication and setup" / "3D Secure" test cards (https://docs.stripe.com/testing#regulatory-cards,
+    # https://docs.stripe.com/testing#three-ds-cards): authentication is required on every
+    # payment; the test challenge page lets the customer complete or fail it.
+    "pm_card_authenticationRequired": ("visa", "3184"),
+    "4000002760003184": ("visa", "3184"),
+    "pm_card_threeDSecure2Required": ("visa", "3220"),
+    "4000000000003220": ("visa", "3220"),
 }
+# last4 of the cards whose issuer asks for 3-D Secure on every payment.
+_AUTHENTICATION_REQUIRED = frozenset({"3184", "3220"})
 # last4 -> (issuing country, Radar's risk level) where not the default ("US", "normal"); the charge
 # shows them as payment_method_details.card.country and outcome.risk_level
 # (https://docs.stripe.com/api/charges/object#charge_object-outcome-risk_level).
@@ -234,6 +243,13 @@ def _metadata(params: JSON) -> JSON:
     if not isinstance(metadata, dict):
         raise _bad_param("Invalid object", "metadata")
     return {key: value for key, value in metadata.items() if value != ""}
+
+
+class AuthenticateRequest(BaseModel):
+    """What the customer does on the issuer's 3-D Secure challenge: complete it, or fail it (a
+    customer who abandons it does nothing; the PaymentIntent stays `requires_action`)."""
+
+    outcome: Literal["complete", "fail"]
 
 
 class PayRequest(BaseModel):
@@ -570,7 +586,14 @@ class StripeApi:
         self._methods[method["id"]] = method
         return method
 
-    def _confirm(self, intent: JSON, token: str | None, approved: int | None = None) -> None:
+    def _confirm(
+        self,
+        intent: JSON,
+        token: str | None,
+        approved: int | None = None,
+        *,
+        challenge_url: str | None = None,
+    ) -> None:
         """The card's issuer approves ``approved`` (default: the whole amount).
 
         Partial authorization (https://docs.stripe.com/payments/partial-authorization): a
@@ -595,6 +618,24 @@ class StripeApi:
                 code="payment_intent_unexpected_state",
                 param="payment_method",
             )
+        if method["card"]["last4"] in _AUTHENTICATION_REQUIRED and challenge_url is not None:
+            # The issuer asks for 3-D Secure: the PaymentIntent waits in `requires_action` with a
+            # `next_action` the client follows (Stripe.js `handleNextAction`, or the redirect),
+            # and Stripe sends `payment_intent.requires_action`
+            # (https://docs.stripe.com/payments/paymentintents/lifecycle,
+            # https://docs.stripe.com/payments/3d-secure/authentication-flow).
+            intent.update(
+                status="requires_action",
+                payment_method=method["id"],
+                last_payment_error=None,
+                next_action={
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {"url": challenge_url, "return_url": None},
+                },
+            )
+            self._webhooks.stripe_event(intent["id"], "payment_intent.requires_action", intent)
+            return
+        intent.update(next_action=None)
         authorized = intent["amount"] if approved is None else approved
         if authorized > intent["amount"]:
             raise _bad_param(
@@ -964,7 +1005,7 @@ class StripeApi:
 
     # The customer's side
 
-    def pay(self, intent_id: str, request: PayRequest) -> Response:
+    def pay(self, intent_id: str, request: PayRequest, base_url: str) -> Response:
         """What Stripe.js ``confirmCardPayment`` does with the PaymentIntent's client secret."""
 
         def action(_: JSON) -> JSON:
@@ -975,7 +1016,46 @@ class StripeApi:
                     "with the PaymentIntent.",
                     param="client_secret",
                 )
-            self._confirm(intent, request.payment_method, request.authorized_amount)
+            self._confirm(
+                intent, request.payment_method, request.authorized_amount,
+                challenge_url=f"{base_url.rstrip('/')}/checkout/stripe/{intent_id}/authenticate",
+            )  # fmt: skip
+            return intent
+
+        status, body = self._execute(action, {})
+        self._store.save()
+        return _json(body, status)
+
+    def authenticate(self, intent_id: str, request: AuthenticateRequest) -> Response:
+        """The issuer's challenge, answered. Completed: the payment is authorized as any other.
+        Failed: the PaymentIntent returns to `requires_payment_method` with
+        `payment_intent_authentication_failure` and `payment_intent.payment_failed` is sent; the
+        customer may try again (https://docs.stripe.com/error-codes#payment-intent-authentication-failure)."""
+
+        def action(_: JSON) -> JSON:
+            intent = self.retrieve_payment_intent(intent_id)
+            if intent["status"] != "requires_action":
+                raise _unexpected_state(
+                    f"This PaymentIntent has a status of {intent['status']}:"
+                    " nothing to authenticate."
+                )
+            if request.outcome == "complete":
+                intent["status"] = "requires_confirmation"
+                self._confirm(intent, None)
+                return intent
+            intent.update(
+                status="requires_payment_method",
+                payment_method=None,
+                next_action=None,
+                last_payment_error={
+                    "type": "invalid_request_error",
+                    "code": "payment_intent_authentication_failure",
+                    "message": "The provided PaymentMethod has failed authentication. You can"
+                    " provide payment_method_data or a new PaymentMethod to attempt to fulfill"
+                    " this PaymentIntent again.",
+                },
+            )
+            self._webhooks.stripe_event(intent["id"], "payment_intent.payment_failed", intent)
             return intent
 
         status, body = self._execute(action, {})
@@ -1057,8 +1137,12 @@ def create_stripe_router(api: StripeApi) -> APIRouter:
         )
 
     @router.post("/sandbox/stripe/payment_intents/{intent_id}/pay")
-    async def pay(intent_id: str, body: PayRequest) -> Response:
-        return api.pay(intent_id, body)
+    async def pay(intent_id: str, body: PayRequest, request: Request) -> Response:
+        return api.pay(intent_id, body, str(request.base_url))
+
+    @router.post("/sandbox/stripe/payment_intents/{intent_id}/authenticate")
+    async def authenticate(intent_id: str, body: AuthenticateRequest) -> Response:
+        return api.authenticate(intent_id, body)
 
     @router.post("/sandbox/stripe/payment_intents/{intent_id}/expire")
     async def expire(intent_id: str) -> Response:

@@ -1,15 +1,18 @@
 # Creates the virtual environment ($VENV, default .venv) with the project and its test tools
-# installed, once per change of pyproject.toml. $PYTHON picks the interpreter (default 3.11).
+# installed from the hash-pinned requirements-dev.lock (scripts/lock makes it), once per change of
+# pyproject.toml or the lock. $PYTHON picks the interpreter (default 3.11).
 PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-stamp=$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=$VENV/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+  # Every dependency at its locked version and hash; then the project itself, without resolving.
+  "$VENV/bin/python" -m pip install --quiet --require-hashes -r requirements-dev.lock
+  "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 # promtool, for the alert-rule tests: taken from Debian's prometheus package and unpacked into the

@@ -13,10 +13,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+from temporalio.client import Client
 
 from api.auth import Role, mint_token
 from devstack.stack import Stack
-from settings import Settings
+from settings import development_settings
+from temporal_client import connect_temporal
 
 TERMINAL = frozenset(
     {
@@ -134,7 +136,9 @@ class Shop:
     pool: asyncpg.Pool = field(init=False)
 
     async def __aenter__(self) -> Shop:
-        token = mint_token(Settings(), "bench-admin", [Role.ADMIN], ttl_seconds=6 * 3600)
+        token = mint_token(
+            development_settings(), "bench-admin", [Role.ADMIN], ttl_seconds=6 * 3600
+        )
         limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
         self.api = httpx.AsyncClient(
             base_url=self.endpoints.api_url,
@@ -244,3 +248,9 @@ class Shop:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"POST {path} kept failing for {within}s")
             await asyncio.sleep(1)
+
+
+async def connect_dev_temporal(temporal_address: str) -> Client:
+    """The development stack's Temporal, connected as its API and worker connect (the same data
+    converter and codec), so what the bench and the tests read and write is encoded alike."""
+    return await connect_temporal(development_settings(temporal_address=temporal_address))

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from deploy.healthcheck import worker_is_polling
-from settings import Settings, production_problems
+from settings import Settings, development_settings, production_problems
 from tests.versioning import TEST_DEPLOYMENT
 from workflows import search_attributes
 
@@ -38,7 +38,7 @@ NO_HEALTHCHECK = {
     "grafana": "its image's tools are not documented; nothing depends on it",
 }
 CORE_SERVICES = {
-    "postgresql", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "migrate",
+    "postgresql", "temporal-schema", "temporal", "temporal-namespace", "migrate",
     "api", "worker",
 }  # fmt: skip
 EXPECTED_ATTRIBUTES = [
@@ -115,9 +115,14 @@ def settings_from(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> S
 def test_compose_file_resolves_in_every_profile(
     default_stack: Any, dev_stack: Any, observed_stack: Any
 ) -> None:
+    # The Temporal UI reads and steers every payment: only with `--profile ui` (or dev).
     assert set(default_stack["services"]) == CORE_SERVICES
-    assert set(dev_stack["services"]) == CORE_SERVICES | {"sandbox"}
+    assert set(dev_stack["services"]) == CORE_SERVICES | {"sandbox", "temporal-ui"}
     assert set(observed_stack["services"]) == CORE_SERVICES | {"prometheus", "grafana"}
+    ui_stack = compose_config("--profile", "ui", env_file=ROOT / "deploy" / "dev.env")
+    assert set(ui_stack["services"]) == CORE_SERVICES | {"temporal-ui"}
+    [ui_port] = ui_stack["services"]["temporal-ui"]["ports"]
+    assert ui_port["host_ip"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("profile", ["dev", "observability"])
@@ -184,7 +189,9 @@ def test_production_env_file_delivers_every_setting_without_a_safe_default(
     tmp_path: Path, clean_settings_env: pytest.MonkeyPatch
 ) -> None:
     # The settings whose development default is unsafe in production, by their own checks.
-    unsafe = {problem.split()[0] for problem in production_problems(Settings(_env_file=None))}  # type: ignore[call-arg]
+    unsafe = {
+        problem.split()[0] for problem in production_problems(development_settings(_env_file=None))
+    }
     unsafe -= {"JWT_SECRET"}  # the example uses RS256 public keys instead
     unsafe |= {"JWT_PUBLIC_KEYS"}
     example = (ROOT / "deploy" / "production.env.example").read_text()
@@ -202,7 +209,8 @@ def test_production_env_file_delivers_every_setting_without_a_safe_default(
         "RAZORPAY_KEY_ID": "rzp_live_abc",
         "RAZORPAY_KEY_SECRET": "live-secret",
         "RAZORPAY_WEBHOOK_SECRET": "live-webhook-secret",
-        "MERCHANT_CALLBACK_SECRET": "merchant-secret",
+        "MERCHANT_CALLBACK_SECRET": "9f2c4e7a1b3d5f8e0a6c2b4d7e9f1a3c",
+        "PAYLOAD_ENCRYPTION_KEYS": "k1:" + "A" * 43 + "=",
         "JWT_PUBLIC_KEYS": "-----BEGIN PUBLIC KEY-----MFkw-----END PUBLIC KEY-----",
     }.items():
         filled = re.sub(rf"^{name}=.*$", f"{name}={value}", filled, flags=re.MULTILINE)
@@ -249,8 +257,10 @@ def test_dev_profile_points_everything_at_the_sandbox(
         )
 
 
-def test_temporal_runs_on_supported_images_pinned_to_one_release(observed_stack: Any) -> None:
-    services = observed_stack["services"]
+def test_temporal_runs_on_supported_images_pinned_to_one_release(
+    observed_stack: Any, dev_stack: Any
+) -> None:
+    services = {**dev_stack["services"], **observed_stack["services"]}
     images = {
         name: service["image"] for name, service in services.items() if "build" not in service
     }
@@ -385,7 +395,8 @@ def test_dockerfile_is_multi_stage_slim_and_non_root() -> None:
     stages = dockerfile_stages()
     assert len(stages) >= 2
     for stage in stages:
-        assert stage[0].split()[1] == "python:3.11-slim"
+        # Pinned: the Python minor version and the Debian release (no drift to a new distro).
+        assert stage[0].split()[1] == "python:3.11-slim-bookworm"
     final = stages[-1]
     users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
     assert users, "the runtime stage sets no USER"
@@ -510,13 +521,16 @@ async def test_worker_health_sees_the_polls_of_a_versioned_worker(
         deployment_config=TEST_DEPLOYMENT,
     ):
         here = socket.gethostname()
+        settings = development_settings(
+            _env_file=None, temporal_address=address, task_queue=task_queue
+        )
         for _ in range(50):
-            if await worker_is_polling(address, "default", task_queue, here):
+            if await worker_is_polling(settings, here):
                 break
             await asyncio.sleep(0.1)
         else:
             pytest.fail("the worker's polls were never seen")
-        assert not await worker_is_polling(address, "default", task_queue, "another-host")
+        assert not await worker_is_polling(settings, "another-host")
 
 
 def test_the_image_installs_every_module_the_services_import() -> None:

@@ -21,13 +21,15 @@ def recorded(name: str) -> Shape:
 
 def test_a_captured_stripe_checkout_is_counted_event_by_event() -> None:
     shape = recorded("checkout_stripe_captured")
-    # update-with-start; create (an activity, writing its ledger row); the deadline timer; the
-    # authorization signal; the merchant's confirmation and the ledger steps before it (two
-    # local activities in one workflow task); capture (an activity, writing the capture);
-    # one upsert of the final status, with its memo.
-    assert (shape.activities, shape.local_activities, shape.signals, shape.updates) == (2, 2, 1, 1)
-    assert (shape.timers, shape.upserts, shape.children, shape.marker_tasks) == (1, 1, 0, 1)
-    assert shape.actions == 1 + 2 + 1 + 1 + 1 + 1 + 1
+    # update-with-start; the risk assessment (a local activity) and create (an activity,
+    # writing its ledger row) in the first task; the deadline timer; the authorization signal;
+    # the risk assessment of the authorization, the merchant's confirmation and the ledger
+    # steps (three local activities in one workflow task); capture (an activity, writing the
+    # capture); one upsert of the final status, with its memo. The gateway's echo of the
+    # capture is not signalled (api.event_routing).
+    assert (shape.activities, shape.local_activities, shape.signals, shape.updates) == (2, 4, 1, 1)
+    assert (shape.timers, shape.upserts, shape.children, shape.marker_tasks) == (1, 1, 0, 2)
+    assert shape.actions == 1 + 2 + 1 + 1 + 1 + 2 + 1
 
 
 @pytest.mark.parametrize("gateway", ["stripe", "razorpay"])

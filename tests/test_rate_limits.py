@@ -9,7 +9,7 @@ import pytest
 
 from api.auth import Caller, Policy, RateLimits, Role
 from api.problems import Problem
-from settings import Settings
+from settings import development_settings
 
 
 def redis_running() -> bool:
@@ -22,7 +22,7 @@ def caller(name: str) -> Caller:
 
 
 async def test_limits_are_per_caller_in_memory() -> None:
-    limits = RateLimits(Settings(rate_limit_refund="2/minute"))
+    limits = RateLimits(development_settings(rate_limit_refund="2/minute"))
     alice, bob = caller("alice"), caller("bob")
     await limits.hit(Policy.REFUND, alice)
     await limits.hit(Policy.REFUND, alice)
@@ -35,7 +35,7 @@ async def test_limits_are_per_caller_in_memory() -> None:
 
 @pytest.mark.skipif(not redis_running(), reason="needs Redis on 127.0.0.1:6379")
 async def test_two_replicas_share_limits_through_redis() -> None:
-    settings = Settings(
+    settings = development_settings(
         rate_limit_storage="async+redis://127.0.0.1:6379", rate_limit_refund="3/minute"
     )
     replica_a, replica_b = RateLimits(settings), RateLimits(settings)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from settings import Settings
+from settings import development_settings
 
 
 def test_the_default_retention_is_thirty_days() -> None:
-    assert Settings(_env_file=None).webhook_inbox_retention_days == 30  # type: ignore[call-arg]
+    assert development_settings(_env_file=None).webhook_inbox_retention_days == 30
 
 
 @pytest.mark.parametrize(
@@ -21,8 +21,8 @@ def test_a_retention_shorter_than_the_gateways_windows_is_refused(
     days: int, razorpay_max_age_seconds: int
 ) -> None:
     with pytest.raises(ValidationError, match="WEBHOOK_INBOX_RETENTION_DAYS"):
-        Settings(
-            _env_file=None,  # type: ignore[call-arg]
+        development_settings(
+            _env_file=None,
             webhook_inbox_retention_days=days,
             razorpay_webhook_max_age_seconds=razorpay_max_age_seconds,
         )

@@ -4,12 +4,12 @@ workers (the time-skipping server ignores both)."""
 
 from __future__ import annotations
 
-from settings import Settings
+from settings import development_settings
 from worker import deployment_config
 
 TEST_DEPLOYMENT = deployment_config(
-    Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    development_settings(
+        _env_file=None,
         worker_deployment_name="payment-sagas-tests",
         worker_build_id="test",
     )

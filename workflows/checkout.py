@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ParentClosePolicy
 
@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import names
     from domain.checkout import (
         CLOSED_STATUSES,
+        AbandonGatewayPayment,
         CancelCheckout,
         CaptureCheckout,
         CaptureCheckoutPayment,
@@ -125,7 +126,12 @@ class CheckoutWorkflow:
             status=PaymentStatus.CREATED,
             idempotency_key=request.idempotency_key,
             attempt=request.attempt,
+            routing_reason=request.routing.reason if request.routing else None,
         )
+        self._fallbacks = list(request.routing.fallbacks) if request.routing else []
+        """Gateways auto routing allows the payment to move to, in order, while none is created."""
+        self._abandoning: list[asyncio.Task[None]] = []
+        """Releases at gateways the checkout left, still trying in the background."""
         self._records = 0
         self._ready = False
         self._inbox: kit.SignalInbox[PaymentEvent] = kit.SignalInbox()
@@ -167,11 +173,13 @@ class CheckoutWorkflow:
             # Canceled through Temporal (an operator, a script): nothing may stay at the gateway,
             # unless the sale was done (captured and recorded).
             await kit.shielded(self._finish_canceled())
+            await kit.shielded(self._abandoned())
             raise
         finally:
             workflow.metric_meter().create_counter(
                 "payments_checkouts_finished", "Checkouts by gateway and final status"
             ).add(1, {"gateway": s.gateway.value, "status": s.status.value})
+        await self._abandoned()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 
@@ -203,6 +211,9 @@ class CheckoutWorkflow:
                         "gateway_payment_refused", PaymentStatus.FAILED, reason, last_error=reason
                     )
                     return False
+            if self._fallbacks and not self._cancel and not self._deadline_passed:
+                await self._fail_over(reason)
+                continue
             if not s.awaiting_gateway:
                 s.awaiting_gateway = True
                 await self._record(
@@ -227,6 +238,56 @@ class CheckoutWorkflow:
         self._ready = True
         return True
 
+    async def _fail_over(self, reason: str) -> None:
+        """The gateway could not be reached to create the payment and auto routing allows another
+        that takes it: leave this one first — whatever an attempt may have created there is
+        released, so a payment is never open on two gateways — then create on the next. Runs
+        only after a failed create: a checkout that needs no failover pays nothing for it."""
+        s = self._state
+        left, s.gateway = s.gateway, self._fallbacks.pop(0)
+        why = f"{left} unavailable ({reason}); moved to {s.gateway}"
+        try:
+            found = await self._abandon(left, why, CREATE_RETRY)
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
+            # Nothing created there was ever shown to a client (its create failed), so nobody can
+            # pay it meanwhile; the release keeps trying until that gateway answers.
+            self._abandoning.append(asyncio.create_task(self._abandon_later(left, why)))
+            found = f"{left} could not be looked at ({kit.cause(error)}); releasing it later"
+        s.abandoned_gateways.append(left)
+        s.routing_reason = f"failover: {why}"
+        workflow.upsert_search_attributes([search.GATEWAY.value_set(s.gateway.value)])
+        workflow.upsert_memo({"gateway": s.gateway.value, "routing": s.routing_reason})
+        await self._record(
+            "gateway_failover", PaymentStatus.CREATED, f"{why}; {found}", last_error=reason
+        )
+
+    async def _abandon(self, gateway: Gateway, reason: str, retry: RetryPolicy) -> str:
+        s = self._state
+        return await workflow.execute_activity_method(
+            GatewayActivities.abandon_gateway_payment,
+            AbandonGatewayPayment(
+                gateway=gateway, checkout_id=s.checkout_id, reason=reason,
+                idempotency_key=f"{s.workflow_id}-abandon-{gateway}",
+            ),
+            start_to_close_timeout=GATEWAY_TIMEOUT,
+            retry_policy=retry,
+            summary=f"release what {gateway} may hold of the checkout",
+        )  # fmt: skip
+
+    async def _abandon_later(self, gateway: Gateway, reason: str) -> None:
+        try:
+            found = await self._abandon(gateway, reason, PERSISTENT_RETRY)
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
+            found = f"refused: {kit.cause(error)}; an operator must look at {gateway}"
+        await self._record("gateway_abandoned", self._state.status, found)
+
+    async def _abandoned(self) -> None:
+        """Releases at gateways the checkout left end before the checkout does."""
+        if self._abandoning:
+            await asyncio.gather(*self._abandoning)
+
     async def _wait_for_authorization(self) -> GatewayPayment | None:
         """Until the deadline: record failed attempts, honour a cancel, return the authorization."""
         s = self._state
@@ -242,7 +303,9 @@ class CheckoutWorkflow:
                 current = await self._look()
                 if current.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
                     return current
-                await self._undo("authorization deadline passed", PaymentStatus.EXPIRED)
+                await self._undo(
+                    "authorization deadline passed", PaymentStatus.EXPIRED, seen=current
+                )
                 return None
             if self._cancel is not None:
                 await self._undo(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
@@ -261,6 +324,9 @@ class CheckoutWorkflow:
                 return None
             if payment.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
                 return payment
+            if payment.status is PaymentStatus.REQUIRES_ACTION:
+                await self._authentication_required(event, payment)
+                continue
             step = (
                 "reconciled" if event.kind is PaymentEventKind.RECONCILE else "event_not_confirmed"
             )
@@ -268,6 +334,21 @@ class CheckoutWorkflow:
                 step, s.status,
                 f"{event.kind} event {event.event_id}: the gateway says {payment.status}",
             )  # fmt: skip
+
+    async def _authentication_required(self, event: PaymentEvent, payment: GatewayPayment) -> None:
+        """The customer's bank asks for 3-D Secure: the client gets what it needs to
+        authenticate (the checkout's view shows it), and the result comes by webhook — an
+        authorization, or a failed attempt after which the customer may try again."""
+        s = self._state
+        snapshot = event.snapshot
+        s.instructions.next_action = (
+            snapshot.next_action if snapshot is not None else payment.instructions.next_action
+        )
+        await self._record(
+            "authentication_required", PaymentStatus.REQUIRES_ACTION,
+            f"the customer's bank asks for 3-D Secure; waiting for the result until"
+            f" {s.authorization_deadline:%H:%M:%S} UTC",
+        )  # fmt: skip
 
     async def _look_at(self, event: PaymentEvent) -> GatewayPayment | None:
         """What the gateway says of the payment an event names. None when it will not say: a
@@ -300,6 +381,7 @@ class CheckoutWorkflow:
         """The saga proper: every step after the authorization. Any failure undoes what the
         gateway holds, looked up afresh."""
         s = self._state
+        s.instructions.next_action = None
         s.gateway_charge_id = payment.ref.gateway_charge_id
         s.amount_authorized = payment.amount_capturable or payment.amount
         by_gateway = payment.status is PaymentStatus.CAPTURED
@@ -520,13 +602,11 @@ class CheckoutWorkflow:
             self._capture_recorded = True
         self._note("captured", PaymentStatus.CAPTURED, record.detail)
 
-    # Risk screening (patch "risk-review"): before the gateway payment and at the authorization,
+    # Risk screening: before the gateway payment and at the authorization,
     # rules over the request, the card and recent history allow, block, or hold for an operator.
 
     async def _screened_before_create(self) -> bool:
         """False when the checkout ends before any gateway call: blocked, or not approved."""
-        if not workflow.patched(names.RISK_REVIEW):
-            return True
         s = self._state
         verdict = await self._assess(RiskStage.CREATE, s.authorization_deadline)
         passed = await self._risk_settled(verdict, RiskStage.CREATE)
@@ -550,8 +630,6 @@ class CheckoutWorkflow:
     async def _screen_authorization(self) -> None:
         """Screen the authorization with what the gateway knows of the card; a review ends before
         the authorization's window closes. Raises CheckoutAborted (void) unless it passes."""
-        if not workflow.patched(names.RISK_REVIEW):
-            return
         review_by = workflow.now() + authorization_review_time(
             self._request.manual_capture_window_seconds
         )
@@ -655,15 +733,24 @@ class CheckoutWorkflow:
 
     # Compensation: it looks at what the gateway holds, so running it twice does nothing twice.
 
-    async def _undo(self, reason: str, status: PaymentStatus, *, step: str | None = None) -> None:
+    async def _undo(
+        self,
+        reason: str,
+        status: PaymentStatus,
+        *,
+        step: str | None = None,
+        seen: GatewayPayment | None = None,
+    ) -> None:
         """End the checkout with nothing at the gateway, whatever path led here: release what is
         open or authorized, refund what is captured (a gateway may capture on its own), then
-        record why. `status` is the outcome when no money was taken."""
+        record why. `status` is the outcome when no money was taken; `seen`, the payment as the
+        caller has just looked at it (one gateway call fewer for an expiring checkout)."""
         s = self._state
         detail = reason
         if s.gateway_payment_id is not None:
             while True:
-                current = await self._look()
+                current = seen or await self._look()
+                seen = None
                 if current.status is PaymentStatus.CAPTURED and current.amount_captured:
                     await self._refund(current)
                     break
@@ -880,6 +967,7 @@ class CheckoutWorkflow:
 
     async def _record_failed_attempt(self, event: PaymentEvent) -> None:
         s = self._state
+        s.instructions.next_action = None  # an authentication that failed is over
         attempt = PaymentAttempt(
             at=workflow.now(),
             gateway_attempt_id=event.gateway_charge_id,
@@ -984,4 +1072,5 @@ class CheckoutWorkflow:
 
     def _describe_amount(self) -> str:
         s = self._state
-        return f"{format_amount(s.amount, s.currency)} via {s.gateway}"
+        routed = f" ({s.routing_reason})" if s.routing_reason else ""
+        return f"{format_amount(s.amount, s.currency)} via {s.gateway}{routed}"

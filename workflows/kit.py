@@ -16,6 +16,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.disputes import DisputeActivities
+    from activities.gateways.base import UNAVAILABLE_KINDS
     from activities.payments import GatewayActivities
     from domain.checkout import GatewayPayment, GatewayPaymentRef
     from domain.dispute import GatewayDispute, GatewayDisputeRef
@@ -89,8 +90,7 @@ def show(status: str, step: str, detail: str) -> None:
 
 
 # Failures after which a gateway call may or may not have taken effect: retrying (with the same
-# idempotency key) or looking the object up is right; giving up is not.
-UNAVAILABLE_TYPES = frozenset({"gateway_unreachable", "gateway_error", "gateway_rate_limited"})
+# idempotency key) or looking the object up is right; giving up is not (activities/gateways/base).
 
 
 def gateway_unavailable(error: ActivityError) -> bool:
@@ -98,7 +98,7 @@ def gateway_unavailable(error: ActivityError) -> bool:
     inner = error.cause
     if isinstance(inner, ActivityTimeoutError):
         return True
-    return isinstance(inner, ApplicationError) and inner.type in UNAVAILABLE_TYPES
+    return isinstance(inner, ApplicationError) and inner.type in UNAVAILABLE_KINDS
 
 
 def reraise_cancellation(error: ActivityError) -> None:

@@ -28,6 +28,10 @@ class PaymentGateway(Protocol):
 
     async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment: ...
 
+    async def find_payment(self, checkout_id: str) -> GatewayPayment | None:
+        """The payment a checkout created here, if any attempt did (its answer may be lost)."""
+        ...
+
     async def capture(self, request: CaptureGatewayPayment) -> GatewayPayment: ...
 
     async def release(self, request: ReleaseGatewayPayment) -> GatewayPayment: ...
@@ -47,6 +51,11 @@ class PaymentGateway(Protocol):
     async def accept_dispute(self, request: GatewayDisputeAcceptance) -> GatewayDispute:
         """Concede: the gateway closes the dispute as lost."""
         ...
+
+
+# The kinds `unavailable` errors of the gateway itself carry: the checkout saga retries or fails
+# over on them, and the gateway's breaker counts them (a refusal says the gateway is up).
+UNAVAILABLE_KINDS = frozenset({"gateway_unreachable", "gateway_error", "gateway_rate_limited"})
 
 
 def refused(kind: str, message: str) -> ApplicationError:

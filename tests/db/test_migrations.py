@@ -52,7 +52,8 @@ async def test_history_recorded_before_checksums_is_adopted(empty_pool: asyncpg.
 
 
 def test_the_worker_refuses_to_start_on_a_database_that_lacks_migrations(database_url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    env = {**os.environ, "ENVIRONMENT": "development", "DATABASE_URL": database_url,
+           "TEMPORAL_ADDRESS": "127.0.0.1:1"}  # fmt: skip
     run = subprocess.run(
         [sys.executable, "worker.py"], env=env, capture_output=True, text=True, timeout=60
     )
@@ -61,7 +62,7 @@ def test_the_worker_refuses_to_start_on_a_database_that_lacks_migrations(databas
 
 
 def test_python_m_db_migrate_brings_a_new_database_up_to_date(database_url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url}
+    env = {**os.environ, "ENVIRONMENT": "development", "DATABASE_URL": database_url}
     migrate = subprocess.run(
         [sys.executable, "-m", "db", "migrate"], env=env, capture_output=True, text=True, timeout=60
     )

@@ -17,7 +17,11 @@ import pytest
 
 from api.auth import Role, mint_token
 from devstack.stack import Ports, Stack
-from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET, Settings
+from settings import (
+    SANDBOX_RAZORPAY_WEBHOOK_SECRET,
+    SANDBOX_STRIPE_WEBHOOK_SECRET,
+    development_settings,
+)
 
 NEXT_STRIPE_SECRET = "whsec_rotated_in"
 NEXT_RAZORPAY_SECRET = "rzp_webhook_rotated_in"
@@ -25,6 +29,11 @@ RAZORPAY_MAX_AGE = 3600
 RELAY_MAX_FAILURES = 3
 READ_LIMIT = 300  # per caller per 5 seconds; polling tests stay far below it
 CORS_ORIGIN = "https://shop.example"
+ROUTING_RULES = [
+    {"gateway": "stripe", "currencies": ["USD", "EUR", "INR"]},
+    {"gateway": "razorpay", "currencies": ["INR", "MYR"]},
+]
+BREAKER_OPEN_SECONDS = 2
 TERMINAL = {"captured", "voided", "expired", "canceled", "failed", "refunded"}
 
 
@@ -76,6 +85,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # a poison webhook is parked as a dead letter after a few quick retries
             "WEBHOOK_RELAY_MAX_FAILURES": str(RELAY_MAX_FAILURES),
             "WEBHOOK_RELAY_RETRY_BASE_SECONDS": "0.2",
+            # auto routing: INR prefers Stripe and may fail over to Razorpay; MYR is Razorpay's
+            "ROUTING_RULES": json.dumps(ROUTING_RULES),
+            "BREAKER_OPEN_SECONDS": str(BREAKER_OPEN_SECONDS),
         },
     )
     running.start()
@@ -86,7 +98,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def token(*roles: Role, subject: str = "e2e-admin", customer_id: str | None = None) -> str:
-    return mint_token(Settings(), subject, list(roles), customer_id=customer_id)
+    return mint_token(development_settings(), subject, list(roles), customer_id=customer_id)
 
 
 def bearer(

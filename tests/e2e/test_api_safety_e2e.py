@@ -22,7 +22,7 @@ from api.auth import Role
 from api.idempotency import request_hash
 from api.models import CreateCheckout
 from devstack.stack import ROOT, Stack
-from settings import SANDBOX_JWT_SECRET, Environment, Settings
+from settings import SANDBOX_JWT_SECRET, Environment, Settings, development_settings
 from tests.e2e.conftest import (
     CORS_ORIGIN,
     READ_LIMIT,
@@ -107,7 +107,7 @@ async def test_every_endpoint_checks_the_callers_role(api: httpx.AsyncClient) ->
 
 
 async def test_bad_tokens_are_refused_with_401(api: httpx.AsyncClient) -> None:
-    settings = Settings()
+    settings = development_settings()
     now = int(time.time())
     good = {
         "sub": "x",
@@ -309,7 +309,8 @@ def test_production_settings_accept_a_real_configuration() -> None:
         razorpay_key_id="rzp_live_abc",
         razorpay_key_secret="live-secret",  # type: ignore[arg-type]
         razorpay_webhook_secret="live-webhook-secret",  # type: ignore[arg-type]
-        merchant_callback_secret="merchant-live",  # type: ignore[arg-type]
+        merchant_callback_secret="9f2c4e7a1b3d5f8e0a6c2b4d7e9f1a3c",  # type: ignore[arg-type]
+        payload_encryption_keys="live-1:" + "B" * 43 + "=",  # type: ignore[arg-type]
         jwt_secret="a-production-secret-of-at-least-32-chars",  # type: ignore[arg-type]
         sandbox_checkout_base=None,
     )

@@ -44,7 +44,7 @@ async def wait_for_dispute(
     for _ in range(150):
         response = await api.get("/v1/disputes", params={"payment_id": payment_id})
         assert response.status_code == 200, response.text
-        found = response.json()
+        found = response.json()["items"]
         if found and until(found[0]):
             return found[0]
         await asyncio.sleep(0.2)

@@ -8,12 +8,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-
 from devstack.stack import Stack
 from testkit.campaign import Campaign, Saga, check_invariants
-from testkit.shop import Endpoints, Shop, StatusWatcher
+from testkit.shop import Endpoints, Shop, StatusWatcher, connect_dev_temporal
 
 
 def checkouts(count: int, rng: random.Random) -> list[Saga]:
@@ -32,7 +29,7 @@ async def test_worker_kills_and_lost_gateway_answers_neither_lose_nor_double_mon
     stack: Stack,
 ) -> None:
     since = datetime.now(UTC)
-    temporal = await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    temporal = await connect_dev_temporal(stack.temporal_address)
     async with Shop(Endpoints.of(stack)) as shop, StatusWatcher(shop.pool, 0.1) as watcher:
         campaign = Campaign(stack, shop, temporal, seed=13)
         sagas = checkouts(24, campaign.rng)

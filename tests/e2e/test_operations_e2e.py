@@ -11,13 +11,15 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.auth import Role
 from devstack.stack import Child, Stack, free_port
 from domain import names
 from settings import SANDBOX_JWT_SECRET, SANDBOX_STRIPE_KEY, SANDBOX_STRIPE_WEBHOOK_SECRET
+from testkit.shop import connect_dev_temporal
 from tests.e2e.conftest import (
     TERMINAL,
+    bearer,
     checkout_body,
     create_checkout,
     movements,
@@ -27,7 +29,7 @@ from tests.e2e.conftest import (
 
 
 async def temporal(stack: Stack) -> Client:
-    return await Client.connect(stack.temporal_address, data_converter=pydantic_data_converter)
+    return await connect_dev_temporal(stack.temporal_address)
 
 
 async def test_operators_find_payments_by_search_attributes(
@@ -124,6 +126,12 @@ async def test_readiness_follows_its_dependencies(stack: Stack, api: httpx.Async
         "migrations": "ok",
         "temporal": "ok",
     }
+    # Without an operator's token: the status code and nothing about the dependencies.
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as anonymous:
+        bare = await anonymous.get("/health/ready")
+        merchant = await anonymous.get("/health/ready", headers=bearer(Role.MERCHANT))
+    assert bare.status_code == merchant.status_code == 200
+    assert bare.json() == merchant.json() == {"status": "ready"}
     stack.children["temporal"].stop()
     try:
         down = await api.get("/health/ready")

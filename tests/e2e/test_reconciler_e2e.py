@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from temporalio.client import Client, ScheduleIntervalSpec, ScheduleOverlapPolicy
+from temporalio.client import ScheduleIntervalSpec, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
 from devstack.stack import Stack
 from domain import names
 from settings import SANDBOX_RAZORPAY_KEY_ID, SANDBOX_RAZORPAY_KEY_SECRET, SANDBOX_STRIPE_KEY
+from testkit.shop import connect_dev_temporal
 from tests.e2e.conftest import (
     TERMINAL,
     checkout_body,
@@ -25,7 +26,7 @@ from tests.e2e.conftest import (
 
 
 async def test_the_worker_creates_the_reconciler_schedule(stack: Stack) -> None:
-    client = await Client.connect(stack.temporal_address)
+    client = await connect_dev_temporal(stack.temporal_address)
     for _ in range(100):  # the worker creates it as it starts
         try:
             schedule = (
@@ -46,7 +47,7 @@ async def test_a_webhook_dropped_on_purpose_is_made_good_by_the_scheduled_reconc
     try:
         await pay(sandbox, checkout)  # authorized at Razorpay; the webhook never arrives
         await asyncio.sleep(1.5)  # older than the stack's 1 s threshold
-        client = await Client.connect(stack.temporal_address)
+        client = await connect_dev_temporal(stack.temporal_address)
         await client.get_schedule_handle(names.RECONCILE_SCHEDULE_ID).trigger()
         captured = await wait_for_status(api, checkout["checkout_id"], TERMINAL, within=60)
     finally:

@@ -37,7 +37,7 @@ from domain.webhooks import (
 STRIPE_EVENT_TYPES = {
     "payment_intent.created": NoAction,
     "payment_intent.processing": NoAction,
-    "payment_intent.requires_action": NoAction,
+    "payment_intent.requires_action": PaymentFact,
     "payment_intent.amount_capturable_updated": PaymentFact,
     "payment_intent.succeeded": PaymentFact,
     "payment_intent.payment_failed": PaymentFact,
@@ -401,3 +401,16 @@ def test_a_client_confirmation_reads_as_the_authorization_razorpay_showed() -> N
     for odd in (read("pay_2", PaymentStatus.AUTHORIZED), read("pay_1", PaymentStatus.FAILED)):
         unread = parse(razorpay_events.client_confirmation("order_1", "pay_1", odd))
         assert isinstance(unread, PaymentFact) and unread.snapshot is None
+
+
+def test_a_stripe_payment_intent_that_requires_action_carries_what_the_client_must_do() -> None:
+    next_action = {"type": "redirect_to_url", "redirect_to_url": {"url": "https://hooks/3ds"}}
+    intent = {
+        **STRIPE_OBJECTS["payment_intent"], "status": "requires_action",
+        "next_action": next_action, "amount": 2500, "currency": "eur",
+    }  # fmt: skip
+    fact = parse(stripe_event("payment_intent.requires_action", intent))
+    assert isinstance(fact, PaymentFact) and fact.kind is PaymentEventKind.REQUIRES_ACTION
+    assert fact.snapshot is not None
+    assert fact.snapshot.status is PaymentStatus.REQUIRES_ACTION
+    assert fact.snapshot.next_action == next_action

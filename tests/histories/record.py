@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
 
 from api.auth import Role
 from devstack.stack import Ports, Stack
 from domain import names
 from domain.checkout import Gateway
 from settings import SANDBOX_STRIPE_KEY
+from testkit.shop import connect_dev_temporal
 from tests.e2e.conftest import (
     TERMINAL,
     bearer,
@@ -135,7 +135,7 @@ async def dispute_won(api: httpx.AsyncClient, sb: httpx.AsyncClient, gateway: st
     for _ in range(100):
         found = (
             await api.get("/v1/disputes", params={"payment_id": checkout["checkout_id"]})
-        ).json()
+        ).json()["items"]
         if found:
             break
         await asyncio.sleep(0.2)
@@ -162,7 +162,7 @@ async def dispute_razorpay_accepted(api: httpx.AsyncClient, sb: httpx.AsyncClien
     for _ in range(100):
         found = (
             await api.get("/v1/disputes", params={"payment_id": checkout["checkout_id"]})
-        ).json()
+        ).json()["items"]
         if found:
             break
         await asyncio.sleep(0.2)
@@ -200,7 +200,7 @@ async def record(out: Path) -> None:
         )
         stack.start()
         try:
-            client = await Client.connect(stack.temporal_address)
+            client = await connect_dev_temporal(stack.temporal_address)
             async with (
                 httpx.AsyncClient(
                     base_url=stack.api_url, headers=bearer(Role.ADMIN), timeout=30

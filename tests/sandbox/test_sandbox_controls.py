@@ -327,3 +327,41 @@ async def test_refund_mode_switches_at_run_time(sandbox_api: Sandbox) -> None:
     refund = await sandbox_api.stripe.v1.refunds.create_async({"payment_intent": intent.id})
     assert refund.status == "pending"
     assert sandbox_api.http.post("/sandbox/refunds/mode", json={"mode": "later"}).status_code == 422
+
+
+async def test_an_outage_fails_every_call_until_the_gateway_is_back_and_razorpay_announces_it(
+    sandbox_api: Sandbox, sandbox_receiver: Receiver
+) -> None:
+    sandbox_api.http.post("/sandbox/outages", json={"gateway": "razorpay"}).raise_for_status()
+    sandbox_api.http.post(
+        "/sandbox/outages", json={"gateway": "stripe", "announce": True}
+    ).raise_for_status()
+    with pytest.raises(razorpay.errors.ServerError):
+        sandbox_api.razorpay.order.create({"amount": 100, "currency": "INR"})
+    with pytest.raises(razorpay.errors.ServerError):
+        sandbox_api.razorpay.order.all({"receipt": "r1"})
+    with pytest.raises(stripe.APIError):
+        await _paid_intent(sandbox_api)
+    sandbox_api.http.delete("/sandbox/outages/razorpay").raise_for_status()
+    sandbox_api.http.delete("/sandbox/outages/stripe").raise_for_status()
+    assert sandbox_api.razorpay.order.create({"amount": 100, "currency": "INR"})["id"]
+    assert (await _paid_intent(sandbox_api)).status == "succeeded"
+
+    def downtimes() -> list[dict[str, Any]]:
+        bodies = [json.loads(r.body) for r in sandbox_receiver.of("/razorpay")]
+        return [b for b in bodies if b["event"].startswith("payment.downtime.")]
+
+    for _ in range(100):
+        if len(downtimes()) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    started, resolved = downtimes()[-2:]
+    assert (started["event"], resolved["event"]) == (
+        "payment.downtime.started", "payment.downtime.resolved"
+    )  # fmt: skip
+    entity = resolved["payload"]["payment.downtime"]["entity"]
+    assert (entity["method"], entity["status"], entity["severity"]) == ("card", "resolved", "high")
+    assert entity["id"] == started["payload"]["payment.downtime"]["entity"]["id"]
+    assert not [
+        r for r in sandbox_receiver.requests if r.path == "/stripe" and b"downtime" in r.body
+    ]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from api.checkouts import checkout_request
 from api.models import CreateCheckout
 from domain.checkout import RAZORPAY_MANUAL_CAPTURE_MINUTES, CaptureMode, Gateway
-from settings import Settings
+from settings import Settings, development_settings
 
 RAZORPAY_REFUNDS_AFTER = timedelta(minutes=RAZORPAY_MANUAL_CAPTURE_MINUTES)
 
@@ -31,7 +31,7 @@ def _request(gateway: Gateway, settings: Settings) -> tuple[timedelta, timedelta
 
 
 def test_razorpay_capture_window_closes_before_razorpay_refunds_the_authorization() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = development_settings(_env_file=None)
     authorization_window, capture_window = _request(Gateway.RAZORPAY, settings)
 
     # The payment may be created at the checkout's start and authorized only at its deadline,
@@ -41,9 +41,9 @@ def test_razorpay_capture_window_closes_before_razorpay_refunds_the_authorizatio
 
 
 def test_a_shorter_configured_window_is_kept_and_stripe_keeps_the_configured_one() -> None:
-    short = Settings(_env_file=None, manual_capture_window_seconds=3600)  # type: ignore[call-arg]
+    short = development_settings(_env_file=None, manual_capture_window_seconds=3600)
     assert _request(Gateway.RAZORPAY, short)[1] == timedelta(hours=1)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = development_settings(_env_file=None)
     configured = timedelta(seconds=settings.manual_capture_window_seconds)
     assert _request(Gateway.STRIPE, settings)[1] == configured
 

@@ -52,4 +52,4 @@ def test_http_bodies_refuse_fields_they_do_not_know() -> None:
     with pytest.raises(ValidationError, match="extra"):
         CreateCheckout.model_validate({**body, "amount_refunded": 0})
     with pytest.raises(ValidationError, match="extra"):
-        EvidenceBody.model_validate({"product_description": "a mug", "card_number": "x"})
+        EvidenceBody.model_validate({"product_description": "a mug", "shipping_label": "x"})

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from domain import names
 from domain.checkout import (
+    AbandonGatewayPayment,
     CaptureCheckoutPayment,
     CaptureGatewayPayment,
     CaptureMode,
@@ -83,6 +84,11 @@ class FakeGateway:
         """Raised, one per call, by the next look-ups."""
         self.creates = 0
         self.fetches = 0
+        self.calls: list[str] = []
+        """Creates and abandons in order, with their gateway: `create:stripe`."""
+        self.abandon_errors: list[ApplicationError] = []
+        self.left_at: dict[Gateway, PaymentStatus] = {}
+        """What an earlier create left at a gateway (a 500 after the write): found on abandon."""
         self.risk: dict[RiskStage, RiskVerdict] = {}
         """The risk verdict per stage (allow when not set)."""
         self.assessments: list[AssessCheckout] = []
@@ -167,8 +173,10 @@ class FakeGateway:
         @activity.defn(name="create_gateway_payment")
         async def create_gateway_payment(request: OpenCheckoutPayment) -> GatewayPayment:
             self.creates += 1
+            self.calls.append(f"create:{request.payment.gateway}")
             if self.create_errors:
                 raise self.create_errors.pop(0)
+            self.gateway = request.payment.gateway
             checkout_id = request.payment.checkout_id
             write([
                 CheckoutRecord(
@@ -222,6 +230,16 @@ class FakeGateway:
             self.status = PaymentStatus.CANCELED
             return self.payment()
 
+        @activity.defn(name="abandon_gateway_payment")
+        async def abandon_gateway_payment(request: AbandonGatewayPayment) -> str:
+            self.calls.append(f"abandon:{request.gateway}")
+            if self.abandon_errors:
+                raise self.abandon_errors.pop(0)
+            if request.gateway in self.left_at:
+                self.left_at[request.gateway] = PaymentStatus.CANCELED
+                return f"{request.gateway} pi_0 released: canceled"
+            return f"nothing was created at {request.gateway}"
+
         @activity.defn(name="confirm_order_with_merchant")
         async def confirm_order_with_merchant(checkout: CheckoutState) -> MerchantDecision:
             return self.merchant
@@ -244,6 +262,7 @@ class FakeGateway:
             fetch_gateway_payment,
             capture_gateway_payment,
             release_gateway_payment,
+            abandon_gateway_payment,
             confirm_order_with_merchant,
             assess_checkout_risk,
             record_risk_review,

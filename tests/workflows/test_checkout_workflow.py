@@ -134,6 +134,28 @@ async def test_an_expiring_checkout_yields_its_gateway_calls_to_live_ones(
     }
 
 
+async def test_an_expiring_checkout_looks_at_the_gateway_once_before_releasing(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Deadline storms are the background load (BENCHMARKS.md): each call they spare counts."""
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await handle.result()
+        history = await handle.fetch_history()
+
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == [
+        "create_gateway_payment",
+        "fetch_gateway_payment",
+        "release_gateway_payment",
+    ]
+
+
 async def test_merchant_refusal_voids_the_authorization(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:

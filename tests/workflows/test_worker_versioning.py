@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.workflow import _Definition
 
-from settings import Settings
+from settings import Settings, development_settings
 from worker import WORKFLOWS, deployment_config, make_current_if_none
 from workflows.checkout import CheckoutWorkflow
 from workflows.dispute import DisputeWorkflow
@@ -88,8 +88,8 @@ class UpgradingOnBuild2(Waiting):
 
 
 def build(deployment: str, build_id: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+    return development_settings(
+        _env_file=None,
         worker_deployment_name=deployment,
         worker_build_id=build_id,
     )
@@ -168,6 +168,6 @@ def test_every_saga_declares_how_it_moves_between_builds() -> None:
 
 def test_a_worker_needs_a_build_id_and_a_deployment_name_without_dots() -> None:
     with pytest.raises(ValueError, match="WORKER_BUILD_ID"):
-        Settings(_env_file=None, worker_build_id="")  # type: ignore[call-arg]
+        development_settings(_env_file=None, worker_build_id="")
     with pytest.raises(ValueError, match="WORKER_DEPLOYMENT_NAME"):
-        Settings(_env_file=None, worker_deployment_name="payments.v2")  # type: ignore[call-arg]
+        development_settings(_env_file=None, worker_deployment_name="payments.v2")

@@ -155,6 +155,15 @@ class RazorpayGateway:
             )
         return self._order_payment(order, None)
 
+    async def find_payment(self, checkout_id: str) -> GatewayPayment | None:
+        existing = await self._call(self._client.order.all, {"receipt": checkout_id})
+        orders = existing.get("items", [])
+        if not orders:
+            return None
+        return await self.fetch_payment(
+            GatewayPaymentRef(gateway=Gateway.RAZORPAY, gateway_payment_id=orders[0]["id"])
+        )
+
     async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
         order = await self._call(self._client.order.fetch, ref.gateway_payment_id)
         if ref.gateway_charge_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import stripe
 from temporalio.exceptions import ApplicationError
@@ -165,6 +165,9 @@ class StripeGateway:
         )
         return self._payment(found.data[0]) if found.data else None
 
+    async def find_payment(self, checkout_id: str) -> GatewayPayment | None:
+        return await self._intent_of(checkout_id)
+
     async def fetch_payment(self, ref: GatewayPaymentRef) -> GatewayPayment:
         intent = await self._call(
             self._client.v1.payment_intents.retrieve_async(
@@ -310,11 +313,21 @@ class StripeGateway:
             amount_capturable=capturable,
             amount_captured=received,
             amount_refunded=refunded,
-            instructions=PaymentInstructions(stripe_client_secret=intent.client_secret),
+            instructions=PaymentInstructions(
+                stripe_client_secret=intent.client_secret, next_action=_next_action(intent)
+            ),
             error_code=(error.decline_code or error.code) if error else None,
             error_message=error.message if error else None,
             card=None if charge is None or isinstance(charge, str) else _card_signals(charge),
         )
+
+
+def _next_action(intent: stripe.PaymentIntent) -> dict[str, Any] | None:
+    """What the client must do while the customer's bank asks for 3-D Secure."""
+    action = getattr(intent, "next_action", None)
+    if intent.status != "requires_action" or action is None:
+        return None
+    return cast(dict[str, Any], action.to_dict())
 
 
 def _card_signals(charge: stripe.Charge) -> CardSignals:

@@ -20,12 +20,13 @@ PAYMENT_INTENT_KINDS = {
     "payment_intent.succeeded": PaymentEventKind.CAPTURED,
     "payment_intent.payment_failed": PaymentEventKind.FAILED,
     "payment_intent.canceled": PaymentEventKind.CANCELED,
+    "payment_intent.requires_action": PaymentEventKind.REQUIRES_ACTION,
 }
 
 EVENT_TYPES = frozenset(
     {
         *PAYMENT_INTENT_KINDS,
-        "payment_intent.created", "payment_intent.processing", "payment_intent.requires_action",
+        "payment_intent.created", "payment_intent.processing",
         "payment_intent.partially_funded",
         "charge.succeeded", "charge.failed", "charge.captured", "charge.refunded",
         "charge.updated", "charge.pending", "charge.expired", "charge.refund.updated",
@@ -73,8 +74,13 @@ def _payment_intent(event: VerifiedEvent, intent: JSON) -> GatewayEvent:
     )
 
 
-# How a PaymentIntent's status reads when its event carries money a checkout takes.
-_HELD = {"requires_capture": PaymentStatus.AUTHORIZED, "succeeded": PaymentStatus.CAPTURED}
+# How a PaymentIntent's status reads when its event carries money a checkout takes, or asks the
+# customer to authenticate (3-D Secure) before its bank authorizes.
+_HELD = {
+    "requires_capture": PaymentStatus.AUTHORIZED,
+    "succeeded": PaymentStatus.CAPTURED,
+    "requires_action": PaymentStatus.REQUIRES_ACTION,
+}
 
 
 def _snapshot(intent: JSON) -> PaymentSnapshot | None:
@@ -90,6 +96,9 @@ def _snapshot(intent: JSON) -> PaymentSnapshot | None:
         currency=code,
         amount_capturable=minor_units(intent.get("amount_capturable")) or 0,
         amount_captured=minor_units(intent.get("amount_received")) or 0,
+        next_action=obj(intent.get("next_action")) or None
+        if status is PaymentStatus.REQUIRES_ACTION
+        else None,
     )
 
 
