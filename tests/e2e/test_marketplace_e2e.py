@@ -209,7 +209,8 @@ async def test_a_lost_dispute_after_release_takes_back_what_the_sellers_still_ho
     )
     assert opened.status_code == 200, opened.text
     for _ in range(100):  # the dispute saga has recorded it
-        found = (await api.get("/v1/disputes", params={"payment_id": payment_id})).json()
+        listed = await api.get("/v1/disputes", params={"payment_id": payment_id})
+        found = listed.json()["items"]
         if found and found[0]["amount_withdrawn"] == 2_500:
             break
         await asyncio.sleep(0.2)
