@@ -31,8 +31,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.disputes import DisputeActivities
-from activities.gateways.registry import build_adapters
+from activities.gateways.registry import build_adapters, build_transfer_gateways
 from activities.ledger import LedgerActivities
+from activities.marketplace import PayoutActivities, PayoutStarter
 from activities.merchant import MerchantActivities
 from activities.payments import GatewayActivities
 from activities.reconcile import ReconcileActivities
@@ -50,19 +51,24 @@ from settings import Settings, get_settings
 from temporal_client import connect_temporal
 from workflows.checkout import CheckoutWorkflow
 from workflows.dispute import DisputeWorkflow
+from workflows.payout import PayoutWorkflow
 from workflows.policies import BACKGROUND
 from workflows.reconcile import ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 
 log = structlog.get_logger("worker")
 
-WORKFLOWS: Sequence[type] = [CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow, DisputeWorkflow]
+WORKFLOWS: Sequence[type] = [
+    CheckoutWorkflow, RefundWorkflow, ReconcileWorkflow, DisputeWorkflow, PayoutWorkflow,
+]  # fmt: skip
 
 
 def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> list[Any]:
-    ledger = LedgerActivities(pool)
+    starter = PayoutStarter(pool, settings.task_queue)
+    ledger = LedgerActivities(pool, starter)
     adapters = build_adapters(settings)
-    gateways = GatewayActivities(adapters, pool, settings.breaker)
+    gateways = GatewayActivities(adapters, pool, settings.breaker, starter)
+    payouts = PayoutActivities(pool, build_transfer_gateways(settings))
     risk = RiskActivities(adapters, pool)
     reconcile = ReconcileActivities(
         pool,
@@ -108,6 +114,11 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         ledger.read_disputed_payment,
         risk.assess_checkout_risk,
         risk.record_risk_review,
+        payouts.open_payout,
+        payouts.read_clawback,
+        payouts.release_payout,
+        payouts.reverse_payout,
+        payouts.hold_payout,
     ]
 
 

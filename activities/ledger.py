@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 from temporalio import activity
 
+from activities.marketplace import PayoutStarter
 from db import disputes, payments, refunds
 from domain.checkout import CheckoutRecord, PaymentStatus
 from domain.dispute import (
@@ -15,18 +16,23 @@ from domain.dispute import (
     DisputeOpening,
     DisputeRecord,
     DisputeRecorded,
+    DisputeStatus,
     UnverifiedDispute,
 )
-from domain.refund import RefundRecord, RefundReservation, ReservationOutcome
+from domain.refund import RefundEffect, RefundRecord, RefundReservation, ReservationOutcome
 
 
 class LedgerActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, payouts: PayoutStarter | None = None) -> None:
         self._pool = pool
+        self._payouts = payouts
+        """Told of captures, settled refunds and lost disputes (checkouts with splits)."""
 
     @activity.defn
     async def record_checkout_steps(self, records: list[CheckoutRecord]) -> None:
         await payments.record_checkout_steps(self._pool, records)
+        if self._payouts is not None and any(r.status is PaymentStatus.CAPTURED for r in records):
+            await self._payouts.captured(records[0].checkout_id)
 
     @activity.defn
     async def reserve_refund(self, reservation: RefundReservation) -> ReservationOutcome:
@@ -34,7 +40,10 @@ class LedgerActivities:
 
     @activity.defn
     async def record_refund_step(self, record: RefundRecord) -> PaymentStatus:
-        return await refunds.record_refund_step(self._pool, record)
+        status = await refunds.record_refund_step(self._pool, record)
+        if self._payouts is not None and record.effect is RefundEffect.SETTLE:
+            await self._payouts.money_taken_back(record.payment_id, f"refund {record.refund_id}")
+        return status
 
     @activity.defn
     async def open_dispute(self, opening: DisputeOpening) -> DisputeOpened:
@@ -42,7 +51,10 @@ class LedgerActivities:
 
     @activity.defn
     async def record_dispute_step(self, record: DisputeRecord) -> DisputeRecorded:
-        return await disputes.record_dispute_step(self._pool, record)
+        recorded = await disputes.record_dispute_step(self._pool, record)
+        if self._payouts is not None and record.status is DisputeStatus.LOST:
+            await self._payouts.dispute_lost(record.dispute_id)
+        return recorded
 
     @activity.defn
     async def read_disputed_payment(self, dispute_id: str) -> DisputedPayment | None:

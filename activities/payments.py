@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.gateways.base import UNAVAILABLE_KINDS, PaymentGateway
+from activities.marketplace import PayoutStarter
 from db import health, payments, refunds
 from domain.checkout import (
     AbandonGatewayPayment,
@@ -34,6 +35,7 @@ from domain.refund import (
     GatewayRefund,
     GatewayRefundRef,
     RefundAtGateway,
+    RefundEffect,
     RefundMade,
     refund_step,
 )
@@ -53,10 +55,12 @@ class GatewayActivities:
         gateways: Mapping[Gateway, PaymentGateway],
         pool: asyncpg.Pool,
         breaker: BreakerConfig | None = None,
+        payouts: PayoutStarter | None = None,
     ) -> None:
         self._gateways = gateways
         self._pool = pool
         self._breaker = breaker or BreakerConfig()
+        self._payouts = payouts
 
     async def _observed(self, gateway: Gateway, call: Awaitable[T]) -> T:
         """A gateway call whose outcome feeds the gateway's shared breaker: an error the adapter
@@ -128,6 +132,8 @@ class GatewayActivities:
             captured.amount_captured, capture.currency,
         )  # fmt: skip
         await payments.record_checkout_step(self._pool, record)
+        if self._payouts is not None:
+            await self._payouts.captured(request.checkout_id)
         return captured
 
     @activity.defn
@@ -171,6 +177,8 @@ class GatewayActivities:
         if record is None:
             return RefundMade(refund=refund, record=None)
         payment_status = await refunds.record_refund_step(self._pool, record)
+        if self._payouts is not None and record.effect is RefundEffect.SETTLE:
+            await self._payouts.money_taken_back(record.payment_id, f"refund {record.refund_id}")
         return RefundMade(refund=refund, record=record, payment_status=payment_status)
 
     @activity.defn

@@ -25,6 +25,7 @@ from api import (
     relay,
     reports,
     reviews,
+    sellers,
     webhooks,
 )
 from api.auth import RateLimits
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(audit.router)
     app.include_router(codec.router)
+    app.include_router(sellers.router)
     install_docs(app, settings)
 
     return app

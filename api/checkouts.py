@@ -46,6 +46,7 @@ from api.models import (
 )
 from api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
 from api.problems import Problem, temporal_unavailable
+from api.sellers import check_checkout_splits
 from api.updates import run_update
 from db import history, payments
 from db.pool import DATABASE_UNAVAILABLE
@@ -157,6 +158,7 @@ async def create_checkout(
     The same key and body again give the same answer; an order that already has a checkout
     gets that checkout back (200), never a second charge."""
     check_amount_limit(ctx.settings, body.amount)
+    await check_checkout_splits(ctx, body)
     stored = await idempotency.once(
         ctx.pool,
         f"checkouts:{caller.subject}",

@@ -28,6 +28,7 @@ from domain.checkout import (
     PaymentStatus,
 )
 from domain.money import RAZORPAY_CURRENCIES, STRIPE_CURRENCIES, Currency
+from domain.splits import ShareKind
 from settings import Settings
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
@@ -68,6 +69,19 @@ class Body(CardDataFree):
     model_config = ConfigDict(extra="forbid")
 
 
+class SellerShareBody(Body):
+    seller_id: Identifier
+    amount: Amount
+    kind: ShareKind = ShareKind.SALE
+
+
+class SplitsBody(Body):
+    """Checked against the amount and the sellers by `api.sellers.check_checkout_splits`."""
+
+    shares: list[SellerShareBody] = Field(min_length=1, max_length=10)
+    platform_fee: Annotated[StrictInt, Field(ge=0, description="minor units the platform keeps")]
+
+
 class CreateCheckout(Body):
     order_id: Identifier
     amount: Amount
@@ -86,6 +100,12 @@ class CreateCheckout(Body):
     )
     customer_country: Country | None = Field(
         default=None, description="ISO 3166-1 alpha-2 country of the customer (risk screening)"
+    )
+    splits: SplitsBody | None = Field(
+        default=None, description="a marketplace sale: each seller's share and the platform fee"
+    )
+    release_at: datetime | None = Field(
+        default=None, description="with splits: sellers are paid no earlier (escrow)"
     )
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 from temporalio.exceptions import ApplicationError
 
+from db import marketplace
 from domain.checkout import (
     CheckoutRecord,
     CheckoutState,
@@ -38,6 +39,8 @@ async def record_new_checkout(pool: asyncpg.Pool, new: NewCheckout) -> None:
             r.customer_email, r.gateway.value, r.capture_mode.value, r.amount, r.currency,
             json.dumps(r.metadata),
         )  # fmt: skip
+        if inserted and r.splits is not None:
+            await marketplace.record_payout_plan(conn, new.checkout_id, r.splits, r.release_at)
         if inserted:
             await conn.execute(
                 """

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.money import Currency, format_amount
+from domain.splits import Splits
 
 
 class Gateway(StrEnum):
@@ -133,6 +134,10 @@ class CheckoutRequest(Model):
     """Set when the gateway was chosen by auto routing; None for a gateway the merchant named."""
     requested_by: str | None = None
     """The API caller (token subject) who asked for this; None for what no caller asked."""
+    splits: Splits | None = None
+    """A marketplace sale: who is paid what of the amount, after capture (docs/marketplace.md)."""
+    release_at: datetime | None = None
+    """With splits: the sellers are paid no earlier than this (escrow until after the event)."""
 
 
 class PaymentInstructions(Model):

@@ -12,11 +12,14 @@ CHECKOUT_WORKFLOW: Final = "CheckoutWorkflow"
 REFUND_WORKFLOW: Final = "RefundWorkflow"
 DISPUTE_WORKFLOW: Final = "DisputeWorkflow"
 RECONCILE_WORKFLOW: Final = "ReconcileWorkflow"
+PAYOUT_WORKFLOW: Final = "PayoutWorkflow"
 
 # Signals: gateway facts (and the reconciler's "look again") for the saga that owns the object
 PAYMENT_EVENT: Final = "payment_event"
 REFUND_EVENT: Final = "refund_event"
 DISPUTE_EVENT: Final = "dispute_event"
+PAYOUT_NUDGE: Final = "payout_nudge"
+"""A refund or a lost dispute moved money: the payout reverses its share of it."""
 
 # Updates
 CHECKOUT_READY: Final = "checkout_ready"
@@ -26,6 +29,10 @@ REFUND_RESERVATION: Final = "reservation"
 SUBMIT_DISPUTE_EVIDENCE: Final = "submit_evidence"
 ACCEPT_DISPUTE: Final = "accept"
 REVIEW_CHECKOUT: Final = "review"
+RELEASE_PAYOUT: Final = "release_payout"
+"""An operator releases a checkout's payout before its release date (or lifts a hold)."""
+HOLD_PAYOUT: Final = "hold_payout"
+"""An operator holds a checkout's payout, with a reason, until released."""
 """An operator's decision on a checkout held for risk review."""
 
 # Queries
@@ -86,6 +93,11 @@ def dispute_workflow_id(gateway: str, gateway_dispute_id: str) -> str:
 def reconcile_workflow_id(payment_id: str, run: str) -> str:
     """A reconciliation of one payment, asked for by an operator."""
     return f"{RECONCILE_SCHEDULED_RUN_ID}-{payment_id}-{run}"
+
+
+def payout_workflow_id(payment_id: str) -> str:
+    """One payout per checkout (a later run of the same id picks up from the ledger)."""
+    return f"payout-{payment_id}"
 
 
 def _digest(text: str) -> str:

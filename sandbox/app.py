@@ -9,8 +9,10 @@ from sandbox.behaviour import Behaviour
 from sandbox.config import SandboxConfig
 from sandbox.control import create_control_router
 from sandbox.razorpay_api import RazorpayApi, create_razorpay_router
+from sandbox.razorpay_route import RazorpayRoute, create_razorpay_route_router
 from sandbox.state import Store
 from sandbox.stripe_api import StripeApi, create_stripe_router
+from sandbox.stripe_connect import StripeConnect, create_stripe_connect_router
 from sandbox.webhooks import WebhookDispatcher
 
 
@@ -21,6 +23,8 @@ def create_app(config: SandboxConfig) -> FastAPI:
     webhooks = WebhookDispatcher(config)
     stripe = StripeApi(config, store, behaviour, webhooks)
     razorpay = RazorpayApi(config, store, behaviour, webhooks)
+    connect = StripeConnect(store, webhooks)
+    route = RazorpayRoute(store, webhooks)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -33,6 +37,8 @@ def create_app(config: SandboxConfig) -> FastAPI:
 
     app = FastAPI(title="Payment gateway sandbox", lifespan=lifespan)
     app.include_router(create_stripe_router(stripe))
+    app.include_router(create_stripe_connect_router(stripe, connect))
+    app.include_router(create_razorpay_route_router(razorpay, route))
     app.include_router(create_razorpay_router(razorpay))
     app.include_router(create_control_router(store, behaviour, webhooks, stripe, razorpay))
 

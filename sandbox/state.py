@@ -19,7 +19,14 @@ from typing import Any, Literal, get_args
 JSON = dict[str, Any]
 Gateway = Literal["stripe", "razorpay"]
 MovementKind = Literal[
-    "authorization", "capture", "void", "refund", "dispute_withdrawal", "dispute_reinstatement"
+    "authorization",
+    "capture",
+    "void",
+    "refund",
+    "dispute_withdrawal",
+    "dispute_reinstatement",
+    "transfer",
+    "transfer_reversal",
 ]
 Table = Literal[
     "stripe_payment_intents",
@@ -28,12 +35,16 @@ Table = Literal[
     "stripe_refunds",
     "stripe_disputes",
     "stripe_idempotency",
+    "stripe_accounts",
+    "stripe_transfers",
     "razorpay_orders",
     "razorpay_order_capture",
     "razorpay_payments",
     "razorpay_refunds",
     "razorpay_disputes",
     "razorpay_idempotency",
+    "razorpay_accounts",
+    "razorpay_transfers",
 ]
 
 # The operations a fault can be armed on: reads, and writes (which change an existing object or
@@ -46,6 +57,9 @@ READS: dict[Gateway, frozenset[str]] = {
             "refunds.retrieve",
             "refunds.list",
             "disputes.retrieve",
+            "accounts.retrieve",
+            "transfers.retrieve",
+            "transfers.list",
         }
     ),
     "razorpay": frozenset(
@@ -57,6 +71,9 @@ READS: dict[Gateway, frozenset[str]] = {
             "payments.refunds",
             "refunds.fetch",
             "disputes.fetch",
+            "payments.transfers",
+            "transfers.fetch",
+            "transfers.reversals",
         }
     ),
 }
@@ -68,6 +85,9 @@ WRITES: dict[Gateway, frozenset[str]] = {
             "payment_intents.capture",
             "payment_intents.cancel",
             "refunds.create",
+            "accounts.create",
+            "transfers.create",
+            "transfers.reversals.create",
             "disputes.update",
             "disputes.close",
         }
@@ -79,6 +99,10 @@ WRITES: dict[Gateway, frozenset[str]] = {
             "payments.refund",
             "disputes.contest",
             "disputes.accept",
+            "accounts.create",
+            "payments.transfer",
+            "transfers.edit",
+            "transfers.reverse",
         }
     ),
 }
@@ -131,8 +155,10 @@ class Store:
         order: str | None,
         amount: int,
         currency: str,
+        account: str | None = None,
     ) -> None:
-        """Append one money movement to the log."""
+        """Append one money movement to the log (`account`: the connected or linked account a
+        transfer or its reversal moved money to or from)."""
         self._movements.append(
             {
                 "id": new_id("mv", 16),
@@ -143,6 +169,7 @@ class Store:
                 "order": order,
                 "amount": amount,
                 "currency": currency,
+                "account": account,
                 "at": datetime.now(UTC).isoformat(),
             }
         )

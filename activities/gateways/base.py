@@ -19,6 +19,7 @@ from domain.dispute import (
     GatewayDisputeRef,
     GatewayEvidence,
 )
+from domain.marketplace import CreateTransfer, GatewayReversal, GatewayTransfer, ReverseTransfer
 from domain.refund import CreateGatewayRefund, GatewayRefund, GatewayRefundRef
 
 
@@ -65,3 +66,24 @@ def refused(kind: str, message: str) -> ApplicationError:
 def unavailable(kind: str, message: str) -> ApplicationError:
     """Network, 5xx, rate limit or a lost response: retry with the same idempotency key."""
     return ApplicationError(message, type=kind)
+
+
+class TransferGateway(Protocol):
+    """Marketplace payouts: pay a seller's gateway account, and take part of it back."""
+
+    holds_transfers: bool
+    """True: transfers are made when the payout opens and the gateway holds them until
+    `release_transfer` (Razorpay Route); False: the platform holds the money and transfers it
+    at the release (Stripe Connect)."""
+
+    async def transfer(self, request: CreateTransfer) -> GatewayTransfer:
+        """Create the transfer, or return the one an earlier attempt created (same transfer id)."""
+        ...
+
+    async def release_transfer(self, gateway_transfer_id: str) -> GatewayTransfer:
+        """Lift the gateway's hold on a transfer (only where `holds_transfers`)."""
+        ...
+
+    async def reverse_transfer(self, request: ReverseTransfer) -> GatewayReversal:
+        """Reverse part of a transfer, once per idempotency key."""
+        ...

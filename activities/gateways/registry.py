@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from activities.gateways.base import PaymentGateway
+from activities.gateways.base import PaymentGateway, TransferGateway
 from activities.gateways.razorpay import events as razorpay_events
 from activities.gateways.razorpay import signature as razorpay_signature
 from activities.gateways.razorpay.adapter import RazorpayGateway
+from activities.gateways.razorpay.route import RazorpayRouteGateway
 from activities.gateways.stripe import events as stripe_events
 from activities.gateways.stripe import signature as stripe_signature
 from activities.gateways.stripe.adapter import StripeGateway
+from activities.gateways.stripe.connect import StripeConnectGateway
 from domain.checkout import Gateway
 from domain.webhooks import GatewayEvent, Refused, VerifiedEvent, WebhookConfig
 from settings import Settings
@@ -71,3 +73,20 @@ KITS: dict[Gateway, GatewayKit] = {
 
 def build_adapters(settings: Settings) -> dict[Gateway, PaymentGateway]:
     return {gateway: kit.adapter(settings) for gateway, kit in KITS.items()}
+
+
+def build_transfer_gateways(settings: Settings) -> dict[Gateway, TransferGateway]:
+    """Marketplace payouts: Stripe Connect and Razorpay Route."""
+    return {
+        Gateway.STRIPE: StripeConnectGateway(
+            settings.stripe_secret_key.get_secret_value(),
+            settings.stripe_api_base,
+            settings.gateway_timeout_seconds,
+        ),
+        Gateway.RAZORPAY: RazorpayRouteGateway(
+            settings.razorpay_key_id,
+            settings.razorpay_key_secret.get_secret_value(),
+            settings.razorpay_api_base,
+            settings.gateway_timeout_seconds,
+        ),
+    }

@@ -23,6 +23,7 @@ from settings import Settings, development_settings
 from worker import WORKFLOWS, deployment_config, make_current_if_none
 from workflows.checkout import CheckoutWorkflow
 from workflows.dispute import DisputeWorkflow
+from workflows.payout import PayoutWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.refund import RefundWorkflow
 
@@ -161,6 +162,7 @@ def test_every_saga_declares_how_it_moves_between_builds() -> None:
         ReconcileWorkflow: VersioningBehavior.PINNED,
         RefundWorkflow: VersioningBehavior.AUTO_UPGRADE,
         DisputeWorkflow: VersioningBehavior.AUTO_UPGRADE,
+        PayoutWorkflow: VersioningBehavior.AUTO_UPGRADE,
     }
 
 
