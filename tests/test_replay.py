@@ -38,6 +38,7 @@ def test_every_workflow_has_recorded_histories() -> None:
         names.REFUND_WORKFLOW,
         names.RECONCILE_WORKFLOW,
         names.DISPUTE_WORKFLOW,
+        names.PAYOUT_WORKFLOW,
     } <= recorded
 
 

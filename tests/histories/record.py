@@ -13,6 +13,7 @@ import asyncio
 import json
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from tests.e2e.conftest import (
     pay,
     wait_for_status,
 )
+from tests.e2e.test_marketplace_e2e import onboarded_seller, split_checkout, wait_for_payout
+from tests.e2e.test_marketplace_e2e import refund as marketplace_refund
 
 HERE = Path(__file__).parent
 Scenario = Callable[[httpx.AsyncClient, httpx.AsyncClient], Awaitable[list[str]]]
@@ -175,6 +178,19 @@ async def dispute_razorpay_accepted(api: httpx.AsyncClient, sb: httpx.AsyncClien
     return [names.dispute_workflow_id(Gateway.RAZORPAY, opened["id"])]
 
 
+async def payout_refunded_then_released(api: httpx.AsyncClient, sb: httpx.AsyncClient) -> list[str]:
+    """Escrow for two sellers; a refund before the release date reverses in proportion; the
+    release date releases what is left (one run: open, clawback, reversal, timer, release)."""
+    (reseller, _), (venue, _) = await onboarded_seller(api, sb), await onboarded_seller(api, sb)
+    shares = [{"seller_id": reseller, "amount": 7_000}, {"seller_id": venue, "amount": 2_000}]
+    release_at = datetime.now(UTC) + timedelta(seconds=10)
+    payment_id = await split_checkout(api, sb, shares, 1_000, release_at)
+    await wait_for_payout(api, payment_id, lambda p: len(p["transfers"]) == 2)
+    await marketplace_refund(api, payment_id, 2_500)
+    await wait_for_payout(api, payment_id, lambda p: p["state"] == "released")
+    return [names.payout_workflow_id(payment_id)]
+
+
 SCENARIOS: list[Scenario] = [
     checkout_stripe_captured,
     checkout_razorpay_captured,
@@ -187,6 +203,7 @@ SCENARIOS: list[Scenario] = [
     reconciliation,
     dispute_stripe_won,
     dispute_razorpay_accepted,
+    payout_refunded_then_released,
 ]
 
 
