@@ -41,6 +41,7 @@ from temporalio.client import Client
 
 from bench.common import (
     cores,
+    cpu_of_tree,
     cpu_seconds,
     latency_summary,
     rss_mib,
@@ -562,6 +563,28 @@ def temporal_version() -> str:
         return "unknown"
 
 
+class CpuMeter:
+    """CPU each process of the stack (the floor's worker and this driver included) spends from
+    now, per saga completed: where a phase's time goes on the shared cores."""
+
+    def __init__(self, endpoints: Endpoints, floor_worker: int) -> None:
+        self._endpoints, self._floor_worker = endpoints, floor_worker
+        self._start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {
+            **cpu_seconds(self._endpoints.stack),
+            "floor_worker": cpu_of_tree(self._floor_worker),
+            "driver": time.process_time(),
+        }
+
+    def per(self, completed: int) -> dict[str, float]:
+        now = self._now()
+        used = {name: (now[name] - self._start.get(name, 0.0)) * 1000 for name in now}
+        per = {name: round(ms / max(completed, 1), 1) for name, ms in used.items()}
+        return per | {"total": round(sum(per.values()), 1)}
+
+
 def start_floor_worker(endpoints: Endpoints, log_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TEMPORAL_ADDRESS": endpoints.temporal_address, "PYTHONUNBUFFERED": "1"}
     log = (log_dir / "floor-worker.log").open("ab")
@@ -661,6 +684,9 @@ def print_report(report: dict[str, Any], verdicts: dict[str, bool]) -> None:
     print(
         f"checkouts/s {report['checkouts_per_second']}, ratio to floor {report['ratio_to_floor']}"
     )
+    print(f"CPU ms per floor workflow: {f['cpu_ms_per_workflow']}")
+    for run in report["checkouts_closed_loop"]:
+        print(f"CPU ms per {run['gateway']} checkout: {run['cpu_ms_per_checkout']}")
     for name, saga in report["sagas"].items():
         if name != "floor_differences":
             print(
@@ -701,15 +727,18 @@ async def run(endpoints: Endpoints, sizes: Sizes, log_dir: Path) -> dict[str, An
             )
             await drive_floor(client, 2, 2)
             print(f"floor: {sizes.concurrency} loops for {sizes.floor_seconds}s…", flush=True)
+            meter = CpuMeter(endpoints, floor_worker.pid)
             floor = await drive_floor(client, sizes.concurrency, sizes.floor_seconds)
+            floor["cpu_ms_per_workflow"] = meter.per(int(floor["completed"]))
             closed = []
             for gateway in GATEWAYS:
                 print(f"checkouts, {gateway}: {sizes.concurrency} loops…", flush=True)
-                closed.append(
-                    await closed_loop(
-                        shop, watcher, gateway, sizes.concurrency, sizes.checkout_seconds
-                    )
+                meter = CpuMeter(endpoints, floor_worker.pid)
+                run_ = await closed_loop(
+                    shop, watcher, gateway, sizes.concurrency, sizes.checkout_seconds
                 )
+                run_["cpu_ms_per_checkout"] = meter.per(run_["captured"])
+                closed.append(run_)
             print("the sagas' shapes…", flush=True)
             sagas = await saga_shapes(client, shop, str(floor["sample_workflow_id"]))
             print(f"checkouts paced at {sizes.paced_rate}/s…", flush=True)

@@ -61,7 +61,7 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def _cpu_of_tree(pid: int) -> float:
+def cpu_of_tree(pid: int) -> float:
     """CPU seconds (user + system) of a process and its descendants, from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
@@ -91,4 +91,4 @@ def cpu_seconds(stack: Stack | None) -> dict[str, float]:
     postmaster = stack.data_dir / "postgres" / "postmaster.pid"  # the embedded server's
     if postmaster.exists():
         pids["postgres"] = int(postmaster.read_text().split()[0])
-    return {name: _cpu_of_tree(pid) for name, pid in pids.items()}
+    return {name: cpu_of_tree(pid) for name, pid in pids.items()}

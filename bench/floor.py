@@ -129,7 +129,7 @@ async def one_floor_run(client: Client) -> WorkflowHandle[Any, Any]:
     return handle
 
 
-async def drive_floor(client: Client, concurrency: int, seconds: float) -> dict[str, float | str]:
+async def drive_floor(client: Client, concurrency: int, seconds: float) -> dict[str, Any]:
     """`concurrency` loops of floor workflows for `seconds`; workflows/s completed, and the id of
     one run (whose history the bench compares with a checkout's)."""
     done = 0
