@@ -432,3 +432,43 @@ async def test_a_razorpay_hold_lifted_behind_our_back_is_flagged(
     after = (await api.get(f"/v1/payouts/{payment_id}")).json()
     assert after["state"] == "holding"
     assert venue_transfer["status"] == "held"
+
+
+async def test_a_sellers_onboarding_follows_stripe_account_updated(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    created = await sandbox.post(
+        "/stripe/v1/accounts", data={"type": "express"}, headers=STRIPE_AUTH
+    )
+    account = created.json()["id"]
+    seller_id = f"seller-{uuid.uuid4().hex[:10]}"
+    registered = await api.post(
+        "/v1/sellers",
+        json={"seller_id": seller_id, "gateway": "stripe", "gateway_account_id": account},
+    )
+    assert registered.json()["onboarding_state"] == "pending"
+
+    async def onboarding_becomes(state: str) -> None:
+        seller: dict[str, Any] = {}
+        for _ in range(150):
+            seller = (await api.get(f"/v1/sellers/{seller_id}")).json()
+            if seller["onboarding_state"] == state:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"onboarding never {state}: {seller}")
+
+    onboarded = await sandbox.post(f"/sandbox/stripe/accounts/{account}/onboard")
+    assert onboarded.status_code == 200, onboarded.text
+    await onboarding_becomes("active")  # account.updated: charges, payouts, transfers active
+    lost = await sandbox.post(f"/sandbox/stripe/accounts/{account}/onboard?active=false")
+    assert lost.status_code == 200, lost.text
+    await onboarding_becomes("restricted")
+    outcomes = await db.fetch(
+        "SELECT outcome, detail FROM webhook_inbox WHERE gateway = 'stripe'"
+        " AND event_type = 'account.updated' AND subject = $1 ORDER BY seq",
+        f"account:{account}",
+    )
+    assert [(o["outcome"], o["detail"]) for o in outcomes] == [
+        ("seller_onboarding", f"seller {seller_id} onboarding active"),
+        ("seller_onboarding", f"seller {seller_id} onboarding restricted"),
+    ]
