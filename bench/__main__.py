@@ -498,6 +498,7 @@ async def isolation(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
         spread = time.perf_counter() - began
         await asyncio.sleep(max(0.0, began + STORM_WINDOW_SECONDS - 2 - time.perf_counter()))
         print("isolation: the deadlines pass and the reconciler runs…", flush=True)
+        meter = CpuMeter(endpoints)
         await client.get_schedule_handle(names.RECONCILE_SCHEDULE_ID).trigger()
         during, _ = await paced(shop, watcher, sizes.live_rate, spread + 20)
         ids = [c["checkout_id"] for c in storm]
@@ -512,6 +513,7 @@ async def isolation(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
                 break
             await asyncio.sleep(0.1)
         storm_done = time.perf_counter() - began - STORM_WINDOW_SECONDS
+        cores_busy = meter.cores()
         reconciled = await shop.pool.fetchval("SELECT count(*) FROM reconciliation_runs")
     return {
         "live_rate": sizes.live_rate,
@@ -520,6 +522,7 @@ async def isolation(endpoints: Endpoints, sizes: Sizes) -> dict[str, Any]:
         "storm_outcome": outcome,
         "storm_expired_within_seconds_of_first_deadline": round(storm_done, 1),
         "reconciler_runs_recorded": reconciled,
+        "cores_busy_from_deadline_to_last_expiry": cores_busy,
         "baseline": baseline,
         "during_storm": during,
     }
@@ -567,22 +570,32 @@ class CpuMeter:
     """CPU each process of the stack (the floor's worker and this driver included) spends from
     now, per saga completed: where a phase's time goes on the shared cores."""
 
-    def __init__(self, endpoints: Endpoints, floor_worker: int) -> None:
+    def __init__(self, endpoints: Endpoints, floor_worker: int | None = None) -> None:
         self._endpoints, self._floor_worker = endpoints, floor_worker
         self._start = self._now()
+        self._began = time.perf_counter()
 
     def _now(self) -> dict[str, float]:
+        floor = {} if self._floor_worker is None else {"floor_worker": self._floor_worker}
         return {
             **cpu_seconds(self._endpoints.stack),
-            "floor_worker": cpu_of_tree(self._floor_worker),
+            **{name: cpu_of_tree(pid) for name, pid in floor.items()},
             "driver": time.process_time(),
         }
 
-    def per(self, completed: int) -> dict[str, float]:
+    def _used(self) -> dict[str, float]:
         now = self._now()
-        used = {name: (now[name] - self._start.get(name, 0.0)) * 1000 for name in now}
-        per = {name: round(ms / max(completed, 1), 1) for name, ms in used.items()}
+        return {name: now[name] - self._start.get(name, 0.0) for name in now}
+
+    def per(self, completed: int) -> dict[str, float]:
+        per = {name: round(s * 1000 / max(completed, 1), 1) for name, s in self._used().items()}
         return per | {"total": round(sum(per.values()), 1)}
+
+    def cores(self) -> dict[str, float]:
+        """Cores each process kept busy since the meter started, on average."""
+        elapsed = time.perf_counter() - self._began
+        busy = {name: round(s / elapsed, 2) for name, s in self._used().items()}
+        return busy | {"total": round(sum(busy.values()), 2)}
 
 
 def start_floor_worker(endpoints: Endpoints, log_dir: Path) -> subprocess.Popen[bytes]:
@@ -668,6 +681,8 @@ def print_isolation(isolation: dict[str, Any]) -> None:
         f" all expired {isolation['storm_expired_within_seconds_of_first_deadline']} s after the"
         " first deadline"
     )
+    busy = isolation["cores_busy_from_deadline_to_last_expiry"]
+    print(f"isolation: cores busy from the first deadline to the last expiry: {busy}")
 
 
 def print_report(report: dict[str, Any], verdicts: dict[str, bool]) -> None:

@@ -15,9 +15,10 @@ from settings import development_settings
 TOKEN_DAYS = 30
 
 
-def dev_tokens(data_dir: Path) -> str:
+def dev_tokens(data_dir: Path, api_url: str) -> str:
     """A ready-to-use bearer token per role, signed with the development secret; also written
-    to `<data dir>/tokens.env` for `source`."""
+    to `<data dir>/tokens.env` for `source`, with the API's codec server for the `temporal` CLI
+    (payloads are encrypted: without it the CLI shows ciphertext)."""
     settings = development_settings()
     ttl = TOKEN_DAYS * 24 * 3600
     tokens = {
@@ -28,7 +29,10 @@ def dev_tokens(data_dir: Path) -> str:
         settings, "dev-customer-c_42", [Role.CUSTOMER], customer_id="c_42", ttl_seconds=ttl
     )
     env_file = data_dir / "tokens.env"
-    env_file.write_text("".join(f"{r.upper()}_TOKEN={t}\n" for r, t in tokens.items()))
+    env_file.write_text(
+        "".join(f"{r.upper()}_TOKEN={t}\n" for r, t in tokens.items())
+        + f"export TEMPORAL_CODEC_ENDPOINT={api_url}/codec\n"
+    )
     env_file.chmod(0o600)
     lines = [f"  {role:<9} {token}" for role, token in tokens.items()]
     lines.append(f"  (customer is c_42; all as shell variables: source {env_file})")
@@ -65,7 +69,7 @@ http://127.0.0.1:{stack.ports.relay_metrics}/metrics (webhook relay)
   Logs              {stack.data_dir / "logs"}
 
 Bearer tokens for the API ({TOKEN_DAYS} days, development secret):
-{dev_tokens(stack.data_dir)}
+{dev_tokens(stack.data_dir, stack.api_url)}
 
 Press Ctrl-C to stop everything.""",
         flush=True,
