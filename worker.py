@@ -68,13 +68,15 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
     ledger = LedgerActivities(pool, starter)
     adapters = build_adapters(settings)
     gateways = GatewayActivities(adapters, pool, settings.breaker, starter)
-    payouts = PayoutActivities(pool, build_transfer_gateways(settings))
+    transfer_gateways = build_transfer_gateways(settings)
+    payouts = PayoutActivities(pool, transfer_gateways)
     risk = RiskActivities(adapters, pool)
     reconcile = ReconcileActivities(
         pool,
         adapters,
         settings.reconcile_stale_after_seconds,
         settings.reconcile_lookback_hours,
+        transfer_gateways,
     )
     merchant = MerchantActivities(
         http,

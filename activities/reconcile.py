@@ -13,10 +13,17 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.gateways.base import PaymentGateway
+from activities.gateways.base import PaymentGateway, TransferGateway
 from db import reconciliation
-from db.reconciliation import MONEY_TAKEN, NOTHING_TAKEN, payment_candidate, refund_candidate
+from db.reconciliation import (
+    MONEY_TAKEN,
+    NOTHING_TAKEN,
+    payment_candidate,
+    refund_candidate,
+    transfer_candidate,
+)
 from domain.checkout import Gateway, GatewayPayment, GatewayPaymentRef, PaymentStatus
+from domain.marketplace import GatewayTransfer
 from domain.reconcile import (
     Candidate,
     CheckResult,
@@ -50,29 +57,49 @@ class ReconcileActivities:
         gateways: Mapping[Gateway, PaymentGateway],
         stale_after_seconds: Mapping[str, int],
         lookback_hours: int,
+        transfers: Mapping[Gateway, TransferGateway] | None = None,
     ) -> None:
         self._pool = pool
         self._gateways = gateways
+        self._transfers = transfers or {}
         self._stale_after = stale_after_seconds
         self._lookback = timedelta(hours=lookback_hours)
 
     @activity.defn
     async def find_reconciliation_candidates(self, request: ReconcileRequest) -> list[Candidate]:
-        """One payment and its refunds; or every open object older than its status's threshold,
-        and every closed one changed within the lookback that no run has checked since, the
-        most urgent first."""
+        """One payment, its refunds and its sellers' transfers; or every open object older than
+        its status's threshold, and every closed one changed within the lookback that no run has
+        checked since, the most urgent first; then the transfers the gateway still holds or
+        that changed within the lookback."""
         payments, refunds = await reconciliation.candidate_rows(
             self._pool, request.payment_id, self._stale_after, self._lookback
         )
-        return [payment_candidate(row) for row in payments] + [
-            refund_candidate(row) for row in refunds
-        ]
+        transfers = await reconciliation.transfer_rows(
+            self._pool, request.payment_id, self._lookback
+        )
+        return (
+            [payment_candidate(row) for row in payments]
+            + [refund_candidate(row) for row in refunds]
+            + [transfer_candidate(row) for row in transfers]
+        )
 
     @activity.defn
     async def check_against_gateway(self, candidate: Candidate) -> CheckResult:
         """What the gateway says of one object, and whether the ledger agrees."""
-        gateway = self._gateways[candidate.gateway]
         late: GatewayPaymentRef | None = None
+        if candidate.kind is ObjectKind.TRANSFER:
+            assert candidate.gateway_transfer_id is not None
+            transfer = await self._transfer_gateway(candidate.gateway).fetch_transfer(
+                candidate.gateway_transfer_id
+            )
+            status = transfer_status(transfer)
+            disagreement = transfer_disagreement(candidate, transfer)
+            if disagreement is None:
+                await reconciliation.mark_reconciled(self._pool, candidate)
+            return CheckResult(
+                candidate=candidate, gateway_status=status, disagreement=disagreement
+            )
+        gateway = self._gateways[candidate.gateway]
         if candidate.kind is ObjectKind.PAYMENT:
             assert candidate.payment_ref is not None
             payment = await gateway.fetch_payment(candidate.payment_ref)
@@ -97,6 +124,14 @@ class ReconcileActivities:
         return CheckResult(
             candidate=candidate, gateway_status=status, disagreement=disagreement, late_payment=late
         )
+
+    def _transfer_gateway(self, gateway: Gateway) -> TransferGateway:
+        found = self._transfers.get(gateway)
+        if found is None:
+            raise ApplicationError(
+                f"no transfer adapter for {gateway}", type="no_transfer_gateway", non_retryable=True
+            )
+        return found
 
     @activity.defn
     async def flag_disagreement(self, flag: Flag) -> None:
@@ -147,3 +182,38 @@ def refund_disagreement(candidate: Candidate, status: RefundStatus, amount: int)
     if status.value == candidate.ledger_status:
         return None
     return f"the ledger says {candidate.ledger_status}, the gateway {status}"
+
+
+def transfer_status(transfer: GatewayTransfer) -> str:
+    """A transfer's state at the gateway in a word, for the flag's `gateway_status`."""
+    if transfer.amount and transfer.amount_reversed >= transfer.amount:
+        return "reversed"
+    state = "partially_reversed" if transfer.amount_reversed else "transferred"
+    return f"{state}_on_hold" if transfer.on_hold else state
+
+
+def transfer_disagreement(candidate: Candidate, transfer: GatewayTransfer) -> str | None:
+    """Why the ledger's transfer and the gateway's disagree, or None: the amount transferred,
+    what was reversed, the seller's account, and the hold where the gateway holds transfers."""
+    ours = candidate.gateway_transfer_id
+    if transfer.amount != candidate.amount or (
+        transfer.currency is not None and transfer.currency.upper() != candidate.currency
+    ):
+        return (
+            f"transfer {ours}: gateway transferred {transfer.amount} {transfer.currency},"
+            f" the ledger {candidate.amount} {candidate.currency}"
+        )
+    if transfer.amount_reversed != candidate.amount_reversed:
+        return (
+            f"transfer {ours}: gateway reversed {transfer.amount_reversed},"
+            f" the ledger {candidate.amount_reversed}"
+        )
+    if transfer.destination != candidate.destination:
+        return (
+            f"transfer {ours}: gateway paid account {transfer.destination},"
+            f" the seller's account is {candidate.destination}"
+        )
+    if transfer.on_hold is not None and transfer.on_hold != candidate.on_hold:
+        said = "held" if candidate.on_hold else "released"
+        return f"transfer {ours}: the ledger says {said}, the gateway on_hold={transfer.on_hold}"
+    return None

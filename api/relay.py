@@ -43,10 +43,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.gateways.registry import KITS
 from api.event_routing import Delivery, RoutingPolicy, resolve
 from api.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG
-from db import inbox
+from db import inbox, marketplace
 from db.pool import DATABASE_UNAVAILABLE, create_pool
 from domain.checkout import Gateway
-from domain.webhooks import DowntimeFact, NoAction, VerifiedEvent
+from domain.webhooks import DowntimeFact, NoAction, SellerAccountFact, VerifiedEvent
 from observability import configure_logging
 from settings import Settings, get_settings
 from temporal_client import connect_temporal
@@ -228,6 +228,20 @@ class Relay:
                 detail = f"downtime {fact.status} for {fact.method}"
                 return "gateway_health", await inbox.settle(
                     conn, event.seq, "gateway_health", None, detail
+                )
+        if isinstance(fact, SellerAccountFact):
+            async with self._pool.acquire() as conn, conn.transaction():
+                seller = await marketplace.record_onboarding_state(
+                    conn, fact.gateway, fact.gateway_account_id, fact.onboarding_state
+                )
+                if seller is None:
+                    reason = "an account no seller of ours has"
+                    return "no_action", await inbox.settle(
+                        conn, event.seq, "no_action", None, reason
+                    )
+                detail = f"seller {seller} onboarding {fact.onboarding_state}"
+                return "seller_onboarding", await inbox.settle(
+                    conn, event.seq, "seller_onboarding", None, detail
                 )
         if isinstance(fact, NoAction):
             return "no_action", await inbox.settle(

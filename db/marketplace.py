@@ -64,6 +64,27 @@ async def register_seller(
     return await seller(pool, seller_id), False
 
 
+async def record_onboarding_state(
+    conn: asyncpg.Connection, gateway: Gateway, gateway_account_id: str, state: str
+) -> str | None:
+    """The gateway says the account's onboarding changed: the seller it belongs to (None when
+    no seller has that account). Not money state: a refused transfer still holds the payout."""
+    seller_id: str | None = await conn.fetchval(
+        """
+        WITH updated AS (
+            UPDATE sellers SET onboarding_state = $3, updated_at = now()
+            WHERE gateway = $1 AND gateway_account_id = $2 AND onboarding_state <> $3
+            RETURNING seller_id)
+        SELECT seller_id FROM updated
+        UNION ALL
+        SELECT seller_id FROM sellers WHERE gateway = $1 AND gateway_account_id = $2
+        LIMIT 1
+        """,
+        gateway.value, gateway_account_id, state,
+    )  # fmt: skip
+    return seller_id
+
+
 async def seller(pool: asyncpg.Pool, seller_id: str) -> Seller | None:
     row = await pool.fetchrow("SELECT * FROM sellers WHERE seller_id = $1", seller_id)
     return _seller(row) if row else None

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from domain import names
 from domain.checkout import ENDED_WITHOUT_MONEY, Gateway, GatewayPaymentRef
 from domain.reconcile import Candidate, Flag, ObjectKind, ReconcileReport
 
@@ -73,6 +74,57 @@ async def candidate_rows(
     return list(payments), list(refunds)
 
 
+async def transfer_rows(
+    pool: asyncpg.Pool, payment_id: str | None, lookback: timedelta
+) -> list[asyncpg.Record]:
+    """One payment's transfers; or every transfer the gateway has that is still held, or that
+    changed within `lookback` and no run has checked since. Each with the seller's account and
+    what of its reversals went through the gateway (a reversal while Stripe's platform still
+    held the share moved only in the ledger)."""
+    rows = await pool.fetch(
+        """
+        SELECT t.*, s.gateway_account_id,
+               COALESCE((SELECT sum(r.amount) FROM transfer_reversals r
+                         WHERE r.transfer_id = t.transfer_id
+                           AND r.gateway_reversal_id IS NOT NULL), 0)::bigint AS reversed_at_gateway
+        FROM transfers t JOIN sellers s USING (seller_id)
+        WHERE t.gateway_transfer_id IS NOT NULL AND (
+            t.payment_id = $1 OR ($1 IS NULL AND (
+                t.status = 'held'
+             OR (t.updated_at > now() - $2::interval
+                 AND (t.reconciled_at IS NULL OR t.reconciled_at < t.updated_at)))))
+        ORDER BY t.updated_at
+        LIMIT $3
+        """,
+        payment_id, lookback, CANDIDATE_LIMIT,
+    )  # fmt: skip
+    return list(rows)
+
+
+def transfer_candidate(row: asyncpg.Record) -> Candidate:
+    """What the gateway should say of a transfer, from the ledger: it transferred the share less
+    what was taken back before it reached the gateway, has reversed what went through it, pays
+    the seller's account, and (where the gateway can hold transfers) holds it until released."""
+    gateway = Gateway(row["gateway"])
+    reversed_at_gateway = row["reversed_at_gateway"]
+    taken_back_before = row["amount_reversed"] - reversed_at_gateway
+    return Candidate(
+        kind=ObjectKind.TRANSFER,
+        object_id=row["transfer_id"],
+        payment_id=row["payment_id"],
+        workflow_id=names.payout_workflow_id(row["payment_id"]),
+        gateway=gateway,
+        ledger_status=row["status"],
+        amount=row["amount"] - taken_back_before,
+        currency=row["currency"].strip(),
+        gateway_transfer_id=row["gateway_transfer_id"],
+        destination=row["gateway_account_id"],
+        amount_reversed=reversed_at_gateway,
+        on_hold=row["released_at"] is None,
+        closed=True,  # the payout is never signalled: a disagreement is an operator's
+    )
+
+
 def payment_candidate(row: asyncpg.Record) -> Candidate:
     gateway = Gateway(row["gateway"])
     return Candidate(
@@ -117,9 +169,14 @@ async def mark_reconciled(pool: asyncpg.Pool, candidate: Candidate) -> None:
         await pool.execute(
             "UPDATE payments SET reconciled_at = now() WHERE payment_id = $1", candidate.object_id
         )
-    else:
+    elif candidate.kind is ObjectKind.REFUND:
         await pool.execute(
             "UPDATE refunds SET reconciled_at = now() WHERE refund_id = $1", candidate.object_id
+        )
+    else:
+        await pool.execute(
+            "UPDATE transfers SET reconciled_at = now() WHERE transfer_id = $1",
+            candidate.object_id,
         )
 
 

@@ -177,6 +177,11 @@ class GatewayTransfer(Model):
     gateway_transfer_id: str
     amount: int
     amount_reversed: int = 0
+    currency: str | None = None
+    destination: str | None = None
+    """The seller's account the transfer paid (Stripe `destination`, Razorpay `recipient`)."""
+    on_hold: bool | None = None
+    """Whether the gateway holds the transfer's settlement (Razorpay); None where none can."""
 
 
 class ReverseTransfer(Model):

@@ -13,6 +13,9 @@ from domain.checkout import Gateway, GatewayPaymentRef, Model
 class ObjectKind(StrEnum):
     PAYMENT = "payment"
     REFUND = "refund"
+    TRANSFER = "transfer"
+    """A seller's transfer (marketplace payouts): its owning payout is never signalled, a
+    disagreement is always an operator's flag."""
 
 
 class Finding(StrEnum):
@@ -53,6 +56,13 @@ class Candidate(Model):
     """Reserved for refunds the gateway may or may not have made yet."""
     payment_ref: GatewayPaymentRef | None = None
     gateway_refund_id: str | None = None
+    gateway_transfer_id: str | None = None
+    destination: str | None = None
+    """A transfer's seller account at the gateway (Stripe connected / Razorpay linked)."""
+    amount_reversed: int = 0
+    """What the ledger says the gateway reversed of a transfer (`amount`: what it transferred)."""
+    on_hold: bool | None = None
+    """Whether a transfer is still held (compared where the gateway holds transfers)."""
     closed: bool = False
     """Whether the ledger's status is final (the owning workflow should have closed)."""
 

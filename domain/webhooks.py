@@ -154,10 +154,29 @@ class DowntimeFact(Fact):
         return f"downtime:{self.downtime_id}"
 
 
+OnboardingState = Literal["pending", "active", "restricted"]
+"""A seller's account at its gateway (the `sellers.onboarding_state` column)."""
+
+
+class SellerAccountFact(Fact):
+    """A seller's gateway account changed its onboarding (Stripe `account.updated`): a ledger
+    write on the seller, no workflow."""
+
+    event_id: str
+    gateway_account_id: str
+    onboarding_state: OnboardingState
+    """`active`: the account can receive transfers; `restricted`: it could not any more (or
+    its details were submitted but not accepted); `pending`: onboarding not finished."""
+
+    @property
+    def subject(self) -> str:
+        return f"account:{self.gateway_account_id}"
+
+
 class NoAction(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: str
 
 
-GatewayEvent = PaymentFact | RefundFact | DisputeFact | DowntimeFact | NoAction
+GatewayEvent = PaymentFact | RefundFact | DisputeFact | DowntimeFact | SellerAccountFact | NoAction

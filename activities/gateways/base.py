@@ -87,3 +87,7 @@ class TransferGateway(Protocol):
     async def reverse_transfer(self, request: ReverseTransfer) -> GatewayReversal:
         """Reverse part of a transfer, once per idempotency key."""
         ...
+
+    async def fetch_transfer(self, gateway_transfer_id: str) -> GatewayTransfer:
+        """The transfer as the gateway has it (the reconciler's question; never changes it)."""
+        ...

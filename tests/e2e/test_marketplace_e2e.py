@@ -331,3 +331,144 @@ async def test_razorpay_route_holds_transfers_at_the_gateway_until_the_release(
     assert await ledger(db, f"seller:{venue}") == 800
     assert await ledger(db, f"escrow:{seller}") == 0
     assert (await payment_balanced(db, payment_id))["platform:fees"] == -800
+
+
+async def reconcile(api: httpx.AsyncClient, payment_id: str) -> dict[str, Any]:
+    """A reconciliation run of one payment, its refunds and its sellers' transfers."""
+    report = await api.post(f"/v1/payments/{payment_id}/reconcile")
+    assert report.status_code == 200, report.text
+    found: dict[str, Any] = report.json()
+    return found
+
+
+async def open_transfer_flag(api: httpx.AsyncClient, transfer_id: str) -> dict[str, Any]:
+    flags = (await api.get("/v1/reconciliation/runs")).json()["open_flags"]
+    flag: dict[str, Any] = next(f for f in flags if f["object_id"] == transfer_id)
+    return flag
+
+
+async def test_a_stripe_transfer_reversed_behind_our_back_is_flagged_and_no_money_moves(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    (reseller, _), (venue, _) = (
+        await onboarded_seller(api, sandbox),
+        await onboarded_seller(api, sandbox),
+    )
+    shares = [{"seller_id": reseller, "amount": 7_000}, {"seller_id": venue, "amount": 2_000}]
+    payment_id = await split_checkout(api, sandbox, shares, 1_000, None)
+    released = await wait_for_payout(api, payment_id, lambda p: p["state"] == "released")
+    reseller_transfer, venue_transfer = released["transfers"]
+    assert (await reconcile(api, payment_id))["flagged"] == 0  # both agree with the ledger
+
+    # Someone reverses part of the reseller's transfer on Stripe's dashboard.
+    reversal = await sandbox.post(
+        f"/stripe/v1/transfers/{reseller_transfer['gateway_transfer_id']}/reversals",
+        data={"amount": "500"}, headers=STRIPE_AUTH,
+    )  # fmt: skip
+    assert reversal.status_code == 200, reversal.text
+    report = await reconcile(api, payment_id)
+
+    assert report["flagged"] == 1, report
+    assert report["findings"] == {reseller_transfer["transfer_id"]: "flagged"}
+    flag = await open_transfer_flag(api, reseller_transfer["transfer_id"])
+    assert (flag["object_kind"], flag["payment_id"], flag["ledger_status"]) == (
+        "transfer", payment_id, "released"
+    )  # fmt: skip
+    assert "gateway reversed 500, the ledger 0" in flag["detail"], flag
+    assert not any(
+        f["object_id"] == venue_transfer["transfer_id"]
+        for f in (await api.get("/v1/reconciliation/runs")).json()["open_flags"]
+    )
+    assert await ledger(db, f"seller:{reseller}") == 7_000  # flagged, never changed
+    audit = await db.fetch(
+        "SELECT detail FROM audit_log WHERE payment_id = $1 AND step = 'reconciliation_flagged'",
+        payment_id,
+    )
+    assert [a["detail"] for a in audit] == [flag["detail"]]
+
+
+async def test_a_razorpay_hold_lifted_behind_our_back_is_flagged(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    (seller, _), (venue, _) = (
+        await linked_account_seller(api, sandbox),
+        await linked_account_seller(api, sandbox),
+    )
+    body = checkout_body(
+        "razorpay", amount=10_000,
+        splits={"shares": [{"seller_id": seller, "amount": 8_000},
+                           {"seller_id": venue, "amount": 1_000}],
+                "platform_fee": 1_000},
+        release_at=(datetime.now(UTC) + timedelta(days=30)).isoformat(),
+    )  # fmt: skip
+    checkout = await create_checkout(api, body)
+    proof = await pay(sandbox, checkout)
+    confirm = await api.post(
+        f"/v1/checkouts/{checkout['checkout_id']}/razorpay/confirm", json=proof
+    )
+    assert confirm.status_code == 202, confirm.text
+    captured = await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+    assert captured["status"] == "captured", captured["history"]
+    payment_id = captured["checkout_id"]
+    held = await wait_for_payout(
+        api, payment_id, lambda p: all(t["gateway_transfer_id"] for t in p["transfers"])
+    )
+    seller_transfer, venue_transfer = held["transfers"]
+    assert (await reconcile(api, payment_id))["flagged"] == 0
+
+    # Someone releases the seller's settlement on Razorpay's dashboard before the event.
+    lifted = await sandbox.patch(
+        f"/razorpay/v1/transfers/{seller_transfer['gateway_transfer_id']}",
+        json={"on_hold": False}, auth=RAZORPAY_AUTH,
+    )  # fmt: skip
+    assert lifted.status_code == 200, lifted.text
+    report = await reconcile(api, payment_id)
+
+    assert report["findings"] == {seller_transfer["transfer_id"]: "flagged"}, report
+    flag = await open_transfer_flag(api, seller_transfer["transfer_id"])
+    assert flag["ledger_status"] == "held"
+    assert "the ledger says held, the gateway on_hold=False" in flag["detail"], flag
+    assert await ledger(db, f"escrow:{seller}") == 8_000  # flagged, never changed
+    after = (await api.get(f"/v1/payouts/{payment_id}")).json()
+    assert after["state"] == "holding"
+    assert venue_transfer["status"] == "held"
+
+
+async def test_a_sellers_onboarding_follows_stripe_account_updated(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    created = await sandbox.post(
+        "/stripe/v1/accounts", data={"type": "express"}, headers=STRIPE_AUTH
+    )
+    account = created.json()["id"]
+    seller_id = f"seller-{uuid.uuid4().hex[:10]}"
+    registered = await api.post(
+        "/v1/sellers",
+        json={"seller_id": seller_id, "gateway": "stripe", "gateway_account_id": account},
+    )
+    assert registered.json()["onboarding_state"] == "pending"
+
+    async def onboarding_becomes(state: str) -> None:
+        seller: dict[str, Any] = {}
+        for _ in range(150):
+            seller = (await api.get(f"/v1/sellers/{seller_id}")).json()
+            if seller["onboarding_state"] == state:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"onboarding never {state}: {seller}")
+
+    onboarded = await sandbox.post(f"/sandbox/stripe/accounts/{account}/onboard")
+    assert onboarded.status_code == 200, onboarded.text
+    await onboarding_becomes("active")  # account.updated: charges, payouts, transfers active
+    lost = await sandbox.post(f"/sandbox/stripe/accounts/{account}/onboard?active=false")
+    assert lost.status_code == 200, lost.text
+    await onboarding_becomes("restricted")
+    outcomes = await db.fetch(
+        "SELECT outcome, detail FROM webhook_inbox WHERE gateway = 'stripe'"
+        " AND event_type = 'account.updated' AND subject = $1 ORDER BY seq",
+        f"account:{account}",
+    )
+    assert [(o["outcome"], o["detail"]) for o in outcomes] == [
+        ("seller_onboarding", f"seller {seller_id} onboarding active"),
+        ("seller_onboarding", f"seller {seller_id} onboarding restricted"),
+    ]

@@ -30,6 +30,7 @@ from domain.webhooks import (
     NoAction,
     PaymentFact,
     RefundFact,
+    SellerAccountFact,
     VerifiedEvent,
     WebhookConfig,
 )
@@ -59,6 +60,7 @@ STRIPE_EVENT_TYPES = {
     "charge.dispute.closed": DisputeFact,
     "charge.dispute.funds_withdrawn": DisputeFact,
     "charge.dispute.funds_reinstated": DisputeFact,
+    "account.updated": SellerAccountFact,
     "customer.created": NoAction,
     "invoice.paid": NoAction,
 }
@@ -108,6 +110,10 @@ STRIPE_OBJECTS: dict[str, dict[str, Any]] = {
     },
     "dispute": {"id": "dp_1", "object": "dispute", "status": "needs_response"},
     "charge": {"id": "ch_1", "object": "charge", "payment_intent": "pi_1"},
+    "account": {
+        "id": "acct_1", "object": "account", "charges_enabled": True, "payouts_enabled": True,
+        "details_submitted": True, "capabilities": {"transfers": "active"},
+    },
 }  # fmt: skip
 RAZORPAY_ENTITIES: dict[str, dict[str, Any]] = {
     "payment": {
@@ -144,6 +150,8 @@ def stripe_object_for(event_type: str) -> dict[str, Any]:
         return STRIPE_OBJECTS["refund"]
     if event_type.startswith("charge.dispute."):
         return STRIPE_OBJECTS["dispute"]
+    if event_type.startswith("account."):
+        return STRIPE_OBJECTS["account"]
     return STRIPE_OBJECTS["charge"]
 
 
@@ -203,6 +211,32 @@ def test_stripe_refund_carries_our_refund_id_only_as_a_hint() -> None:
         gateway_refund_id="re_1", gateway_status="succeeded", gateway_payment_id="pi_1",
         our_refund_id="rfd_ours", reason="requested_by_customer",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "state"),
+    [
+        ({}, "active"),
+        ({"capabilities": {"transfers": "inactive"}}, "restricted"),
+        ({"payouts_enabled": False}, "restricted"),
+        ({"charges_enabled": False, "capabilities": {}}, "restricted"),
+        ({"charges_enabled": False, "details_submitted": False}, "pending"),
+    ],
+)
+def test_stripe_account_updated_reads_as_the_sellers_onboarding(
+    changes: dict[str, Any], state: str
+) -> None:
+    event = parse(stripe_event("account.updated", {**STRIPE_OBJECTS["account"], **changes}))
+    assert event == SellerAccountFact(
+        gateway=Gateway.STRIPE, event_id="evt_1", gateway_account_id="acct_1",
+        onboarding_state=state,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert event.subject == "account:acct_1"
+
+
+def test_stripe_account_updated_without_an_account_needs_no_action() -> None:
+    event = parse(stripe_event("account.updated", STRIPE_OBJECTS["charge"]))
+    assert isinstance(event, NoAction) and "account" in event.reason
 
 
 def test_razorpay_payment_reads_as_an_event_of_its_order() -> None:

@@ -62,10 +62,18 @@ class RazorpayRouteGateway(RazorpayGateway):
         )
         return GatewayReversal(gateway_reversal_id=made["id"], amount=made["amount"])
 
+    async def fetch_transfer(self, gateway_transfer_id: str) -> GatewayTransfer:
+        """`GET /v1/transfers/:id` (https://razorpay.com/docs/api/payments/route/fetch-transfer):
+        its amount, `amount_reversed`, `recipient` and `on_hold`."""
+        return _transfer(await self._call(self._client.transfer.fetch, gateway_transfer_id))
+
 
 def _transfer(transfer: dict[str, Any]) -> GatewayTransfer:
     return GatewayTransfer(
         gateway_transfer_id=transfer["id"],
         amount=transfer["amount"],
         amount_reversed=transfer.get("amount_reversed", 0),
+        currency=transfer.get("currency"),
+        destination=transfer.get("recipient"),
+        on_hold=transfer.get("on_hold"),
     )

@@ -89,12 +89,22 @@ class StripeConnectGateway:
         )
         return GatewayReversal(gateway_reversal_id=reversal.id, amount=reversal.amount)
 
+    async def fetch_transfer(self, gateway_transfer_id: str) -> GatewayTransfer:
+        """`GET /v1/transfers/{id}` (https://docs.stripe.com/api/transfers/retrieve): its amount,
+        `amount_reversed` and `destination`."""
+        return _transfer(
+            await self._call(self._client.v1.transfers.retrieve_async(gateway_transfer_id))
+        )
+
 
 def _transfer(transfer: stripe.Transfer) -> GatewayTransfer:
+    destination = transfer.destination
     return GatewayTransfer(
         gateway_transfer_id=transfer.id,
         amount=transfer.amount,
         amount_reversed=transfer.amount_reversed,
+        currency=transfer.currency.upper(),
+        destination=destination if isinstance(destination, str | None) else destination.id,
     )
 
 

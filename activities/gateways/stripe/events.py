@@ -10,8 +10,10 @@ from domain.webhooks import (
     DisputeFact,
     GatewayEvent,
     NoAction,
+    OnboardingState,
     PaymentFact,
     RefundFact,
+    SellerAccountFact,
     VerifiedEvent,
 )
 
@@ -33,6 +35,7 @@ EVENT_TYPES = frozenset(
         "refund.created", "refund.updated", "refund.failed",
         "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
         "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
+        "account.updated",
     }
 )  # fmt: skip
 """The types this service reads; others are recorded as no action (and counted as `other`)."""
@@ -47,6 +50,8 @@ def parse(event: VerifiedEvent) -> GatewayEvent:
         return _refund(event, data)
     if kind.startswith("charge.dispute."):
         return _dispute(event, data)
+    if kind == "account.updated":
+        return _account(event, data)
     if kind == "charge.refunded":
         return NoAction(reason="the refund.* events of the same refund drive the refund saga")
     if kind.startswith("charge."):
@@ -127,4 +132,31 @@ def _dispute(event: VerifiedEvent, dispute: JSON) -> GatewayEvent:
         event_id=event.event_id,
         event_type=event.event_type,
         gateway_dispute_id=dispute_id,
+    )
+
+
+def _account(event: VerifiedEvent, account: JSON) -> GatewayEvent:
+    """A connected account's onboarding ("Connect webhooks", https://docs.stripe.com/connect/
+    webhooks; "Account capabilities", https://docs.stripe.com/connect/account-capabilities): it
+    can be paid when charges and payouts are enabled and its `transfers` capability is active."""
+    account_id = ident(account.get("id"))
+    if account.get("object") != "account" or account_id is None:
+        return NoAction(reason="account event without an account object")
+    transfers = obj(account.get("capabilities")).get("transfers")
+    state: OnboardingState
+    if (
+        account.get("charges_enabled") is True
+        and account.get("payouts_enabled") is True
+        and (transfers == "active")
+    ):
+        state = "active"
+    elif account.get("details_submitted") is True:
+        state = "restricted"
+    else:
+        state = "pending"
+    return SellerAccountFact(
+        gateway=Gateway.STRIPE,
+        event_id=event.event_id,
+        gateway_account_id=account_id,
+        onboarding_state=state,
     )
