@@ -19,8 +19,23 @@ class LeanClient:
         self._idle: list[Connection] = []
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
-        """The answer's status; an OSError or IncompleteReadError when the connection failed."""
-        reader, writer = self._idle.pop() if self._idle else await self._connect()
+        """The answer's status; an OSError or IncompleteReadError when the connection failed.
+        A kept-alive connection the server closed while idle (uvicorn after 5 s) is replaced
+        and the request sent again, as HTTP clients do when no byte of an answer came back."""
+        if self._idle:
+            try:
+                return await self._send(self._idle.pop(), path, body, headers)
+            except asyncio.IncompleteReadError as error:
+                if error.partial:
+                    raise
+            except ConnectionResetError:
+                pass
+        return await self._send(await self._connect(), path, body, headers)
+
+    async def _send(
+        self, connection: Connection, path: str, body: bytes, headers: dict[str, str]
+    ) -> int:
+        reader, writer = connection
         try:
             head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
             writer.write(
