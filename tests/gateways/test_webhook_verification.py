@@ -88,6 +88,17 @@ def test_stripe_accepts_a_rotated_secret_and_any_matching_v1() -> None:
         ("latin-1 decoded UTF-8", "t=1,v1=\u00c3\u00a9"),
         ("huge", "v1=" + "a" * 5000),
     ],
+    ids=[
+        "stale",
+        "future",
+        "wrong secret",
+        "garbage",
+        "no v1",
+        "empty",
+        "non-ASCII",
+        "latin-1",
+        "huge",
+    ],  # the headers hold the time: ids that do not change from one second to the next
 )
 def test_stripe_refusals_are_typed(case: str, header: str) -> None:
     refusal = stripe_signature.verify(stripe_body(), {"Stripe-Signature": header}, STRIPE, NOW)
@@ -166,6 +177,7 @@ def test_razorpay_event_id_header_is_required_and_bounded(event_id: str) -> None
         rzp_body(created_at="yesterday"),
         rzp_body(created_at=True),
     ],
+    ids=["not json", "deeply nested", "event not a string", "created_at a word", "created_at true"],
 )
 def test_razorpay_signed_bodies_that_are_not_events_are_malformed(body: bytes) -> None:
     headers = {
