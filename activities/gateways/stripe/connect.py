@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import stripe
 
 from activities.gateways.base import refused
-from activities.gateways.stripe.adapter import classify
+from activities.gateways.stripe.adapter import stripe_call, stripe_client
 from domain.marketplace import CreateTransfer, GatewayReversal, GatewayTransfer, ReverseTransfer
 
 T = TypeVar("T")
@@ -23,18 +23,10 @@ class StripeConnectGateway:
     """Stripe transfers cannot be held: the platform's balance is the escrow."""
 
     def __init__(self, api_key: str, api_base: str, timeout_seconds: float) -> None:
-        self._client = stripe.StripeClient(
-            api_key,
-            base_addresses={"api": api_base},
-            http_client=stripe.HTTPXClient(timeout=timeout_seconds),
-            max_network_retries=0,  # Temporal's retry policy owns retries
-        )
+        self._client = stripe_client(api_key, api_base, timeout_seconds)
 
     async def _call(self, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except stripe.StripeError as error:
-            raise classify(error) from None
+        return await stripe_call(call)
 
     async def transfer(self, request: CreateTransfer) -> GatewayTransfer:
         """Look first: a transfer an earlier attempt made (its answer lost, or its key older than
