@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     `[{"gateway": "razorpay", "currencies": ["INR"]}, {"gateway": "stripe",
     "max_amount": {"USD": 1000000}}]`. A checkout on auto fails over, in this order, to the
     others that take it when its gateway cannot be reached."""
+    declined_retry_on_other_gateway: bool = False
+    """A customer whose attempt was declined on an auto-routed checkout may retry on the next
+    gateway ROUTING_RULES allowed for it (`POST /v1/checkouts/{id}/switch-gateway`); the payment
+    at the gateway left is released first, and money taken there later is given back."""
     breaker_failure_threshold: int = 5
     """Unavailable errors or timeouts of one gateway within the window that open its breaker."""
     breaker_window_seconds: int = 60

@@ -102,7 +102,8 @@ class GatewayActivities:
         await payments.record_checkout_step(
             self._pool,
             CheckoutRecord(
-                record_key=f"{payment.checkout_id}:gateway_payment_created",
+                record_key=f"{payment.checkout_id}:gateway_payment_created"
+                + (f":{request.switch}" if request.switch else ""),
                 checkout_id=payment.checkout_id,
                 status=PaymentStatus.CREATED,
                 step="gateway_payment_created",

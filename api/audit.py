@@ -29,6 +29,7 @@ AUDITED: dict[tuple[str, str], str] = {
     ("POST", "/v1/checkouts"): "checkout.create",
     ("POST", "/v1/checkouts/{checkout_id}/capture"): "checkout.capture",
     ("POST", "/v1/checkouts/{checkout_id}/cancel"): "checkout.cancel",
+    ("POST", "/v1/checkouts/{checkout_id}/switch-gateway"): "checkout.switch_gateway",
     ("POST", "/v1/checkouts/{checkout_id}/razorpay/confirm"): "checkout.razorpay_confirm",
     ("POST", "/v1/checkouts/{checkout_id}/review"): "checkout.review",
     ("POST", "/v1/payments/{payment_id}/refunds"): "refund.create",

@@ -42,6 +42,7 @@ from api.models import (
     Checkout,
     CreateCheckout,
     RazorpayConfirmation,
+    SwitchGatewayBody,
     check_amount_limit,
 )
 from api.pagination import Cursor, Page, PageSize, decode_cursor, page_of
@@ -62,6 +63,7 @@ from domain.checkout import (
     GatewayPaymentRef,
     PaymentStatus,
     Routing,
+    SwitchGateway,
     manual_capture_window,
 )
 from domain.history import PaymentFilter, PaymentSummary
@@ -309,6 +311,28 @@ async def cancel_checkout(
     handle = await _handle(ctx, caller, checkout_id)
     state = await _update(handle, CheckoutWorkflow.cancel, request)
     return Checkout.from_state(state, "workflow", None)
+
+
+@router.post("/{checkout_id}/switch-gateway", response_model=Checkout, responses=PROBLEMS)
+async def switch_gateway(
+    checkout_id: CheckoutId, ctx: Context, caller: Payer, body: SwitchGatewayBody | None = None
+) -> Checkout:
+    """After a declined attempt, move an auto-routed checkout to another gateway routing allowed
+    (when DECLINED_RETRY_ON_OTHER_GATEWAY is on), and answer with what the client needs to pay
+    there. The payment at the gateway left is released first; money taken there later is given
+    back. 409 `checkout_not_switched` when the payment there went through after all."""
+    request = SwitchGateway(
+        gateway=(body or SwitchGatewayBody()).gateway, requested_by=caller.subject
+    )
+    handle = await _handle(ctx, caller, checkout_id)
+    state = await _update(handle, CheckoutWorkflow.switch_gateway, request)
+    if state.awaiting_gateway and state.gateway_payment_id is None:
+        raise Problem(
+            503, "gateway_unavailable",
+            f"{state.gateway} cannot be reached now; the checkout will be ready there shortly",
+            headers={"Retry-After": "30"}, checkout_id=state.checkout_id,
+        )  # fmt: skip
+    return Checkout.from_state(state, "workflow", ctx.settings.sandbox_checkout_base)
 
 
 @router.post("/{checkout_id}/capture", response_model=Checkout, responses=PROBLEMS)

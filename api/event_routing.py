@@ -19,7 +19,7 @@ from domain.checkout import (
     PaymentStatus,
 )
 from domain.dispute import DeadlinePolicy, DisputeRequest
-from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest
+from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest, late_payment_refund
 from domain.webhooks import DisputeFact, NoAction, PaymentFact, RefundFact
 from settings import Settings
 from workflows import search_attributes as search
@@ -81,6 +81,8 @@ async def _payment(pool: asyncpg.Pool, fact: PaymentFact) -> Delivery | NoAction
     taken = fact.kind in (PaymentEventKind.AUTHORIZED, PaymentEventKind.CAPTURED)
     if taken and checkout.status in ENDED_WITHOUT_MONEY:
         return _late_payment(fact, checkout)
+    if checkout.left_for is not None:
+        return NoAction(reason=f"checkout {checkout.left_for} left it for another gateway")
     known = _known(fact, checkout)
     if known is not None:
         return NoAction(reason=known)
@@ -129,18 +131,14 @@ def _late_payment(fact: PaymentFact, checkout: routing.CheckoutOf) -> Delivery:
     refund workflow looks at what the gateway took, and gives it back (signal-with-start, one
     per gateway payment)."""
     held_by = fact.gateway_charge_id or fact.gateway_payment_id
-    start = RefundRequest(
-        payment_id=checkout.payment_id,
-        reason=RefundReason.OTHER,
-        note=f"paid after the checkout ended {checkout.status}; first seen in {fact.event_id}",
-        mode=RefundMode.LATE_PAYMENT,
-        idempotency_key=f"late-{held_by}",
-        gateway=fact.gateway,
-        payment_ref=GatewayPaymentRef(
+    start = late_payment_refund(
+        checkout.payment_id,
+        GatewayPaymentRef(
             gateway=fact.gateway,
             gateway_payment_id=fact.gateway_payment_id,
             gateway_charge_id=fact.gateway_charge_id,
         ),
+        f"paid after the checkout ended {checkout.status}; first seen in {fact.event_id}",
     )
     return Delivery(
         names.late_payment_refund_workflow_id(checkout.payment_id, held_by),

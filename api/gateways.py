@@ -147,10 +147,12 @@ async def choose_gateway(ctx: AppContext, body: CreateCheckout) -> tuple[Gateway
         for g, h in every.items()
     }
     try:
-        return choose(body.amount, body.currency, settings.routing_rules, availability)
+        gateway, routing = choose(body.amount, body.currency, settings.routing_rules, availability)
     except NoGateway as refusal:
         if refusal.code == "unroutable":
             raise Problem(422, "no_gateway_for_payment", refusal.message) from None
         raise Problem(
             503, "gateways_unavailable", refusal.message, headers={"Retry-After": "30"}
         ) from None
+    routing.declined_retry = settings.declined_retry_on_other_gateway
+    return gateway, routing

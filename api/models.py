@@ -127,6 +127,11 @@ class CancelBody(Body):
     reason: Annotated[str, StringConstraints(max_length=200)] = "requested_by_customer"
 
 
+class SwitchGatewayBody(Body):
+    gateway: Gateway | None = None
+    """The gateway to retry on; none: the next one routing allowed for the checkout."""
+
+
 class CaptureBody(Body):
     amount: Amount | None = None
 
@@ -181,7 +186,8 @@ class Checkout(BaseModel):
         None, description="why the checkout is on its gateway: auto routing's choice, a failover"
     )
     abandoned_gateways: list[Gateway] = Field(
-        default_factory=list, description="gateways it left, unreachable, their payment released"
+        default_factory=list,
+        description="gateways it left, unreachable or declined there, their payment released",
     )
     source: str = Field(description="`workflow` while the saga runs, `ledger` once it has closed")
 

@@ -10,10 +10,12 @@ import asyncpg
 from temporalio.exceptions import ApplicationError
 
 from db import marketplace
+from domain import names
 from domain.checkout import (
     CheckoutRecord,
     CheckoutState,
     CheckoutStep,
+    LeftGatewayPayment,
     NewCheckout,
     PaymentAttempt,
     PaymentInstructions,
@@ -96,6 +98,8 @@ async def record_checkout_step(pool: asyncpg.Pool, record: CheckoutRecord) -> No
         )  # fmt: skip
         if inserted is None:
             return  # already applied by an earlier attempt of this activity
+        if record.left is not None:
+            await _leave_gateway_payment(conn, record.checkout_id, record.left)
         currency = await conn.fetchval(
             """
             UPDATE payments SET status = CASE
@@ -147,6 +151,51 @@ async def record_checkout_step(pool: asyncpg.Pool, record: CheckoutRecord) -> No
                     for line in record.postings
                 ],
             )
+
+
+async def _leave_gateway_payment(
+    conn: asyncpg.Connection, checkout_id: str, left: LeftGatewayPayment
+) -> None:
+    """The checkout leaves its gateway payment for another gateway: the payment keeps a row of
+    its own (ended `canceled`, `left_for` the checkout), so what that gateway takes on it later is
+    routed there as a late payment and given back; the checkout's row moves to the next gateway,
+    with no gateway payment until the create there records one. One transaction with the step."""
+    left_id = names.checkout_id_for(left.key)
+    moved = await conn.fetchval(
+        """
+        WITH left_payment AS (
+            INSERT INTO payments (payment_id, order_id, attempt, workflow_id, customer_id,
+                                  customer_email, gateway, capture_mode, amount, currency, status,
+                                  gateway_payment_id, gateway_charge_id, metadata, last_error,
+                                  left_for)
+            SELECT $2, order_id, attempt, $3, customer_id, customer_email, gateway, capture_mode,
+                   amount, currency, 'canceled', gateway_payment_id, gateway_charge_id, metadata,
+                   $6, payment_id
+            FROM payments
+            WHERE payment_id = $1 AND gateway = $4 AND gateway_payment_id = $5
+            RETURNING left_for
+        )
+        UPDATE payments SET gateway = $7, gateway_payment_id = NULL, gateway_charge_id = NULL,
+            updated_at = now()
+        WHERE payment_id = (SELECT left_for FROM left_payment) RETURNING true
+        """,
+        checkout_id, left_id, left.key, left.gateway.value, left.gateway_payment_id,
+        f"left for {left.moved_to} by checkout {checkout_id}", left.moved_to.value,
+    )  # fmt: skip
+    if not moved:
+        raise ApplicationError(
+            f"checkout {checkout_id} holds no {left.gateway} payment {left.gateway_payment_id}",
+            type="unknown_payment", non_retryable=True,
+        )  # fmt: skip
+    await conn.execute(
+        """
+        INSERT INTO audit_log (payment_id, record_key, step, status, detail)
+        VALUES ($1, $2, 'left_for_another_gateway', 'canceled', $3)
+        """,
+        left_id, f"{left_id}:left",
+        f"{left.gateway} {left.gateway_payment_id} left by checkout {checkout_id} for"
+        f" {left.moved_to}; money taken here later is given back",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -225,7 +274,7 @@ async def latest_attempt(pool: asyncpg.Pool, order_id: str) -> OrderAttempt | No
     """The order's most recent checkout, if it has one."""
     row = await pool.fetchrow(
         "SELECT payment_id, attempt, status FROM payments WHERE order_id = $1"
-        " ORDER BY attempt DESC LIMIT 1",
+        " AND left_for IS NULL ORDER BY attempt DESC LIMIT 1",
         order_id,
     )
     if row is None:

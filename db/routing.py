@@ -17,6 +17,8 @@ class CheckoutOf:
     status: PaymentStatus
     gateway_charge_id: str | None
     capture_requested: bool
+    left_for: str | None = None
+    """A gateway payment its checkout left for another gateway: the checkout's payment id."""
 
 
 async def checkout_of(
@@ -25,7 +27,7 @@ async def checkout_of(
     """The checkout that created this gateway payment (recorded before any client saw it)."""
     row = await pool.fetchrow(
         "SELECT workflow_id, payment_id, status, gateway_charge_id,"
-        " capture_requested_at IS NOT NULL AS capture_requested FROM payments"
+        " capture_requested_at IS NOT NULL AS capture_requested, left_for FROM payments"
         " WHERE gateway = $1 AND gateway_payment_id = $2",
         gateway,
         gateway_payment_id,
@@ -38,6 +40,7 @@ async def checkout_of(
         PaymentStatus(row["status"]),
         row["gateway_charge_id"],
         row["capture_requested"],
+        row["left_for"],
     )
 
 

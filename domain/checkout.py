@@ -107,6 +107,9 @@ class Routing(Model):
 
     reason: str
     fallbacks: list[Gateway] = Field(default_factory=list)
+    declined_retry: bool = False
+    """The merchant lets a customer whose attempt was declined retry on a fallback gateway
+    (`DECLINED_RETRY_ON_OTHER_GATEWAY`)."""
 
 
 class CheckoutRequest(Model):
@@ -201,7 +204,8 @@ class CheckoutState(Model):
     routing_reason: str | None = None
     """Why the checkout is on its gateway: auto routing's choice, or a failover."""
     abandoned_gateways: list[Gateway] = Field(default_factory=list)
-    """Gateways the checkout left because they could not be reached, their payment released."""
+    """Gateways the checkout left, in order: they could not be reached (their payment released),
+    or the customer, declined there, retried on another gateway."""
 
 
 class PaymentEventKind(StrEnum):
@@ -248,6 +252,14 @@ class CancelCheckout(Model):
     reason: str = "requested_by_customer"
     requested_by: str | None = None
     """The API caller (token subject) who asked for this; None for what no caller asked."""
+
+
+class SwitchGateway(Model):
+    """A customer whose attempt was declined retries on another gateway (None: the next one
+    routing allows). The payment at the gateway left is released first."""
+
+    gateway: Gateway | None = None
+    requested_by: str | None = None
 
 
 class CaptureCheckout(Model):
@@ -338,6 +350,17 @@ class LedgerLine(Model):
     amount: int
 
 
+class LeftGatewayPayment(Model):
+    """A gateway payment a checkout left for another gateway. The ledger gives it a row of its own
+    (`key`, its payment id `checkout_id_for(key)`), ended without money, so what the gateway
+    takes on it afterwards is a late payment of that row, given back (api.event_routing)."""
+
+    key: str
+    gateway: Gateway
+    gateway_payment_id: str
+    moved_to: Gateway
+
+
 class CheckoutRecord(Model):
     """One state change of a checkout, written to the ledger in one transaction."""
 
@@ -354,6 +377,8 @@ class CheckoutRecord(Model):
     last_error: str | None = None
     attempt: PaymentAttempt | None = None
     postings: list[LedgerLine] = Field(default_factory=list)
+    left: LeftGatewayPayment | None = None
+    """The checkout leaves this gateway payment for another gateway, in the same write."""
 
 
 class NewCheckout(Model):
@@ -374,6 +399,8 @@ class OpenCheckoutPayment(Model):
 
     payment: CreateGatewayPayment
     checkout: NewCheckout
+    switch: int = 0
+    """The n-th gateway a declined customer moved the checkout to; 0 before any such move."""
 
 
 class CaptureCheckoutPayment(Model):

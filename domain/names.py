@@ -29,11 +29,13 @@ REFUND_RESERVATION: Final = "reservation"
 SUBMIT_DISPUTE_EVIDENCE: Final = "submit_evidence"
 ACCEPT_DISPUTE: Final = "accept"
 REVIEW_CHECKOUT: Final = "review"
+"""An operator's decision on a checkout held for risk review."""
+SWITCH_GATEWAY: Final = "switch_gateway"
+"""A customer whose attempt was declined retries on another gateway routing allows."""
 RELEASE_PAYOUT: Final = "release_payout"
 """An operator releases a checkout's payout before its release date (or lifts a hold)."""
 HOLD_PAYOUT: Final = "hold_payout"
 """An operator holds a checkout's payout, with a reason, until released."""
-"""An operator's decision on a checkout held for risk review."""
 
 # Queries
 STATE: Final = "state"
@@ -57,6 +59,13 @@ def checkout_workflow_id(order_id: str, attempt: int = 1) -> str:
     again, each attempt its own workflow (`checkout-<order>`, then `checkout-<order>#2`, ...)."""
     suffix = "" if attempt == 1 else f"#{attempt}"
     return f"{CHECKOUT_ID_PREFIX}{order_id}{suffix}"
+
+
+def left_payment_key(workflow_id: str, switch: int) -> str:
+    """The ledger key (its `workflow_id`; no workflow runs under it) of the gateway payment a
+    checkout left on its n-th switch of gateway; `/` appears in no order id, so in no checkout's
+    workflow id. Its payment id is `checkout_id_for` of this key."""
+    return f"{workflow_id}/left-{switch}"
 
 
 def checkout_id_for(workflow_id: str) -> str:

@@ -81,6 +81,20 @@ class RefundRequest(Model):
     """Set on continue-as-new: the state so far."""
 
 
+def late_payment_refund(payment_id: str, held_by: GatewayPaymentRef, note: str) -> RefundRequest:
+    """Giving back money the gateway took for a payment that had ended without it (one refund per
+    gateway payment, whoever finds it first: the webhook's route, the reconciler, the checkout)."""
+    return RefundRequest(
+        payment_id=payment_id,
+        reason=RefundReason.OTHER,
+        note=note,
+        mode=RefundMode.LATE_PAYMENT,
+        idempotency_key=f"late-{held_by.gateway_charge_id or held_by.gateway_payment_id}",
+        gateway=held_by.gateway,
+        payment_ref=held_by,
+    )
+
+
 class RefundStep(Model):
     at: datetime
     step: str

@@ -36,13 +36,16 @@ with workflow.unsafe.imports_passed_through():
         Gateway,
         GatewayPayment,
         GatewayPaymentRef,
+        LeftGatewayPayment,
         NewCheckout,
         OpenCheckoutPayment,
         PaymentAttempt,
         PaymentEvent,
         PaymentEventKind,
+        PaymentInstructions,
         PaymentStatus,
         ReleaseGatewayPayment,
+        SwitchGateway,
         capture_record,
     )
     from domain.money import format_amount
@@ -90,6 +93,14 @@ _RELEASABLE = frozenset(
         PaymentStatus.UNKNOWN,
     }
 )
+# What a declined payment may be at its gateway when the customer moves on: nothing was taken,
+# nothing is under way (a Razorpay order whose payments all failed says `failed`).
+_SWITCHABLE = frozenset(
+    {PaymentStatus.CREATED, PaymentStatus.REQUIRES_ACTION, PaymentStatus.FAILED,
+     PaymentStatus.CANCELED}
+)  # fmt: skip
+# The checkout's states while the customer may pay (or retry after a decline).
+_WAITING_FOR_PAYMENT = frozenset({PaymentStatus.CREATED, PaymentStatus.REQUIRES_ACTION})
 # States an operator searches for while the saga waits in them (besides the end).
 _PUBLISHED = frozenset({PaymentStatus.NEEDS_REVIEW, PaymentStatus.UNKNOWN})
 # How often a saga looks again when the gateway cannot be reached: an outage only delays.
@@ -130,6 +141,16 @@ class CheckoutWorkflow:
         )
         self._fallbacks = list(request.routing.fallbacks) if request.routing else []
         """Gateways auto routing allows the payment to move to, in order, while none is created."""
+        self._switch: SwitchGateway | None = None
+        """A declined customer's retry on another gateway, waiting for the run loop."""
+        self._switching = False
+        self._switches = 0
+        """Switches the run loop has handled (whatever their outcome), for the update's answer."""
+        self._switch_refusal: str | None = None
+        self._declined_here = False
+        """The customer's last attempt on the current gateway was declined."""
+        self._left: list[str] = []
+        """Gateway payments the checkout left: their events are their own rows' (the ledger's)."""
         self._abandoning: list[asyncio.Task[None]] = []
         """Releases at gateways the checkout left, still trying in the background."""
         self._records = 0
@@ -197,7 +218,8 @@ class CheckoutWorkflow:
         under the gateway's minimum) fails the checkout; an outage does not: the saga keeps
         trying until the authorization deadline, and the API tells the client to come back."""
         s = self._state
-        self._note("checkout_created", PaymentStatus.CREATED, self._describe_amount())
+        if not self._left:  # a declined customer's switch of gateway creates again
+            self._note("checkout_created", PaymentStatus.CREATED, self._describe_amount())
         pause = _FIRST_PAUSE
         while True:
             try:
@@ -288,15 +310,89 @@ class CheckoutWorkflow:
         if self._abandoning:
             await asyncio.gather(*self._abandoning)
 
+    async def _switch_gateway(self, request: SwitchGateway) -> tuple[GatewayPayment | None, bool]:
+        """A customer declined on this gateway retries on another that routing allowed: (the
+        payment, when it went through here after all and is taken instead; whether the checkout
+        goes on). A payment is never open on two gateways: the one here is looked at, released,
+        and left in the ledger — money this gateway takes on it from then on is a late payment of
+        its own row, given back — before the next gateway is asked."""
+        s = self._state
+        left, to = s.gateway, request.gateway or self._fallbacks[0]
+        why = f"declined on {left} ({s.last_error}); the customer retries on {to}"
+        # The customer waits for the answer: short tries, and the checkout stays if they fail.
+        try:
+            current = await kit.fetch_payment(self._ref(), retry=CREATE_RETRY)
+            if current.status not in _SWITCHABLE:
+                return self._stay(current, f"the payment at {left} is {current.status}")
+            released = await self._release_at_gateway(why, CREATE_RETRY)
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
+            try:
+                current = await kit.fetch_payment(self._ref(), retry=CREATE_RETRY)
+            except ActivityError as again:
+                kit.reraise_cancellation(again)
+                return self._stay(None, f"{left} cannot be reached: {kit.cause(again)}")
+            return self._stay(current, f"{left} did not release it: {kit.cause(error)}")
+        if released.status not in _SWITCHABLE:
+            return self._stay(released, f"the payment at {left} is {released.status}")
+        assert s.gateway_payment_id is not None
+        left_ref, key = self._ref(), names.left_payment_key(s.workflow_id, len(self._left) + 1)
+        self._left.append(s.gateway_payment_id)
+        self._declined_here = False
+        self._fallbacks.remove(to)
+        s.abandoned_gateways.append(left)
+        s.gateway, s.gateway_payment_id, s.gateway_charge_id = to, None, None
+        s.instructions, s.routing_reason = PaymentInstructions(), f"declined retry: {why}"
+        workflow.upsert_search_attributes([search.GATEWAY.value_set(to.value)])
+        workflow.upsert_memo({"gateway": to.value, "routing": s.routing_reason})
+        await self._record(
+            "gateway_switched", PaymentStatus.CREATED,
+            f"{why}; {left} {left_ref.gateway_payment_id} {released.status}, left to its own"
+            f" payment {names.checkout_id_for(key)}",
+            left=LeftGatewayPayment(
+                key=key, gateway=left, gateway_payment_id=left_ref.gateway_payment_id,
+                moved_to=to,
+            ),
+        )  # fmt: skip
+        if released.status is not PaymentStatus.CANCELED:
+            # Still payable (a Razorpay order cannot be canceled): paid between the look and the
+            # ledger's move, it is given back like any later payment of the row it has now.
+            last = await kit.fetch_payment(left_ref, persistent=True)
+            if last.status is PaymentStatus.CAPTURED and last.amount_captured:
+                await kit.give_back_late_payment(
+                    names.checkout_id_for(key), last.ref,
+                    f"paid on {left} as checkout {s.checkout_id} moved to {to}",
+                )  # fmt: skip
+        return None, await self._create_gateway_payment()
+
+    def _stay(self, payment: GatewayPayment | None, why: str) -> tuple[GatewayPayment | None, bool]:
+        """The switch does not happen: a payment that went through is taken, else the customer
+        stays on this gateway (and may ask again)."""
+        self._switch_refusal = f"the checkout stays on {self._state.gateway}: {why}"
+        if payment is not None and payment.status in (
+            PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED
+        ):  # fmt: skip
+            return payment, True
+        return None, True
+
     async def _wait_for_authorization(self) -> GatewayPayment | None:
         """Until the deadline: record failed attempts, honour a cancel, return the authorization."""
         s = self._state
         assert s.authorization_deadline is not None
         while True:
             await workflow.wait_condition(
-                lambda: bool(self._inbox) or self._cancel is not None or self._deadline_passed
+                lambda: (
+                    bool(self._inbox)
+                    or self._cancel is not None
+                    or self._deadline_passed
+                    or self._switch is not None
+                )
             )
-            if not self._inbox and self._cancel is None:
+            if (
+                not self._inbox
+                and self._cancel is None
+                and (self._switch is None or self._deadline_passed)
+            ):
                 # Nobody waits on an expiring checkout: its gateway calls yield to live ones.
                 self._priority = BACKGROUND
                 # Look before releasing: an authorization whose webhook is late is taken.
@@ -310,7 +406,18 @@ class CheckoutWorkflow:
             if self._cancel is not None:
                 await self._undo(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
                 return None
+            if self._switch is not None and not self._inbox:  # what the gateway said comes first
+                request, self._switch, self._switching = self._switch, None, True
+                paid, goes_on = await self._switch_gateway(request)
+                self._switches, self._switching = self._switches + 1, False
+                if paid is not None:
+                    return paid
+                if not goes_on:
+                    return None
+                continue
             event = self._inbox.pop()
+            if event.gateway_payment_id in self._left:
+                continue  # the ledger routes the rest of a left payment's life to its own row
             if event.kind is PaymentEventKind.FAILED:
                 await self._record_failed_attempt(event)
                 continue
@@ -816,15 +923,21 @@ class CheckoutWorkflow:
                 "refund_failed", PaymentStatus.CAPTURED, s.last_error, last_error=s.last_error
             )
 
-    async def _release_at_gateway(self, reason: str) -> GatewayPayment:
+    async def _release_at_gateway(
+        self, reason: str, retry: RetryPolicy = PERSISTENT_RETRY
+    ) -> GatewayPayment:
         s = self._state
         return await workflow.execute_activity_method(
             GatewayActivities.release_gateway_payment,
             ReleaseGatewayPayment(
-                ref=self._ref(), reason=reason, idempotency_key=f"{s.workflow_id}-release"
+                ref=self._ref(),
+                reason=reason,
+                # one key per gateway payment: a declined customer's switch left the earlier ones
+                idempotency_key=f"{s.workflow_id}-release"
+                + (f"-{len(self._left)}" if self._left else ""),
             ),
             start_to_close_timeout=GATEWAY_TIMEOUT,
-            retry_policy=PERSISTENT_RETRY,
+            retry_policy=retry,
             summary=f"release at the gateway: {reason}",
             priority=self._priority,
         )
@@ -907,6 +1020,59 @@ class CheckoutWorkflow:
                 type="no_review_pending",
             )
 
+    @kit.update(names.SWITCH_GATEWAY)
+    async def switch_gateway(self, request: SwitchGateway) -> CheckoutState:
+        """Answers once the checkout is on the next gateway with what the client needs to pay
+        there (or waits for that gateway), or with why it stays: its payment went through."""
+        self._validate_switch(request)  # again: a decision accepted in the same activation wins
+        self._switch, handled = request, self._switches + 1
+        s = self._state
+        await workflow.wait_condition(
+            lambda: (
+                self._switches >= handled
+                or s.awaiting_gateway
+                or s.status not in _WAITING_FOR_PAYMENT
+            )
+        )
+        if self._switch is request:  # the checkout moved on before the run loop came to it
+            self._switch = None
+            self._switch_refusal = f"the checkout is {s.status}"
+        refusal, self._switch_refusal = self._switch_refusal, None
+        if refusal is not None:
+            raise ApplicationError(refusal, type="checkout_not_switched")
+        return s
+
+    @switch_gateway.validator
+    def _validate_switch(self, request: SwitchGateway) -> None:
+        s = self._state
+        routing = self._request.routing
+        if routing is None or not routing.declined_retry:
+            raise ApplicationError(
+                "this checkout does not move to another gateway after a decline",
+                type="gateway_switch_not_allowed",
+            )
+        if (
+            s.status not in _WAITING_FOR_PAYMENT
+            or not self._declined_here
+            or s.gateway_payment_id is None
+            or self._switch is not None
+            or self._switching
+            or self._cancel is not None
+            or self._deadline_passed
+        ):
+            raise ApplicationError(
+                f"checkout is {s.status}; only a checkout whose last attempt was declined can"
+                " move to another gateway",
+                type="checkout_not_switchable",
+            )
+        if not self._fallbacks or (request.gateway and request.gateway not in self._fallbacks):
+            allowed = ", ".join(self._fallbacks) or "none"
+            raise ApplicationError(
+                f"routing allows no {request.gateway or 'other gateway'} for this checkout"
+                f" (allowed: {allowed})",
+                type="gateway_not_allowed",
+            )
+
     @workflow.query(name=names.STATE)
     def state(self) -> CheckoutState:
         return self._state
@@ -954,11 +1120,15 @@ class CheckoutWorkflow:
                     currency=s.currency,
                     customer_email=self._request.customer_email,
                     metadata=self._request.metadata,
-                    idempotency_key=f"{s.workflow_id}-create",
+                    # a gateway the checkout comes back to (failed over from, then switched to)
+                    # must not replay what the first create left there
+                    idempotency_key=f"{s.workflow_id}-create"
+                    + (f"-{len(self._left)}" if self._left else ""),
                 ),
                 checkout=NewCheckout(
                     checkout_id=s.checkout_id, workflow_id=s.workflow_id, request=self._request
                 ),
+                switch=len(self._left),
             ),
             start_to_close_timeout=GATEWAY_TIMEOUT,
             retry_policy=CREATE_RETRY,
@@ -977,6 +1147,7 @@ class CheckoutWorkflow:
         )
         s.attempts.append(attempt)
         s.last_error = f"{event.error_code}: {event.error_message}"
+        self._declined_here = True
         await self._record(
             "payment_attempt_failed", PaymentStatus.CREATED,
             f"{s.last_error}; the customer may retry until the deadline",
@@ -993,6 +1164,7 @@ class CheckoutWorkflow:
         last_error: str | None = None,
         attempt: PaymentAttempt | None = None,
         defer: bool = False,
+        left: LeftGatewayPayment | None = None,
     ) -> None:
         """Move the checkout to `status` and write the change to the ledger, once: now, or
         (`defer`) with the next write, so that steps in quick succession cost one write."""
@@ -1009,6 +1181,7 @@ class CheckoutWorkflow:
             gateway_charge_id=gateway_charge_id,
             last_error=last_error,
             attempt=attempt,
+            left=left,
         )
         self._deferred.append(record)
         if not defer:

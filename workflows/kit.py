@@ -10,17 +10,25 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from temporalio import workflow
-from temporalio.common import Priority
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.disputes import DisputeActivities
     from activities.gateways.base import UNAVAILABLE_KINDS
     from activities.payments import GatewayActivities
+    from domain import names
     from domain.checkout import GatewayPayment, GatewayPaymentRef
     from domain.dispute import GatewayDispute, GatewayDisputeRef
-    from domain.refund import GatewayRefund, GatewayRefundRef
+    from domain.refund import GatewayRefund, GatewayRefundRef, late_payment_refund
+    from workflows import search_attributes as search
     from workflows.policies import GATEWAY_RETRY, GATEWAY_TIMEOUT, LIVE, PERSISTENT_RETRY
 
 P = ParamSpec("P")
@@ -140,16 +148,38 @@ def continue_as_new_due(polls_this_run: int) -> bool:
 
 
 async def fetch_payment(
-    ref: GatewayPaymentRef, *, persistent: bool = False, priority: Priority = LIVE
+    ref: GatewayPaymentRef,
+    *,
+    persistent: bool = False,
+    priority: Priority = LIVE,
+    retry: RetryPolicy | None = None,
 ) -> GatewayPayment:
     return await workflow.execute_activity_method(
         GatewayActivities.fetch_gateway_payment,
         ref,
         start_to_close_timeout=GATEWAY_TIMEOUT,
-        retry_policy=PERSISTENT_RETRY if persistent else GATEWAY_RETRY,
+        retry_policy=retry or (PERSISTENT_RETRY if persistent else GATEWAY_RETRY),
         summary="look the payment up at the gateway",
         priority=priority,
     )
+
+
+async def give_back_late_payment(payment_id: str, held_by: GatewayPaymentRef, note: str) -> None:
+    """Start the refund of money a gateway took for a payment that had ended without it; it
+    outlives the caller. One per gateway payment: the webhook's relay (or another saga that found
+    it) may have started it already."""
+    charge = held_by.gateway_charge_id or held_by.gateway_payment_id
+    try:
+        await workflow.start_child_workflow(
+            names.REFUND_WORKFLOW,
+            late_payment_refund(payment_id, held_by, note),
+            id=names.late_payment_refund_workflow_id(payment_id, charge),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=search.refund_at_start(payment_id),
+            static_summary=f"Late payment {charge} of {payment_id}: given back",
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # found first by someone else
 
 
 async def fetch_refund(ref: GatewayRefundRef) -> GatewayRefund:

@@ -11,8 +11,7 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconcile import ReconcileActivities
@@ -27,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
         ReconcileReport,
         ReconcileRequest,
     )
-    from domain.refund import RefundEvent, RefundMode, RefundReason, RefundRequest
-    from workflows import search_attributes as search
+    from domain.refund import RefundEvent
+    from workflows import kit
     from workflows.policies import CHECK_RETRY, GATEWAY_TIMEOUT, LEDGER_TIMEOUT, PERSISTENT_RETRY
 
 
@@ -116,27 +115,12 @@ class ReconcileWorkflow:
     ) -> None:
         """Start the refund of a late payment (the webhook's relay may have started it already:
         one workflow per gateway payment); it outlives this run."""
-        charge = held_by.gateway_charge_id or held_by.gateway_payment_id
-        try:
-            await workflow.start_child_workflow(
-                names.REFUND_WORKFLOW,
-                RefundRequest(
-                    payment_id=candidate.payment_id,
-                    reason=RefundReason.OTHER,
-                    note=f"paid after the checkout ended {candidate.ledger_status};"
-                    f" found by reconciliation run {report.run_id}",
-                    mode=RefundMode.LATE_PAYMENT,
-                    idempotency_key=f"late-{charge}",
-                    gateway=candidate.gateway,
-                    payment_ref=held_by,
-                ),
-                id=names.late_payment_refund_workflow_id(candidate.payment_id, charge),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=search.refund_at_start(candidate.payment_id),
-                static_summary=f"Late payment {charge} of {candidate.payment_id}: given back",
-            )
-        except WorkflowAlreadyStartedError:
-            pass  # the webhook's relay started it
+        await kit.give_back_late_payment(
+            candidate.payment_id,
+            held_by,
+            f"paid after the checkout ended {candidate.ledger_status};"
+            f" found by reconciliation run {report.run_id}",
+        )
 
     async def _signal_owner(self, report: ReconcileReport, checked: CheckResult) -> bool:
         """Hand what the gateway said to the saga that owns the object; False if it has closed."""

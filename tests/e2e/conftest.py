@@ -88,6 +88,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # auto routing: INR prefers Stripe and may fail over to Razorpay; MYR is Razorpay's
             "ROUTING_RULES": json.dumps(ROUTING_RULES),
             "BREAKER_OPEN_SECONDS": str(BREAKER_OPEN_SECONDS),
+            # a declined customer may retry on the other gateway routing allowed
+            "DECLINED_RETRY_ON_OTHER_GATEWAY": "true",
         },
     )
     running.start()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from devstack.stack import Stack
+from domain import names
 from settings import SANDBOX_STRIPE_KEY
 from tests.e2e.conftest import (
     BREAKER_OPEN_SECONDS,
@@ -173,3 +174,78 @@ async def test_a_downtime_razorpay_announces_keeps_auto_routing_away_until_resol
             break
         await asyncio.sleep(0.1)
     assert (await health_of(api, "razorpay"))["healthy"]
+
+
+async def test_a_declined_customer_retries_on_the_other_gateway_and_is_never_paid_twice(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """Declined on Razorpay, the customer pays on Stripe; the Razorpay order the checkout left
+    cannot be canceled, so when the customer pays it too, that payment goes to the left order's
+    own ledger row and its late-payment refund — the checkout's capture on Stripe is untouched."""
+    # Stripe's breaker open for a while: INR is routed to Razorpay, Stripe its fallback
+    await db.execute(
+        "UPDATE gateway_health SET state = 'open', failures = 5,"
+        " opened_at = now() + interval '1 hour' WHERE gateway = 'stripe'"
+    )
+    first = await create_checkout(api, auto("INR"))
+    await db.execute(
+        "UPDATE gateway_health SET state = 'closed', failures = 0, opened_at = NULL"
+        " WHERE gateway = 'stripe'"
+    )
+    checkout_id = first["checkout_id"]
+    assert first["gateway"] == "razorpay"
+    refused = await api.post(f"/v1/checkouts/{checkout_id}/switch-gateway", json={})
+    assert refused.status_code == 409 and refused.json()["code"] == "checkout_not_switchable"
+
+    await pay(sandbox, first, succeed=False)
+    for _ in range(150):
+        seen = (await api.get(f"/v1/checkouts/{checkout_id}")).json()
+        if any(a["outcome"] == "failed" for a in seen["attempts"]):
+            break
+        await asyncio.sleep(0.2)
+    switched = await api.post(f"/v1/checkouts/{checkout_id}/switch-gateway", json={})
+    assert switched.status_code == 200, switched.text
+    moved = switched.json()
+    assert (moved["gateway"], moved["abandoned_gateways"]) == ("stripe", ["razorpay"])
+    assert moved["payment"]["stripe_client_secret"] and moved["status"] == "created"
+    audit = await api.get(
+        "/v1/audit", params={"action": "checkout.switch_gateway", "target_id": checkout_id}
+    )
+    assert audit.status_code == 200, audit.text
+    assert audit.json()["entries"][0]["subject"] == "e2e-admin"
+
+    await pay(sandbox, moved)
+    captured = await wait_for_status(api, checkout_id, {"captured"})
+    assert captured["gateway"] == "stripe" and captured["amount_captured"] == 2_500
+
+    # the customer pays the Razorpay order the checkout left
+    await pay(sandbox, first)
+    order_id = first["payment"]["razorpay_order_id"]
+    left_id = names.checkout_id_for(
+        names.left_payment_key(names.checkout_workflow_id(first["order_id"]), 1)
+    )
+    for _ in range(150):
+        routed = await db.fetchval(
+            "SELECT workflow_id FROM webhook_inbox WHERE gateway = 'razorpay'"
+            " AND event_type = 'payment.authorized' AND outcome = 'delivered'"
+            " AND payload::text LIKE '%' || $1 || '%'",
+            order_id,
+        )
+        if routed:
+            break
+        await asyncio.sleep(0.2)
+    assert routed is not None and routed.startswith(f"refund-{left_id}-late-")
+    rows = {
+        r["payment_id"]: r
+        for r in await db.fetch(
+            "SELECT payment_id, gateway, status, amount_captured, left_for FROM payments"
+            " WHERE order_id = $1",
+            first["order_id"],
+        )
+    }
+    assert set(rows) == {checkout_id, left_id}
+    assert (rows[checkout_id]["gateway"], rows[checkout_id]["amount_captured"]) == ("stripe", 2_500)
+    assert (rows[left_id]["gateway"], rows[left_id]["left_for"]) == ("razorpay", checkout_id)
+    # manual capture: Razorpay holds the authorization until its capture period ends, then
+    # refunds it; nothing was captured on the order the checkout left
+    assert "capture" not in await movements(sandbox, order_id)

@@ -60,6 +60,14 @@ class FakeGateway:
 
     def __init__(self, gateway: Gateway = Gateway.STRIPE) -> None:
         self.gateway = gateway
+        self.payment_id = "pi_1"
+        """The current gateway payment's id: `pi_<n>` for the n-th created."""
+        self.created: list[OpenCheckoutPayment] = []
+        self.others: dict[str, GatewayPayment] = {}
+        """Gateway payments the checkout left, as look-ups of their id find them."""
+        self.release_cancels = True
+        """False: a release leaves the payment as it is (Razorpay cannot cancel an order)."""
+        self.after_release: Callable[[], None] | None = None
         self.status = PaymentStatus.CREATED
         self.amount = AMOUNT
         self.captured = 0
@@ -120,15 +128,28 @@ class FakeGateway:
         return PaymentEvent(
             event_id=f"evt_{uuid.uuid4().hex}",
             kind=PaymentEventKind.AUTHORIZED,
-            gateway_payment_id="pi_1",
+            gateway_payment_id=self.payment_id,
             gateway_charge_id="ch_1",
+        )
+
+    def declines(self, payment_id: str | None = None) -> PaymentEvent:
+        """The customer's bank declines an attempt (the payment stays open for another)."""
+        return PaymentEvent(
+            event_id=f"evt_{uuid.uuid4().hex}",
+            kind=PaymentEventKind.FAILED,
+            gateway_payment_id=payment_id or self.payment_id,
+            gateway_charge_id=f"ch_declined_{uuid.uuid4().hex[:6]}",
+            error_code="card_declined",
+            error_message="Your card was declined.",
         )
 
     def payment(self) -> GatewayPayment:
         authorized = self.status is PaymentStatus.AUTHORIZED
         return GatewayPayment(
             ref=GatewayPaymentRef(
-                gateway=self.gateway, gateway_payment_id="pi_1", gateway_charge_id=self.charge_id
+                gateway=self.gateway,
+                gateway_payment_id=self.payment_id,
+                gateway_charge_id=self.charge_id,
             ),
             status=self.status,
             amount=self.amount,
@@ -176,7 +197,9 @@ class FakeGateway:
             self.calls.append(f"create:{request.payment.gateway}")
             if self.create_errors:
                 raise self.create_errors.pop(0)
-            self.gateway = request.payment.gateway
+            self.created.append(request)
+            self.gateway, self.payment_id = request.payment.gateway, f"pi_{len(self.created)}"
+            self.status, self.captured, self.charge_id = PaymentStatus.CREATED, 0, None
             checkout_id = request.payment.checkout_id
             write([
                 CheckoutRecord(
@@ -184,9 +207,9 @@ class FakeGateway:
                     status=PaymentStatus.CREATED, step="checkout_created",
                 ),
                 CheckoutRecord(
-                    record_key=f"{checkout_id}:gateway_payment_created", checkout_id=checkout_id,
-                    status=PaymentStatus.CREATED, step="gateway_payment_created",
-                    gateway_payment_id="pi_1",
+                    record_key=f"{checkout_id}:gateway_payment_created:{request.switch}",
+                    checkout_id=checkout_id, status=PaymentStatus.CREATED,
+                    step="gateway_payment_created", gateway_payment_id=self.payment_id,
                 ),
             ])  # fmt: skip
             return self.payment()
@@ -196,6 +219,8 @@ class FakeGateway:
             self.fetches += 1
             if self.fetch_errors:
                 raise self.fetch_errors.pop(0)
+            if ref.gateway_payment_id in self.others:
+                return self.others[ref.gateway_payment_id]
             return self.payment()
 
         @activity.defn(name="capture_gateway_payment")
@@ -227,8 +252,12 @@ class FakeGateway:
                     non_retryable=True,
                 )
             self.releases.append(request)
-            self.status = PaymentStatus.CANCELED
-            return self.payment()
+            if self.release_cancels:
+                self.status = PaymentStatus.CANCELED
+            released = self.payment()
+            if self.after_release is not None:
+                self.after_release()
+            return released
 
         @activity.defn(name="abandon_gateway_payment")
         async def abandon_gateway_payment(request: AbandonGatewayPayment) -> str:
