@@ -98,7 +98,7 @@ async def list_payments(
         f"""
         SELECT payment_id, order_id, attempt, customer_id, gateway, status, amount, currency,
                amount_captured, amount_refunded, disputed, gateway_payment_id, gateway_charge_id,
-               created_at, updated_at
+               created_at, updated_at, left_for
         FROM payments WHERE {where.sql()}
         ORDER BY created_at DESC, payment_id DESC {limit}
         """,

@@ -89,6 +89,11 @@ class PaymentSummary(BaseModel):
     gateway_charge_id: str | None
     created_at: datetime
     updated_at: datetime
+    left_for: str | None = Field(
+        None,
+        description="a gateway payment this checkout left for another gateway (a declined"
+        " customer retried there): money taken on it is given back from this row",
+    )
 
 
 class DailyTotals(BaseModel):

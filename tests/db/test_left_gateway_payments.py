@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncpg
 
 from api.event_routing import Delivery, RoutingPolicy, resolve
-from db import payments, refunds
+from db import history, payments, refunds
 from domain import names
 from domain.checkout import (
     CheckoutRecord,
@@ -19,6 +19,7 @@ from domain.checkout import (
     PaymentStatus,
 )
 from domain.dispute import DeadlinePolicy
+from domain.history import PaymentFilter
 from domain.refund import RefundMode, RefundRequest, RefundReservation
 from domain.webhooks import NoAction, PaymentFact
 
@@ -84,6 +85,9 @@ async def test_the_left_payment_gets_a_row_of_its_own_and_the_checkout_moves(
     # the order's checkout is still the checkout, not the payment it left
     latest = await payments.latest_attempt(pool, "o1")
     assert latest is not None and latest.checkout_id == "pay_1"
+    # the order's history shows both, the left one saying whose it was
+    listed = await history.list_payments(pool, PaymentFilter(order_id="o1"), None, 10)
+    assert {(p.checkout_id, p.left_for) for _, p in listed} == {("pay_1", None), (LEFT_ID, "pay_1")}
 
 
 async def test_money_taken_on_the_left_payment_is_given_back_from_its_own_row(
