@@ -355,15 +355,24 @@ class CheckoutWorkflow:
             ),
         )  # fmt: skip
         if released.status is not PaymentStatus.CANCELED:
-            # Still payable (a Razorpay order cannot be canceled): paid between the look and the
-            # ledger's move, it is given back like any later payment of the row it has now.
-            last = await kit.fetch_payment(left_ref, persistent=True)
-            if last.status is PaymentStatus.CAPTURED and last.amount_captured:
-                await kit.give_back_late_payment(
-                    names.checkout_id_for(key), last.ref,
-                    f"paid on {left} as checkout {s.checkout_id} moved to {to}",
-                )  # fmt: skip
+            await self._last_look_at_left(left_ref, names.checkout_id_for(key), to)
         return None, await self._create_gateway_payment()
+
+    async def _last_look_at_left(self, ref: GatewayPaymentRef, left_id: str, to: Gateway) -> None:
+        """A left payment that stays payable (a Razorpay order cannot be canceled) paid between
+        the look and the ledger's move is given back like any later payment of the row it has
+        now. Briefly, since the customer waits: when the gateway does not answer, the reconciler
+        looks at the left row (a closed payment changed since its last run) and gives it back."""
+        try:
+            last = await kit.fetch_payment(ref, retry=CREATE_RETRY)
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
+            return
+        if last.status is PaymentStatus.CAPTURED and last.amount_captured:
+            await kit.give_back_late_payment(
+                left_id, last.ref,
+                f"paid on {ref.gateway} as checkout {self._state.checkout_id} moved to {to}",
+            )  # fmt: skip
 
     def _stay(self, payment: GatewayPayment | None, why: str) -> tuple[GatewayPayment | None, bool]:
         """The switch does not happen: a payment that went through is taken, else the customer

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from activities.reconcile import ReconcileActivities
 from api.event_routing import Delivery, RoutingPolicy, resolve
 from db import history, payments, refunds
 from domain import names
@@ -20,6 +21,7 @@ from domain.checkout import (
 )
 from domain.dispute import DeadlinePolicy
 from domain.history import PaymentFilter
+from domain.reconcile import ReconcileRequest
 from domain.refund import RefundMode, RefundRequest, RefundReservation
 from domain.webhooks import NoAction, PaymentFact
 
@@ -126,3 +128,14 @@ async def test_other_facts_of_the_left_payment_reach_no_saga(pool: asyncpg.Pool)
     for kind in (PaymentEventKind.FAILED, PaymentEventKind.REQUIRES_ACTION):
         routed = await resolve(pool, _fact(kind), POLICY)
         assert isinstance(routed, NoAction) and "left it" in routed.reason
+
+
+async def test_the_reconciler_looks_at_the_left_payment(pool: asyncpg.Pool) -> None:
+    """Whatever the gateway took on it while no webhook said so is found by the next run."""
+    await _switched(pool)
+    found = await ReconcileActivities(pool, {}, {"created": 60}, 24).find_reconciliation_candidates(
+        ReconcileRequest()
+    )
+    assert [(c.payment_id, c.gateway, c.ledger_status) for c in found] == [
+        (LEFT_ID, Gateway.STRIPE, "canceled")
+    ]
