@@ -295,7 +295,10 @@ def worker(client: Client, fake: FakeGateway, task_queue: str) -> Worker:
 
 
 async def start(
-    client: Client, request: CheckoutRequest, task_queue: str
+    client: Client,
+    request: CheckoutRequest,
+    task_queue: str,
+    task_timeout: timedelta | None = None,
 ) -> WorkflowHandle[CheckoutWorkflow, CheckoutState]:
     workflow_id = names.checkout_workflow_id(request.order_id)
     return await client.start_workflow(
@@ -304,6 +307,7 @@ async def start(
         id=workflow_id,
         task_queue=task_queue,
         search_attributes=search.checkout_at_start(request, workflow_id),
+        task_timeout=task_timeout,
     )
 
 

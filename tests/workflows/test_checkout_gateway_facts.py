@@ -260,7 +260,12 @@ async def test_a_workflow_canceled_while_the_merchant_decides_refunds_what_the_g
         activities=[*activities, slow_merchant],
         deployment_config=TEST_DEPLOYMENT,
     ):
-        handle = await start(dev_server_env.client, checkout_request(), tq)
+        # The cancel reaches the saga with its next workflow task; while the merchant's local
+        # activity runs, that is the task's heartbeat at 80% of the task timeout (8 s at the
+        # default 10 s, 1.6 s here): the same path, sooner.
+        handle = await start(
+            dev_server_env.client, checkout_request(), tq, task_timeout=timedelta(seconds=2)
+        )
         await wait_for(handle, payable)
         await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
         await asyncio.wait_for(deciding.wait(), 10)
