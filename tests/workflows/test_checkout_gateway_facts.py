@@ -29,7 +29,15 @@ from domain.checkout import (
     PaymentStatus,
 )
 from tests.versioning import TEST_DEPLOYMENT
-from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for, worker
+from tests.workflows.doubles import (
+    AMOUNT,
+    FakeGateway,
+    answered_while_retries_pass,
+    checkout_request,
+    start,
+    wait_for,
+    worker,
+)
 from workflows.checkout import CheckoutWorkflow
 from workflows.policies import GATEWAY_RETRY
 from workflows.refund import RefundWorkflow
@@ -177,7 +185,9 @@ async def test_an_outage_creating_the_payment_delays_the_checkout_instead_of_fai
     fake.create_errors = [unreachable() for _ in range(7)]  # three rounds of short retries
     async with worker(time_skipping_env.client, fake, tq):
         handle = await start(time_skipping_env.client, checkout_request(), tq)
-        ready = await handle.execute_update(CheckoutWorkflow.checkout_ready)
+        ready = await answered_while_retries_pass(
+            time_skipping_env, handle.execute_update(CheckoutWorkflow.checkout_ready)
+        )
         assert ready.awaiting_gateway and ready.gateway_payment_id is None
         assert ready.status is PaymentStatus.CREATED
         await time_skipping_env.sleep(timedelta(minutes=5))  # two pauses of the saga
