@@ -29,7 +29,7 @@ COUNT = 600
 CUSTOMERS = 40
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per process, however xdist deals the tests
 async def seeded_template(postgres_server: str, migrated_template: str) -> AsyncIterator[str]:
     """The name of a migrated database with the generated history written, made once."""
     async with new_database(postgres_server, migrated_template) as url:
