@@ -19,6 +19,7 @@ from api.app import create_app
 from api.auth import Role, mint_token
 from settings import Settings, development_settings
 from testkit import history
+from tests.db.conftest import name_of, new_database
 
 NOW = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
 FAR_CURSOR = base64.urlsafe_b64encode(
@@ -28,9 +29,30 @@ COUNT = 600
 CUSTOMERS = 40
 
 
+@pytest.fixture(scope="session")  # once per process, however xdist deals the tests
+async def seeded_template(postgres_server: str, migrated_template: str) -> AsyncIterator[str]:
+    """The name of a migrated database with the generated history written, made once."""
+    async with new_database(postgres_server, migrated_template) as url:
+        writing = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        try:
+            await history.write(
+                writing, history.generate(COUNT, customers=CUSTOMERS, days=20, until=NOW)
+            )
+        finally:
+            await writing.close()
+        yield name_of(url)
+
+
+@pytest.fixture
+async def database_url(postgres_server: str, seeded_template: str) -> AsyncIterator[str]:
+    """Each test's database: a copy of the seeded template (the history is deterministic)."""
+    async with new_database(postgres_server, seeded_template) as url:
+        yield url
+
+
 @pytest.fixture
 async def seeded(pool: asyncpg.Pool) -> asyncpg.Pool:
-    await history.write(pool, history.generate(COUNT, customers=CUSTOMERS, days=20, until=NOW))
+    """The test's database, migrated and holding the generated history."""
     return pool
 
 

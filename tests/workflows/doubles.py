@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain import names
@@ -324,7 +325,10 @@ def worker(client: Client, fake: FakeGateway, task_queue: str) -> Worker:
 
 
 async def start(
-    client: Client, request: CheckoutRequest, task_queue: str
+    client: Client,
+    request: CheckoutRequest,
+    task_queue: str,
+    task_timeout: timedelta | None = None,
 ) -> WorkflowHandle[CheckoutWorkflow, CheckoutState]:
     workflow_id = names.checkout_workflow_id(request.order_id)
     return await client.start_workflow(
@@ -333,7 +337,23 @@ async def start(
         id=workflow_id,
         task_queue=task_queue,
         search_attributes=search.checkout_at_start(request, workflow_id),
+        task_timeout=task_timeout,
     )
+
+
+T = TypeVar("T")
+
+SHORT_RETRIES = timedelta(seconds=10)
+"""Longer than the backoffs of a gateway call's short retries (1 s, then 2 s), shorter than the
+saga's first pause between rounds of them (30 s)."""
+
+
+async def answered_while_retries_pass(env: WorkflowEnvironment, call: Awaitable[T]) -> T:
+    """Await `call` (an update the saga answers only after activity retries) while the
+    time-skipping server skips `SHORT_RETRIES` ahead: it skips on its own only while a workflow's
+    result is awaited, and would otherwise wait out the retries' backoffs in real time."""
+    answer, _ = await asyncio.gather(call, env.sleep(SHORT_RETRIES))
+    return answer
 
 
 async def wait_for(

@@ -13,7 +13,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.checkout import CheckoutRequest, Gateway, PaymentStatus, Routing
-from tests.workflows.doubles import FakeGateway, checkout_request, start, worker
+from tests.workflows.doubles import (
+    FakeGateway,
+    answered_while_retries_pass,
+    checkout_request,
+    start,
+    worker,
+)
 from workflows.checkout import CheckoutWorkflow
 
 
@@ -41,7 +47,9 @@ async def test_an_unreachable_gateway_fails_over_after_its_payment_is_released(
     fake.left_at[Gateway.STRIPE] = PaymentStatus.CREATED  # one of them wrote before failing
     async with worker(time_skipping_env.client, fake, tq):
         handle = await start(time_skipping_env.client, routed(Gateway.RAZORPAY), tq)
-        ready = await handle.execute_update(CheckoutWorkflow.checkout_ready)
+        ready = await answered_while_retries_pass(
+            time_skipping_env, handle.execute_update(CheckoutWorkflow.checkout_ready)
+        )
         assert ready.gateway is Gateway.RAZORPAY and not ready.awaiting_gateway
         assert ready.routing_reason is not None
         assert ready.routing_reason.startswith("failover: stripe unavailable")
@@ -69,7 +77,9 @@ async def test_a_gateway_that_cannot_be_looked_at_is_released_before_the_checkou
     fake.left_at[Gateway.STRIPE] = PaymentStatus.CREATED
     async with worker(time_skipping_env.client, fake, tq):
         handle = await start(time_skipping_env.client, routed(Gateway.RAZORPAY), tq)
-        ready = await handle.execute_update(CheckoutWorkflow.checkout_ready)
+        ready = await answered_while_retries_pass(
+            time_skipping_env, handle.execute_update(CheckoutWorkflow.checkout_ready)
+        )
         assert ready.gateway is Gateway.RAZORPAY
         await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
         result = await handle.result()
@@ -98,7 +108,9 @@ async def test_a_checkout_on_a_named_gateway_waits_for_it_instead_of_moving(
     fake.create_errors = [unreachable()] * 3
     async with worker(time_skipping_env.client, fake, tq):
         handle = await start(time_skipping_env.client, checkout_request(), tq)
-        ready = await handle.execute_update(CheckoutWorkflow.checkout_ready)
+        ready = await answered_while_retries_pass(
+            time_skipping_env, handle.execute_update(CheckoutWorkflow.checkout_ready)
+        )
         assert ready.awaiting_gateway and ready.gateway is Gateway.STRIPE
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):

@@ -29,7 +29,15 @@ from domain.checkout import (
     PaymentStatus,
 )
 from tests.versioning import TEST_DEPLOYMENT
-from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for, worker
+from tests.workflows.doubles import (
+    AMOUNT,
+    FakeGateway,
+    answered_while_retries_pass,
+    checkout_request,
+    start,
+    wait_for,
+    worker,
+)
 from workflows.checkout import CheckoutWorkflow
 from workflows.policies import GATEWAY_RETRY
 from workflows.refund import RefundWorkflow
@@ -177,7 +185,9 @@ async def test_an_outage_creating_the_payment_delays_the_checkout_instead_of_fai
     fake.create_errors = [unreachable() for _ in range(7)]  # three rounds of short retries
     async with worker(time_skipping_env.client, fake, tq):
         handle = await start(time_skipping_env.client, checkout_request(), tq)
-        ready = await handle.execute_update(CheckoutWorkflow.checkout_ready)
+        ready = await answered_while_retries_pass(
+            time_skipping_env, handle.execute_update(CheckoutWorkflow.checkout_ready)
+        )
         assert ready.awaiting_gateway and ready.gateway_payment_id is None
         assert ready.status is PaymentStatus.CREATED
         await time_skipping_env.sleep(timedelta(minutes=5))  # two pauses of the saga
@@ -260,7 +270,12 @@ async def test_a_workflow_canceled_while_the_merchant_decides_refunds_what_the_g
         activities=[*activities, slow_merchant],
         deployment_config=TEST_DEPLOYMENT,
     ):
-        handle = await start(dev_server_env.client, checkout_request(), tq)
+        # The cancel reaches the saga with its next workflow task; while the merchant's local
+        # activity runs, that is the task's heartbeat at 80% of the task timeout (8 s at the
+        # default 10 s, 1.6 s here): the same path, sooner.
+        handle = await start(
+            dev_server_env.client, checkout_request(), tq, task_timeout=timedelta(seconds=2)
+        )
         await wait_for(handle, payable)
         await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
         await asyncio.wait_for(deciding.wait(), 10)
