@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -188,7 +188,11 @@ async def test_a_switch_is_refused_unless_routing_and_a_decline_allow_it(
             await handle.execute_update(CheckoutWorkflow.checkout_ready)
         with pytest.raises(WorkflowUpdateFailedError) as error:
             await handle.execute_update(CheckoutWorkflow.switch_gateway, switch)
+        # ended before its worker stops: a workflow left with tasks no worker takes would stop
+        # the shared time-skipping server from skipping for every later test of this process
         await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
 
     assert refusal(error) == code
     assert fake.calls == ["create:stripe"]
