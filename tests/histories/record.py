@@ -1,16 +1,17 @@
 """Records the histories that tests/test_replay.py replays: every workflow's main paths, driven
 over HTTP against a fresh local stack with real activities.
 
-    .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record [scenario ...]
 
-Run it after a workflow change. A refund's or a dispute's (auto-upgrade) is guarded by
-`workflow.patched`: rename the old files first, so they stay and keep replaying. A checkout's or
-a reconciliation's (pinned) replaces its files."""
+Run it after a workflow change (all scenarios, or the ones named). A refund's or a dispute's
+(auto-upgrade) is guarded by `workflow.patched`: rename the old files first, so they stay and keep
+replaying. A checkout's or a reconciliation's (pinned) replaces its files."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,26 @@ async def checkout_declined_then_paid(api: httpx.AsyncClient, sb: httpx.AsyncCli
     await pay(sb, checkout, succeed=False)
     await asyncio.sleep(1)
     await pay(sb, checkout)
+    await wait_for_status(api, checkout["checkout_id"], TERMINAL)
+    return [names.checkout_workflow_id(checkout["order_id"])]
+
+
+async def checkout_declined_switched_gateway(
+    api: httpx.AsyncClient, sb: httpx.AsyncClient
+) -> list[str]:
+    """Auto-routed INR: declined on Stripe, the customer retries on Razorpay and pays there."""
+    checkout = await create_checkout(api, checkout_body("auto", currency="INR"))
+    assert checkout["gateway"] == "stripe", checkout
+    await pay(sb, checkout, succeed=False)
+    for _ in range(100):
+        seen = (await api.get(f"/v1/checkouts/{checkout['checkout_id']}")).json()
+        if seen["attempts"]:
+            break
+        await asyncio.sleep(0.1)
+    moved = await api.post(f"/v1/checkouts/{checkout['checkout_id']}/switch-gateway", json={})
+    assert moved.status_code == 200, moved.text
+    proof = await pay(sb, moved.json())
+    await api.post(f"/v1/checkouts/{checkout['checkout_id']}/razorpay/confirm", json=proof)
     await wait_for_status(api, checkout["checkout_id"], TERMINAL)
     return [names.checkout_workflow_id(checkout["order_id"])]
 
@@ -195,6 +216,7 @@ SCENARIOS: list[Scenario] = [
     checkout_stripe_captured,
     checkout_razorpay_captured,
     checkout_declined_then_paid,
+    checkout_declined_switched_gateway,
     checkout_merchant_refused,
     checkout_canceled,
     checkout_expired,
@@ -207,13 +229,17 @@ SCENARIOS: list[Scenario] = [
 ]
 
 
-async def record(out: Path) -> None:
+async def record(out: Path, scenarios: list[Scenario]) -> None:
     with tempfile.TemporaryDirectory() as data:
         stack = Stack(
             Path(data),
             Ports.free(),
             with_ui=False,
-            extra_env={"AUTHORIZATION_WINDOW_SECONDS": "8", "REFUND_POLL_INTERVAL_SECONDS": "2"},
+            extra_env={
+                "AUTHORIZATION_WINDOW_SECONDS": "8",
+                "REFUND_POLL_INTERVAL_SECONDS": "2",
+                "DECLINED_RETRY_ON_OTHER_GATEWAY": "true",
+            },
         )
         stack.start()
         try:
@@ -224,7 +250,7 @@ async def record(out: Path) -> None:
                 ) as api,
                 httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as sandbox,
             ):
-                for scenario in SCENARIOS:
+                for scenario in scenarios:
                     for index, workflow_id in enumerate(await scenario(api, sandbox)):
                         handle = client.get_workflow_handle(workflow_id)
                         for _ in range(100):
@@ -240,4 +266,8 @@ async def record(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(HERE))
+    named = set(sys.argv[1:])
+    unknown = named - {s.__name__ for s in SCENARIOS}
+    if unknown:
+        raise SystemExit(f"no scenario {', '.join(sorted(unknown))}")
+    asyncio.run(record(HERE, [s for s in SCENARIOS if not named or s.__name__ in named]))
