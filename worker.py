@@ -97,6 +97,7 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
         gateways.fetch_gateway_payment,
         gateways.capture_gateway_payment,
         gateways.release_gateway_payment,
+        gateways.expire_gateway_payment,
         gateways.abandon_gateway_payment,
         gateways.refund_gateway_payment,
         gateways.refund_and_record,

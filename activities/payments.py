@@ -144,6 +144,19 @@ class GatewayActivities:
         )
 
     @activity.defn
+    async def expire_gateway_payment(self, request: ReleaseGatewayPayment) -> GatewayPayment:
+        """The checkout's authorization deadline passed: look, and release what is still open,
+        in one call (a deadline storm is the background load: each task it spares counts). An
+        authorization or a capture is returned as the look found it, for the saga to take; a
+        payment released is returned as the release answered."""
+        gateway = request.ref.gateway
+        adapter = self._gateways[gateway]
+        current = await self._observed(gateway, adapter.fetch_payment(request.ref))
+        if current.status not in _OPEN or current.status is PaymentStatus.AUTHORIZED:
+            return current
+        return await self._observed(gateway, adapter.release(request))
+
+    @activity.defn
     async def abandon_gateway_payment(self, request: AbandonGatewayPayment) -> str:
         """Before a checkout moves to another gateway: find what an attempt to create its payment
         here may have left (the answer lost, or a 500 after the write), and release it. Says

@@ -402,16 +402,7 @@ class CheckoutWorkflow:
                 and self._cancel is None
                 and (self._switch is None or self._deadline_passed)
             ):
-                # Nobody waits on an expiring checkout: its gateway calls yield to live ones.
-                self._priority = BACKGROUND
-                # Look before releasing: an authorization whose webhook is late is taken.
-                current = await self._look()
-                if current.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
-                    return current
-                await self._undo(
-                    "authorization deadline passed", PaymentStatus.EXPIRED, seen=current
-                )
-                return None
+                return await self._expire()
             if self._cancel is not None:
                 await self._undo(f"canceled: {self._cancel.reason}", PaymentStatus.CANCELED)
                 return None
@@ -450,6 +441,36 @@ class CheckoutWorkflow:
                 step, s.status,
                 f"{event.kind} event {event.event_id}: the gateway says {payment.status}",
             )  # fmt: skip
+
+    async def _expire(self) -> GatewayPayment | None:
+        """The authorization deadline passed: one call looks at the gateway and releases what is
+        still open; an authorization whose webhook is late is taken (returned). A capture that
+        lands between the look and the release is refunded, as compensation does."""
+        s = self._state
+        self._priority = BACKGROUND  # nobody waits on an expiring checkout: live calls go first
+        reason = "authorization deadline passed"
+        try:
+            seen = await workflow.execute_activity_method(
+                GatewayActivities.expire_gateway_payment,
+                ReleaseGatewayPayment(
+                    ref=self._ref(), reason=reason, idempotency_key=self._release_key()
+                ),
+                start_to_close_timeout=GATEWAY_TIMEOUT,
+                retry_policy=PERSISTENT_RETRY,
+                summary="look at the gateway; release what is still open",
+                priority=self._priority,
+            )
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
+            # captured between the look and the release (refunded below), or refused
+            if not kit.refused_as(error, "already_captured"):
+                await self._record("release_refused", s.status, kit.cause(error))
+            await self._undo(reason, PaymentStatus.EXPIRED)
+            return None
+        if seen.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED):
+            return seen
+        await self._undo(reason, PaymentStatus.EXPIRED, released=seen)
+        return None
 
     async def _authentication_required(self, event: PaymentEvent, payment: GatewayPayment) -> None:
         """The customer's bank asks for 3-D Secure: the client gets what it needs to
@@ -855,18 +876,19 @@ class CheckoutWorkflow:
         status: PaymentStatus,
         *,
         step: str | None = None,
-        seen: GatewayPayment | None = None,
+        released: GatewayPayment | None = None,
     ) -> None:
         """End the checkout with nothing at the gateway, whatever path led here: release what is
         open or authorized, refund what is captured (a gateway may capture on its own), then
-        record why. `status` is the outcome when no money was taken; `seen`, the payment as the
-        caller has just looked at it (one gateway call fewer for an expiring checkout)."""
+        record why. `status` is the outcome when no money was taken; `released`, the payment as
+        the caller's own look-and-release has just left it (an expiring checkout's)."""
         s = self._state
         detail = reason
-        if s.gateway_payment_id is not None:
+        if released is not None:
+            detail += f"; the gateway says {released.status}"
+        elif s.gateway_payment_id is not None:
             while True:
-                current = seen or await self._look()
-                seen = None
+                current = await self._look()
                 if current.status is PaymentStatus.CAPTURED and current.amount_captured:
                     await self._refund(current)
                     break
@@ -935,15 +957,10 @@ class CheckoutWorkflow:
     async def _release_at_gateway(
         self, reason: str, retry: RetryPolicy = PERSISTENT_RETRY
     ) -> GatewayPayment:
-        s = self._state
         return await workflow.execute_activity_method(
             GatewayActivities.release_gateway_payment,
             ReleaseGatewayPayment(
-                ref=self._ref(),
-                reason=reason,
-                # one key per gateway payment: a declined customer's switch left the earlier ones
-                idempotency_key=f"{s.workflow_id}-release"
-                + (f"-{len(self._left)}" if self._left else ""),
+                ref=self._ref(), reason=reason, idempotency_key=self._release_key()
             ),
             start_to_close_timeout=GATEWAY_TIMEOUT,
             retry_policy=retry,
@@ -1087,6 +1104,11 @@ class CheckoutWorkflow:
         return self._state
 
     # Plumbing
+
+    def _release_key(self) -> str:
+        """One per gateway payment: a declined customer's switch left the earlier ones."""
+        s = self._state
+        return f"{s.workflow_id}-release" + (f"-{len(self._left)}" if self._left else "")
 
     def _ref(self, charge_id: str | None = None) -> GatewayPaymentRef:
         s = self._state

@@ -69,6 +69,8 @@ class FakeGateway:
         self.release_cancels = True
         """False: a release leaves the payment as it is (Razorpay cannot cancel an order)."""
         self.after_release: Callable[[], None] | None = None
+        self.captured_after_the_look = False
+        """At the deadline: the gateway captures on its own between the look and the release."""
         self.status = PaymentStatus.CREATED
         self.amount = AMOUNT
         self.captured = 0
@@ -246,6 +248,24 @@ class FakeGateway:
 
         @activity.defn(name="release_gateway_payment")
         async def release_gateway_payment(request: ReleaseGatewayPayment) -> GatewayPayment:
+            return release(request)
+
+        @activity.defn(name="expire_gateway_payment")
+        async def expire_gateway_payment(request: ReleaseGatewayPayment) -> GatewayPayment:
+            """As the real one: a look, then a release of what is still open."""
+            looked = await fetch_gateway_payment(request.ref)
+            if self.captured_after_the_look:
+                self.status, self.captured, self.charge_id = (
+                    PaymentStatus.CAPTURED, self.amount, "ch_1",
+                )  # fmt: skip
+            if looked.status in (
+                PaymentStatus.CREATED, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING,
+                PaymentStatus.UNKNOWN,
+            ):  # fmt: skip
+                return release(request)
+            return looked
+
+        def release(request: ReleaseGatewayPayment) -> GatewayPayment:
             if self.status is PaymentStatus.CAPTURED:  # as the adapters answer
                 raise ApplicationError(
                     "captured payments can only be refunded",
@@ -292,6 +312,7 @@ class FakeGateway:
             fetch_gateway_payment,
             capture_gateway_payment,
             release_gateway_payment,
+            expire_gateway_payment,
             abandon_gateway_payment,
             confirm_order_with_merchant,
             assess_checkout_risk,

@@ -105,6 +105,21 @@ async def test_unpaid_checkout_expires_at_the_deadline_and_is_canceled_at_the_ga
     assert fake.ledger_balance() == {}
 
 
+async def test_a_capture_landing_between_the_deadlines_look_and_release_is_refunded(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The release is refused (captured meanwhile): the checkout looks again and gives it back."""
+    fake, tq = FakeGateway(), queue()
+    fake.captured_after_the_look = True
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.REFUNDED and fake.releases == []
+    assert [r.amount for r in fake.refunds] == [AMOUNT]
+    assert "release_refused" not in [step.step for step in result.history]
+
+
 def gateway_call_priorities(history: WorkflowHistory) -> dict[str, set[int]]:
     """Activity type → the priority keys its scheduled tasks carried (0: the server default)."""
     keys: dict[str, set[int]] = {}
@@ -127,17 +142,13 @@ async def test_an_expiring_checkout_yields_its_gateway_calls_to_live_ones(
         keys = gateway_call_priorities(await handle.fetch_history())
 
     background = BACKGROUND.priority_key
-    assert keys == {
-        "create_gateway_payment": {0},
-        "fetch_gateway_payment": {background},
-        "release_gateway_payment": {background},
-    }
+    assert keys == {"create_gateway_payment": {0}, "expire_gateway_payment": {background}}
 
 
-async def test_an_expiring_checkout_looks_at_the_gateway_once_before_releasing(
+async def test_an_expiring_checkout_looks_and_releases_in_one_call(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    """Deadline storms are the background load (BENCHMARKS.md): each call they spare counts."""
+    """Deadline storms are the background load (BENCHMARKS.md): each task they spare counts."""
     fake, tq = FakeGateway(), queue()
     async with worker(time_skipping_env.client, fake, tq):
         handle = await start(time_skipping_env.client, checkout_request(), tq)
@@ -149,11 +160,8 @@ async def test_an_expiring_checkout_looks_at_the_gateway_once_before_releasing(
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-    assert scheduled == [
-        "create_gateway_payment",
-        "fetch_gateway_payment",
-        "release_gateway_payment",
-    ]
+    assert scheduled == ["create_gateway_payment", "expire_gateway_payment"]
+    assert fake.fetches == 1 and len(fake.releases) == 1
 
 
 async def test_merchant_refusal_voids_the_authorization(
