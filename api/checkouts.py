@@ -260,14 +260,8 @@ async def _start_checkout(
             f"order {body.order_id} already has checkout {state.checkout_id} with other terms",
             checkout_id=state.checkout_id,
         )  # fmt: skip
-    if state.awaiting_gateway and state.gateway_payment_id is None:
-        # An outage delays the checkout, it does not fail it: the saga keeps trying, and the
-        # same request (same key) later answers with what the client needs to pay.
-        raise Problem(
-            503, "gateway_unavailable",
-            f"{state.gateway} cannot be reached now; retry this request shortly",
-            headers={"Retry-After": "30"}, checkout_id=state.checkout_id,
-        )  # fmt: skip
+    # the same request (same key) later answers with what the client needs to pay
+    _check_gateway_reached(state, "retry this request shortly")
     view = Checkout.from_state(state, source, settings.sandbox_checkout_base)
     if state.status is PaymentStatus.FAILED and state.risk_reason is not None:
         # blocked by risk screening before any gateway call; the reason is safe to show
@@ -326,13 +320,18 @@ async def switch_gateway(
     )
     handle = await _handle(ctx, caller, checkout_id)
     state = await _update(handle, CheckoutWorkflow.switch_gateway, request)
+    _check_gateway_reached(state, "the checkout will be ready there shortly")
+    return Checkout.from_state(state, "workflow", ctx.settings.sandbox_checkout_base)
+
+
+def _check_gateway_reached(state: CheckoutState, then: str) -> None:
+    """503 while the checkout's gateway cannot be reached to create its payment: an outage
+    delays the checkout, it does not fail it (the saga keeps trying)."""
     if state.awaiting_gateway and state.gateway_payment_id is None:
         raise Problem(
-            503, "gateway_unavailable",
-            f"{state.gateway} cannot be reached now; the checkout will be ready there shortly",
+            503, "gateway_unavailable", f"{state.gateway} cannot be reached now; {then}",
             headers={"Retry-After": "30"}, checkout_id=state.checkout_id,
         )  # fmt: skip
-    return Checkout.from_state(state, "workflow", ctx.settings.sandbox_checkout_base)
 
 
 @router.post("/{checkout_id}/capture", response_model=Checkout, responses=PROBLEMS)
