@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.context import AppContext, app_context
-from api.history import Since, Until
+from api.history import NO_NUL, Since, Until
 from db import audit
 
 log = structlog.get_logger("api.audit")
@@ -135,9 +135,9 @@ class AuditPage(BaseModel):
 async def read_audit(
     ctx: Context,
     caller: Admin,
-    subject: Annotated[str | None, Query(max_length=200)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    target_id: Annotated[str | None, Query(max_length=200)] = None,
+    subject: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    target_id: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     since: Since = None,
     until: Until = None,
     cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,

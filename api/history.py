@@ -26,6 +26,8 @@ Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 Since = Annotated[Instant | None, Query(description="inclusive; ISO 8601 with a UTC offset")]
 Until = Annotated[Instant | None, Query(description="exclusive; ISO 8601 with a UTC offset")]
 CurrencyFilter = Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")]
+NO_NUL = r"^[^\x00]*$"
+"""For a free-text filter: PostgreSQL text cannot hold a NUL, so one is a 422, not a 500."""
 IdentifierFilter = Annotated[
     str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", description="exactly")
 ]

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from activities.gateways.registry import KITS, GatewayKit
 from api.auth import AUTH_PROBLEMS, Caller, Role, access
 from api.context import AppContext, app_context
+from api.history import NO_NUL
 from api.metrics import WEBHOOKS
 from api.problems import Problem
 from db import inbox
@@ -174,7 +175,7 @@ async def list_events(
     ctx: Context,
     caller: Operator,
     gateway: Gateway | None = None,
-    event_type: Annotated[str | None, Query(alias="type", max_length=100)] = None,
+    event_type: Annotated[str | None, Query(alias="type", max_length=100, pattern=NO_NUL)] = None,
     delivered: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> InboxPage:

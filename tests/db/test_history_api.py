@@ -248,6 +248,10 @@ async def test_disputes_are_paged_newest_first(api: Client, seeded: asyncpg.Pool
         ("/v1/disputes", {"stage": "appeal"}),
         ("/v1/reviews", {"customer_id": "c_1\x00"}),
         ("/v1/reviews", {"created_after": "0001-01-01T00:00:00+14:00"}),
+        ("/v1/webhooks/events", {"type": "payment.\x00"}),
+        ("/v1/audit", {"subject": "e2e\x00"}),
+        ("/v1/audit", {"action": "checkout.\x00"}),
+        ("/v1/audit", {"target_id": "pay_\x00"}),
     ],
 )  # fmt: skip
 async def test_bad_filters_and_cursors_are_422(
