@@ -222,7 +222,7 @@ class Replayed(BaseModel):
 )
 async def replay_dead_letter(
     gateway: Gateway,
-    event_id: Annotated[str, Path(max_length=255)],
+    event_id: Annotated[str, Path(max_length=255, pattern=NO_NUL)],
     ctx: Context,
     caller: Operator,
 ) -> Replayed:

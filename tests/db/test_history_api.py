@@ -262,6 +262,15 @@ async def test_bad_filters_and_cursors_are_422(
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_a_nul_in_a_dead_letters_id_is_422(api: Client) -> None:
+    token = mint_token(api.settings, "test-admin", [Role.ADMIN])
+    response = await api.http.post(
+        "/v1/webhooks/dead-letters/stripe/evt_%00/replay",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 422, response.text
+
+
 async def test_a_cursor_of_one_list_is_refused_by_another(api: Client) -> None:
     page = (await api.get("/v1/refunds", Role.ADMIN, params={"limit": 1})).json()
     assert page["next_cursor"]
