@@ -128,14 +128,16 @@ def activities_for(settings: Settings, pool: Any, http: httpx.AsyncClient) -> li
     ]
 
 
-def compile_workflow_code() -> bool:
-    """Write the bytecode of the workflow modules if it is missing or stale; False if it could
-    not be written. The workflow sandbox imports these modules afresh for every workflow it loads
-    (a new run, or a replay after the workflow cache evicted it) and, where no bytecode is on disk
-    (PYTHONDONTWRITEBYTECODE, a read-only image built with `pip install --no-compile`), compiles
-    their source each time: a third of the worker's CPU in a deadline storm (BENCHMARKS.md). The
-    image compiles them when it is built (Dockerfile); this covers any other install."""
-    return bool(compileall.compile_dir(Path(workflows.__file__).parent, quiet=2))
+def compile_workflow_code(source: Path = Path(workflows.__file__).parent) -> bool:
+    """Write the bytecode of the workflow modules (a package folder or one file) if it is missing
+    or stale; False if it could not be written. The workflow sandbox imports these modules afresh
+    for every workflow it loads (a new run, or a replay after the workflow cache evicted it) and,
+    where no bytecode is on disk (PYTHONDONTWRITEBYTECODE, a read-only image built with
+    `pip install --no-compile`), compiles their source each time: a third of the worker's CPU in
+    a deadline storm (BENCHMARKS.md). The image compiles them when it is built (Dockerfile)."""
+    if source.is_dir():
+        return bool(compileall.compile_dir(source, quiet=2))
+    return bool(compileall.compile_file(source, quiet=2))
 
 
 async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:

@@ -52,7 +52,7 @@ from bench.load import LeanClient
 from devstack.stack import BIN, ROOT, Stack
 from domain import names
 from sandbox.webhooks import hmac_hex, stripe_signature
-from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET
+from settings import SANDBOX_RAZORPAY_WEBHOOK_SECRET, SANDBOX_STRIPE_WEBHOOK_SECRET, Settings
 from testkit.history_shape import Shape, shape_of
 from testkit.shop import (
     TERMINAL,
@@ -218,8 +218,8 @@ async def open_checkouts(
     elapsed = time.perf_counter() - began
     await asyncio.sleep(2)
     samples.append((len(created), rss_mib(pid)))
-    # RSS grows while the workflow cache fills (max_cached_workflows, 1000 by default), then
-    # levels off: the slope over the first 1000 is the cost of 1000 cached open checkouts.
+    # RSS grows while the workflow cache fills (WORKER_MAX_CACHED_WORKFLOWS, 50 by default) and
+    # then by what an open checkout costs beyond it: the slope over the first 1000 open ones.
     first = [s for s in samples if s[0] <= 1000]
     per_1000 = (first[-1][1] - first[0][1]) / max(first[-1][0], 1) * 1000 if len(first) > 1 else 0.0
     overall = (samples[-1][1] - samples[0][1]) / max(len(created), 1) * 1000
@@ -782,8 +782,9 @@ async def run(endpoints: Endpoints, sizes: Sizes, log_dir: Path) -> dict[str, An
         "temporal": {
             "version": temporal_version(),
             "persistence": "Temporal dev server (temporal server start-dev), SQLite file",
-            "worker": "worker.py defaults: max_cached_workflows 1000, "
-            "max_concurrent_activities/workflow_tasks SDK defaults",
+            "worker": "worker.py defaults: max_cached_workflows"
+            f" {Settings.model_fields['worker_max_cached_workflows'].default},"
+            " max_concurrent_activities/workflow_tasks SDK defaults",
         },
         "sizes": sizes.__dict__ | {"webhook_rates": list(sizes.webhook_rates)},
         "targets": TARGETS,

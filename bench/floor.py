@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio import activity, workflow
@@ -167,8 +168,9 @@ async def serve() -> None:
     from observability import ActivityLogInterceptor, worker_runtime
     from settings import development_settings
     from temporal_client import connect_temporal
-    from worker import make_current_if_none
+    from worker import compile_workflow_code, make_current_if_none
 
+    compile_workflow_code(Path(__file__))  # as the worker compiles the checkout's
     settings = development_settings()
     client = await connect_temporal(settings, runtime=worker_runtime(f"127.0.0.1:{free_port()}"))
     version = WorkerDeploymentVersion("bench-floor", settings.worker_build_id)
