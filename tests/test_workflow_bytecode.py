@@ -11,14 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
-# Replays a recorded checkout (two loads of the workflow: one per replay) and prints which
-# workflow modules were compiled from source meanwhile.
+# Replays a recorded checkout twice (a load of the workflow each), first as the modules are, then
+# after the worker's compile step, and prints which workflow modules each round compiled.
 SCRIPT = """
-import asyncio, importlib._bootstrap_external as loaders, json, sys
+import asyncio, importlib._bootstrap_external as loaders, json
 from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
@@ -26,8 +24,6 @@ from settings import development_settings
 from temporal_client import connect_options
 import worker
 
-if sys.argv[1] == "compile":
-    assert worker.compile_workflow_code()
 compiled = []
 source_to_code = loaders.SourceLoader.source_to_code
 
@@ -41,28 +37,25 @@ replayer = Replayer(
     workflows=worker.WORKFLOWS,
     data_converter=connect_options(development_settings(_env_file=None))["data_converter"],
 )
-for n in range(2):
-    asyncio.run(replayer.replay_workflow(WorkflowHistory.from_json(f"wf-{n}", text)))
-print(json.dumps([p for p in compiled if "workflows" in Path(p).parts]))
+rounds = {}
+for name in ("as_is", "compiled"):
+    if name == "compiled":
+        assert worker.compile_workflow_code()
+    compiled.clear()
+    for n in range(2):
+        asyncio.run(replayer.replay_workflow(WorkflowHistory.from_json(f"{name}-{n}", text)))
+    rounds[name] = [p for p in compiled if "workflows" in Path(p).parts]
+print(json.dumps(rounds))
 """
 
 
-def compiled_while_replaying(mode: str, cache: Path) -> list[str]:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(cache)}
+def test_no_workflow_load_compiles_source_after_the_workers_compile_step(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode],
+        [sys.executable, "-c", SCRIPT],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    compiled: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return compiled
-
-
-@pytest.mark.parametrize("mode", ["compile", "as-is"])
-def test_workflow_loads_compile_source_only_without_the_workers_bytecode(
-    mode: str, tmp_path: Path
-) -> None:
-    compiled = compiled_while_replaying(mode, tmp_path)
-    if mode == "compile":
-        assert compiled == []
-    else:  # what the worker did before: the checkout's source compiled at every load
-        assert compiled.count(str(ROOT / "workflows" / "checkout.py")) >= 2
+    rounds = json.loads(result.stdout.strip().splitlines()[-1])
+    # what the worker did before: the checkout's source compiled at every load
+    assert rounds["as_is"].count(str(ROOT / "workflows" / "checkout.py")) >= 2
+    assert rounds["compiled"] == []
