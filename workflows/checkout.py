@@ -582,8 +582,9 @@ class CheckoutWorkflow:
                     retry_policy=MERCHANT_RETRY,
                     summary="ask the merchant to confirm the order",
                 )
-            except ActivityError as error:
-                kit.reraise_cancellation(error)
+            except (ActivityError, ApplicationError) as error:  # a local activity's: unwrapped
+                if isinstance(error, ActivityError):
+                    kit.reraise_cancellation(error)
                 raise CheckoutAborted(
                     f"merchant confirmation failed: {kit.cause(error)}", PaymentStatus.VOIDED
                 ) from None

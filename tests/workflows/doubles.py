@@ -81,6 +81,7 @@ class FakeGateway:
         """The refund workflow's gateway and ledger, for the compensation's child."""
         self.records: list[CheckoutRecord] = []
         self.merchant = MerchantDecision(accepted=True, reason="in stock")
+        self.merchant_error: Exception | None = None
         self.capture_error: ApplicationError | None = None
         self.lose_capture_answers = 0
         """The next n capture calls capture (the first) but their answers never arrive."""
@@ -292,6 +293,8 @@ class FakeGateway:
 
         @activity.defn(name="confirm_order_with_merchant")
         async def confirm_order_with_merchant(checkout: CheckoutState) -> MerchantDecision:
+            if self.merchant_error is not None:
+                raise self.merchant_error
             return self.merchant
 
         @activity.defn(name="assess_checkout_risk")

@@ -182,6 +182,28 @@ async def test_merchant_refusal_voids_the_authorization(
     assert fake.ledger_balance() == {}
 
 
+async def test_a_merchant_that_cannot_confirm_voids_the_authorization(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The confirmation is a local activity, whose failure arrives unwrapped (no ActivityError):
+    the checkout still says why it voided."""
+    fake, tq = FakeGateway(), queue()
+    fake.merchant_error = ApplicationError(
+        "the shop answered 400", type="merchant_misconfigured", non_retryable=True
+    )
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.VOIDED
+    assert result.last_error == (
+        "merchant confirmation failed: merchant_misconfigured: the shop answered 400"
+    )
+    assert len(fake.releases) == 1 and fake.captures == []
+
+
 async def test_capture_failing_for_good_voids_the_authorization(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
