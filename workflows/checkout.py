@@ -445,17 +445,12 @@ class CheckoutWorkflow:
     async def _expire(self) -> GatewayPayment | None:
         """The authorization deadline passed: one call looks at the gateway and releases what is
         still open; an authorization whose webhook is late is taken (returned). A capture that
-        lands between the look and the release is refunded, as compensation does.
-
-        The call is a local activity, as the merchant's confirmation is: the expiry then takes
-        one workflow task (the deadline's, which also records and closes) instead of two. In a
-        deadline storm each task is a load and replay of an evicted workflow, which is what live
-        checkouts queue behind (BENCHMARKS.md)."""
+        lands between the look and the release is refunded, as compensation does."""
         s = self._state
         self._priority = BACKGROUND  # nobody waits on an expiring checkout: live calls go first
         reason = "authorization deadline passed"
         try:
-            seen = await workflow.execute_local_activity_method(
+            seen = await workflow.execute_activity_method(
                 GatewayActivities.expire_gateway_payment,
                 ReleaseGatewayPayment(
                     ref=self._ref(), reason=reason, idempotency_key=self._release_key()
@@ -463,10 +458,10 @@ class CheckoutWorkflow:
                 start_to_close_timeout=GATEWAY_TIMEOUT,
                 retry_policy=PERSISTENT_RETRY,
                 summary="look at the gateway; release what is still open",
+                priority=self._priority,
             )
-        except (ActivityError, ApplicationError) as error:  # a local activity's: unwrapped
-            if isinstance(error, ActivityError):
-                kit.reraise_cancellation(error)
+        except ActivityError as error:
+            kit.reraise_cancellation(error)
             # captured between the look and the release (refunded below), or refused
             if not kit.refused_as(error, "already_captured"):
                 await self._record("release_refused", s.status, kit.cause(error))

@@ -116,10 +116,8 @@ def reraise_cancellation(error: ActivityError) -> None:
         raise asyncio.CancelledError() from error
 
 
-def refused_as(error: ActivityError | ApplicationError, *kinds: str) -> bool:
-    """The call failed for one of these reasons. A local activity's failure arrives as its
-    ApplicationError itself, an activity's wrapped in an ActivityError."""
-    inner = error.cause if isinstance(error, ActivityError) else error
+def refused_as(error: ActivityError, *kinds: str) -> bool:
+    inner = error.cause
     return isinstance(inner, ApplicationError) and inner.type in kinds
 
 
