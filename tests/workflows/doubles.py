@@ -69,6 +69,8 @@ class FakeGateway:
         self.release_cancels = True
         """False: a release leaves the payment as it is (Razorpay cannot cancel an order)."""
         self.after_release: Callable[[], None] | None = None
+        self.during_expiry: Callable[[], Awaitable[None]] | None = None
+        """Runs inside the deadline's look-and-release, after the release."""
         self.captured_after_the_look = False
         """At the deadline: the gateway captures on its own between the look and the release."""
         self.status = PaymentStatus.CREATED
@@ -263,7 +265,10 @@ class FakeGateway:
                 PaymentStatus.CREATED, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING,
                 PaymentStatus.UNKNOWN,
             ):  # fmt: skip
-                return release(request)
+                released = release(request)
+                if self.during_expiry is not None:
+                    await self.during_expiry()
+                return released
             return looked
 
         def release(request: ReleaseGatewayPayment) -> GatewayPayment:

@@ -120,6 +120,37 @@ async def test_a_capture_landing_between_the_deadlines_look_and_release_is_refun
     assert "release_refused" not in [step.step for step in result.history]
 
 
+async def test_an_event_arriving_while_the_checkout_expires_leaves_its_release_its_own(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """The reconciler's look-again can reach a checkout while its deadline's release is under way
+    (the bench's deadline storm does). The release is the checkout's own act, recorded as its
+    expiry, never as the gateway canceling on its own. It was not when the release ran as a local
+    activity: the event failed that workflow task, whose release the history then lacked, and the
+    retried task read the event first and took the release it did not know for the gateway's own
+    (80 of 200 storm checkouts ended `canceled_at_gateway`)."""
+    fake, tq = FakeGateway(), queue()
+    async with worker(time_skipping_env.client, fake, tq):
+        handle = await start(time_skipping_env.client, checkout_request(), tq)
+
+        async def reconciler_looks_again() -> None:
+            await handle.signal(
+                CheckoutWorkflow.payment_event,
+                PaymentEvent(
+                    event_id="reconcile:run-1:pi_1",
+                    kind=PaymentEventKind.RECONCILE,
+                    gateway_payment_id=fake.payment_id,
+                ),
+            )
+
+        fake.during_expiry = reconciler_looks_again
+        result = await handle.result()
+
+    assert result.status is PaymentStatus.EXPIRED
+    assert "canceled_at_gateway" not in [step.step for step in result.history]
+    assert len(fake.releases) == 1
+
+
 def gateway_call_priorities(history: WorkflowHistory) -> dict[str, set[int]]:
     """Activity type → the priority keys its scheduled tasks carried (0: the server default)."""
     keys: dict[str, set[int]] = {}
