@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.versioning import TEST_DEPLOYMENT
-from worker import make_current_if_none
+from worker import compile_workflow_code, make_current_if_none
 from workflows import search_attributes as search
 
 BIN = Path(sys.executable).parent
@@ -28,6 +28,12 @@ TIERS = {
     "db": "integration",
     "test_rate_limits.py": "integration",
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # As the worker does before it polls: the test workers' sandboxes then load the workflow
+    # modules from bytecode instead of compiling their source at every workflow they load.
+    compile_workflow_code()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
