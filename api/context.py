@@ -27,6 +27,6 @@ class AppContext:
     webhook_configs: dict[Gateway, WebhookConfig]
 
 
-def app_context(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
