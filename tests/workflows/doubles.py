@@ -385,6 +385,20 @@ async def answered_while_retries_pass(env: WorkflowEnvironment, call: Awaitable[
     return answer
 
 
+def payable(state: CheckoutState) -> bool:
+    """The gateway payment exists: the customer can pay."""
+    return state.gateway_payment_id is not None
+
+
+async def paid_checkout(client: Client, fake: FakeGateway, task_queue: str) -> CheckoutState:
+    """A checkout whose customer pays as soon as they can, run to its end: what it ended as."""
+    async with worker(client, fake, task_queue):
+        handle = await start(client, checkout_request(), task_queue)
+        await wait_for(handle, payable)
+        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
+        return await handle.result()
+
+
 async def wait_for(
     handle: WorkflowHandle[CheckoutWorkflow, CheckoutState],
     predicate: Callable[[CheckoutState], bool],

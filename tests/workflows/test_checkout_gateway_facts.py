@@ -34,6 +34,8 @@ from tests.workflows.doubles import (
     FakeGateway,
     answered_while_retries_pass,
     checkout_request,
+    paid_checkout,
+    payable,
     start,
     wait_for,
     worker,
@@ -45,10 +47,6 @@ from workflows.refund import RefundWorkflow
 
 def queue() -> str:
     return f"checkout-facts-{uuid.uuid4().hex}"
-
-
-def payable(state: CheckoutState) -> bool:
-    return state.gateway_payment_id is not None
 
 
 def unreachable() -> ApplicationError:
@@ -64,11 +62,7 @@ async def test_merchant_refusal_of_a_payment_the_gateway_captured_on_its_own_ref
     fake, tq = FakeGateway(), queue()
     fake.auto_capture = True
     fake.merchant = MerchantDecision(accepted=False, reason="out of stock")
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.REFUNDED  # not "voided" with the money kept
     assert [r.amount for r in fake.refunds] == [AMOUNT]

@@ -14,17 +14,21 @@ from temporalio.testing import WorkflowEnvironment
 from domain.checkout import CaptureMode, PaymentStatus
 from domain.risk import ReviewDecision, ReviewOutcome, ReviewStatus, RiskDecision, RiskStage
 from testkit.history_shape import shape_of
-from tests.workflows.doubles import FakeGateway, checkout_request, start, wait_for, worker
+from tests.workflows.doubles import (
+    FakeGateway,
+    checkout_request,
+    paid_checkout,
+    payable,
+    start,
+    wait_for,
+    worker,
+)
 from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
 
 
 def queue() -> str:
     return f"checkout-risk-{uuid.uuid4().hex}"
-
-
-def payable(state: object) -> bool:
-    return getattr(state, "gateway_payment_id", None) is not None
 
 
 def in_review(state: object) -> bool:
@@ -53,11 +57,7 @@ async def test_an_allowed_checkout_is_assessed_before_the_payment_and_at_the_aut
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fake, tq = FakeGateway(), queue()
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.CAPTURED
     assert [a.stage for a in fake.assessments] == [RiskStage.CREATE, RiskStage.AUTHORIZATION]
@@ -112,11 +112,7 @@ async def test_a_review_whose_default_is_approve_goes_on_to_capture(
         RiskStage.AUTHORIZATION, RiskDecision.REVIEW, review_for=timedelta(hours=2),
         default=ReviewOutcome.APPROVED,
     )  # fmt: skip
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.CAPTURED
     assert [r.status for r in fake.reviews] == [ReviewStatus.TIMED_OUT_APPROVED]
@@ -128,11 +124,7 @@ async def test_a_block_at_the_authorization_voids_it(
 ) -> None:
     fake, tq = FakeGateway(), queue()
     fake.risk_says(RiskStage.AUTHORIZATION, RiskDecision.BLOCK)
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.VOIDED
     assert result.risk_reason == "amount_not_accepted"

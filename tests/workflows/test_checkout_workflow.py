@@ -22,7 +22,16 @@ from domain.checkout import (
     PaymentEventKind,
     PaymentStatus,
 )
-from tests.workflows.doubles import AMOUNT, FakeGateway, checkout_request, start, wait_for, worker
+from tests.workflows.doubles import (
+    AMOUNT,
+    FakeGateway,
+    checkout_request,
+    paid_checkout,
+    payable,
+    start,
+    wait_for,
+    worker,
+)
 from workflows import search_attributes as search
 from workflows.checkout import CheckoutWorkflow
 from workflows.policies import BACKGROUND
@@ -30,10 +39,6 @@ from workflows.policies import BACKGROUND
 
 def queue() -> str:
     return f"checkout-test-{uuid.uuid4().hex}"
-
-
-def payable(state: object) -> bool:
-    return getattr(state, "gateway_payment_id", None) is not None
 
 
 async def test_paid_checkout_is_confirmed_captured_and_recorded(
@@ -200,11 +205,7 @@ async def test_merchant_refusal_voids_the_authorization(
 ) -> None:
     fake, tq = FakeGateway(), queue()
     fake.merchant = MerchantDecision(accepted=False, reason="out of stock")
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.VOIDED
     assert result.last_error == "merchant refused: out of stock"
@@ -222,11 +223,7 @@ async def test_a_merchant_that_cannot_confirm_voids_the_authorization(
     fake.merchant_error = ApplicationError(
         "the shop answered 400", type="merchant_misconfigured", non_retryable=True
     )
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.VOIDED
     assert result.last_error == (
@@ -242,11 +239,7 @@ async def test_capture_failing_for_good_voids_the_authorization(
     fake.capture_error = ApplicationError(
         "authorization expired", type="invalid_request", non_retryable=True
     )
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.VOIDED
     assert result.last_error and "invalid_request" in result.last_error
@@ -258,11 +251,7 @@ async def test_failure_after_capture_refunds_the_customer(
 ) -> None:
     fake, tq = FakeGateway(), queue()
     fake.refuse_record_step = "captured"
-    async with worker(time_skipping_env.client, fake, tq):
-        handle = await start(time_skipping_env.client, checkout_request(), tq)
-        await wait_for(handle, payable)
-        await handle.signal(CheckoutWorkflow.payment_event, fake.customer_pays())
-        result = await handle.result()
+    result = await paid_checkout(time_skipping_env.client, fake, tq)
 
     assert result.status is PaymentStatus.REFUNDED
     assert [r.amount for r in fake.refunds] == [AMOUNT]
