@@ -32,19 +32,11 @@ COMPILE = "import sys, worker; sys.exit(not worker.compile_workflow_code())"
 async def replay(count: int) -> float:
     """CPU ms per load and replay of the recorded checkout, after one warm-up load."""
     from temporalio.client import WorkflowHistory
-    from temporalio.worker import Replayer
 
-    from observability import ActivityLogInterceptor
-    from settings import development_settings
-    from temporal_client import connect_options
-    from worker import WORKFLOWS
+    from testkit.replayer import worker_replayer
 
     text = HISTORY.read_text()
-    replayer = Replayer(
-        workflows=WORKFLOWS,
-        data_converter=connect_options(development_settings(_env_file=None))["data_converter"],
-        interceptors=[ActivityLogInterceptor()],
-    )
+    replayer = worker_replayer()
     await replayer.replay_workflow(WorkflowHistory.from_json("warm-up", text))
     began = time.process_time()
     for n in range(count):

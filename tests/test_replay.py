@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
 
 from domain import names
-from observability import ActivityLogInterceptor
-from settings import development_settings
-from temporal_client import connect_options
-from worker import WORKFLOWS
+from testkit.replayer import worker_replayer
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 TEXTS = {p.stem: p.read_text() for p in HISTORIES}
@@ -45,11 +41,5 @@ def test_every_workflow_has_recorded_histories() -> None:
 @pytest.mark.parametrize("name", sorted(TEXTS))
 async def test_recorded_history_replays_without_nondeterminism(name: str) -> None:
     history = WorkflowHistory.from_json(name, TEXTS[name])
-    replayer = Replayer(
-        workflows=WORKFLOWS,
-        # As the worker decodes: through the encryption codec, which lets these histories'
-        # unsealed payloads through.
-        data_converter=connect_options(development_settings(_env_file=None))["data_converter"],
-        interceptors=[ActivityLogInterceptor()],
-    )
+    replayer = worker_replayer()
     await replayer.replay_workflow(history)

@@ -19,9 +19,7 @@ SCRIPT = """
 import asyncio, importlib._bootstrap_external as loaders, json
 from pathlib import Path
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
-from settings import development_settings
-from temporal_client import connect_options
+from testkit.replayer import worker_replayer
 import worker
 
 compiled = []
@@ -33,10 +31,7 @@ def spy(self, data, path, *args, **kwargs):
 
 loaders.SourceLoader.source_to_code = spy
 text = Path("tests/histories/checkout_stripe_captured.json").read_text()
-replayer = Replayer(
-    workflows=worker.WORKFLOWS,
-    data_converter=connect_options(development_settings(_env_file=None))["data_converter"],
-)
+replayer = worker_replayer()
 rounds = {}
 for name in ("as_is", "compiled"):
     if name == "compiled":
